@@ -1,0 +1,84 @@
+import { createPublicKey, randomBytes } from 'node:crypto'
+import { readFileSync } from 'node:fs'
+import { createSigner, createVerifier, TokenError, type Algorithm } from 'fast-jwt'
+import { unauthorized, type HttpError } from '../errors.js'
+
+/** Who is calling, from AgentMem's claims: `sub` (user), `org_id` (tenant), `roles`. */
+export interface Principal {
+  userId: string
+  orgId: string
+  roles: string[]
+}
+
+export interface AuthOptions {
+  secret?: string
+  publicKeyPath?: string
+  issuer?: string
+  audience?: string
+}
+
+export type Authenticate = (authorization: string | undefined) => Principal
+
+interface Claims {
+  sub?: unknown
+  org_id?: unknown
+  roles?: unknown
+}
+
+/** The algorithm comes from the configured key, never from the token's header. */
+function keyAndAlgorithms (opts: AuthOptions): { key: string, algorithms: Algorithm[] } {
+  if (opts.secret !== undefined) return { key: opts.secret, algorithms: ['HS256'] }
+  const pem = readFileSync(opts.publicKeyPath as string, 'utf8')
+  const key = createPublicKey(pem)
+  if (key.asymmetricKeyType === 'rsa') return { key: pem, algorithms: ['RS256'] }
+  if (key.asymmetricKeyType === 'ec' && key.asymmetricKeyDetails?.namedCurve === 'prime256v1') return { key: pem, algorithms: ['ES256'] }
+  throw new Error(`JWT_PUBLIC_KEY must be an RSA or P-256 EC public key, got ${key.asymmetricKeyType ?? 'unknown'}`)
+}
+
+function reject (err: unknown): HttpError {
+  if (err instanceof TokenError && err.code === TokenError.codes.expired) return unauthorized('Token expired')
+  return unauthorized('Invalid token')
+}
+
+export function createAuthenticator (opts: AuthOptions): Authenticate {
+  const { key, algorithms } = keyAndAlgorithms(opts)
+  const verify = createVerifier({
+    key,
+    algorithms,
+    requiredClaims: ['exp', 'sub', 'org_id'],
+    allowedIss: opts.issuer,
+    allowedAud: opts.audience,
+    cache: true
+  })
+  return (authorization) => {
+    if (authorization === undefined || !authorization.startsWith('Bearer ')) throw unauthorized('Missing bearer token')
+    let claims: Claims
+    try {
+      claims = verify(authorization.slice(7).trim())
+    } catch (err) {
+      throw reject(err)
+    }
+    const { sub, org_id: orgId, roles } = claims
+    if (typeof sub !== 'string' || sub === '' || typeof orgId !== 'string' || orgId === '') {
+      throw unauthorized('Token must carry string claims sub and org_id')
+    }
+    const roleList = Array.isArray(roles) ? roles.filter((r): r is string => typeof r === 'string') : []
+    return { userId: sub, orgId, roles: roleList }
+  }
+}
+
+export interface TokenClaims {
+  org: string
+  sub: string
+  roles?: string[]
+  ttlMs: number
+}
+
+export function signToken (secret: string, claims: TokenClaims, opts: Pick<AuthOptions, 'issuer' | 'audience'> = {}): string {
+  const sign = createSigner({ key: secret, algorithm: 'HS256', expiresIn: claims.ttlMs, iss: opts.issuer, aud: opts.audience })
+  return sign({ sub: claims.sub, org_id: claims.org, roles: claims.roles ?? [] })
+}
+
+export function generateSecret (): string {
+  return randomBytes(32).toString('base64url')
+}

@@ -1,0 +1,42 @@
+import { UpstreamError } from '../llm/provider.js'
+import { ClientGoneError, SlowConsumerError } from '../sse/writer.js'
+
+/** Why a stream stopped early; each maps to one `error` chunk code (or to none, when nobody listens). */
+export type TimeoutKind = 'first_token' | 'idle' | 'max_duration'
+
+export class StreamTimeoutError extends Error {
+  readonly kind: TimeoutKind
+  readonly ms: number
+  constructor (kind: TimeoutKind, ms: number) {
+    super(`${kind.replace('_', ' ')} timeout: ${ms} ms elapsed`)
+    this.name = 'StreamTimeoutError'
+    this.kind = kind
+    this.ms = ms
+  }
+}
+
+export class ServerShutdownError extends Error {
+  constructor () {
+    super('Server is shutting down')
+    this.name = 'ServerShutdownError'
+  }
+}
+
+export type StreamOutcome =
+  | 'done' | 'timeout' | 'upstream_error' | 'client_gone' | 'slow_consumer' | 'server_shutdown' | 'internal_error'
+
+export interface StreamFailure {
+  outcome: StreamOutcome
+  /** `error` chunk code, or null when the client cannot receive one. */
+  code: string | null
+  message: string
+}
+
+export function classifyFailure (err: unknown): StreamFailure {
+  if (err instanceof StreamTimeoutError) return { outcome: 'timeout', code: `${err.kind}_timeout`, message: err.message }
+  if (err instanceof UpstreamError) return { outcome: 'upstream_error', code: 'upstream_error', message: err.message }
+  if (err instanceof ServerShutdownError) return { outcome: 'server_shutdown', code: 'server_shutdown', message: err.message }
+  if (err instanceof ClientGoneError) return { outcome: 'client_gone', code: null, message: err.message }
+  if (err instanceof SlowConsumerError) return { outcome: 'slow_consumer', code: null, message: err.message }
+  return { outcome: 'internal_error', code: 'internal_error', message: 'Internal error while streaming' }
+}

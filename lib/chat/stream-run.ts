@@ -1,0 +1,130 @@
+import { randomUUID } from 'node:crypto'
+import type { Lease } from '../limits/concurrency.js'
+import type { TokenUsage } from '../llm/provider.js'
+import { makeChunk } from '../sse/chunk.js'
+import { StreamStateMachine } from '../sse/state-machine.js'
+import { classifyFailure, StreamTimeoutError, type StreamOutcome } from './errors.js'
+import type { Turn } from './orchestrator.js'
+import type { ChunkSink } from './sinks.js'
+
+export interface StreamTimeouts {
+  firstTokenMs: number
+  idleMs: number
+  maxDurationMs: number
+}
+
+export interface StreamRunOptions {
+  orgId: string
+  lease: Lease
+  timeouts: StreamTimeouts
+  /** Called exactly once, when every resource of the run is released. */
+  onEnd: (run: StreamRun, outcome: StreamOutcome) => void
+}
+
+/**
+ * One stream's lifetime: its abort signal (which reaches the upstream request), its three
+ * timers, its concurrency slot and its state machine. Whatever ends it (done, error, timeout,
+ * disconnect, shutdown), `#release` runs once and frees all of them.
+ */
+export class StreamRun {
+  readonly id = `stream-${randomUUID()}`
+  readonly orgId: string
+  readonly state = new StreamStateMachine()
+  readonly #controller = new AbortController()
+  readonly #opts: StreamRunOptions
+  readonly #firstTokenTimer: NodeJS.Timeout
+  readonly #maxDurationTimer: NodeJS.Timeout
+  #idleTimer: NodeJS.Timeout | undefined
+  #sink: ChunkSink | undefined
+  #outcome: StreamOutcome | undefined
+
+  constructor (opts: StreamRunOptions) {
+    this.#opts = opts
+    this.orgId = opts.orgId
+    const { firstTokenMs, maxDurationMs } = opts.timeouts
+    // The first-token clock starts now: it also bounds opening the upstream.
+    this.#firstTokenTimer = setTimeout(() => this.abort(new StreamTimeoutError('first_token', firstTokenMs)), firstTokenMs)
+    this.#maxDurationTimer = setTimeout(() => this.abort(new StreamTimeoutError('max_duration', maxDurationMs)), maxDurationMs)
+  }
+
+  get signal (): AbortSignal {
+    return this.#controller.signal
+  }
+
+  get bufferedBytes (): number {
+    return this.#sink?.bufferedBytes ?? 0
+  }
+
+  get outcome (): StreamOutcome | undefined {
+    return this.#outcome
+  }
+
+  abort (reason: Error): void {
+    this.#controller.abort(reason)
+  }
+
+  /** Streams an opened turn into the sink; never throws. */
+  async pump (turn: Turn, sink: ChunkSink): Promise<StreamOutcome> {
+    this.#sink = sink
+    const state = this.state
+    let text = ''
+    let usage: TokenUsage | null = null
+    let persisted = false
+    let failure = null
+    try {
+      state.transition('start')
+      await sink.start(makeChunk('start', {}, { stream_id: this.id, session_id: turn.sessionId }))
+      for await (const delta of turn.deltas) {
+        if (delta.type === 'usage') {
+          usage = delta.usage
+          continue
+        }
+        this.#onToken()
+        state.transition('content')
+        text += delta.text
+        const wait = sink.content(delta.text)
+        if (wait !== undefined) await wait
+      }
+      // Stored before `done` goes out, so a client that saw `done` finds the reply in history.
+      persisted = true
+      const message = await turn.complete(text, 'done', usage)
+      state.transition('done')
+      sink.finish(makeChunk('done', {}, { message_id: message?.id ?? null, usage }))
+    } catch (err) {
+      failure = classifyFailure(this.signal.aborted ? this.signal.reason : err)
+      if (!persisted) await turn.complete(text, 'incomplete', usage).catch(() => null)
+      if (failure.code !== null && state.can('error')) {
+        state.transition('error')
+        sink.finish(makeChunk('error', { content: failure.message }, { code: failure.code }))
+      }
+    }
+    const outcome = failure?.outcome ?? 'done'
+    sink.end(outcome === 'slow_consumer')
+    if (state.terminated) state.close()
+    this.release(outcome)
+    return outcome
+  }
+
+  #onToken (): void {
+    if (this.#idleTimer === undefined) {
+      clearTimeout(this.#firstTokenTimer)
+      const { idleMs } = this.#opts.timeouts
+      this.#idleTimer = setTimeout(() => this.abort(new StreamTimeoutError('idle', idleMs)), idleMs)
+    } else {
+      this.#idleTimer.refresh()
+    }
+  }
+
+  /** Frees slot, timers and upstream request. Safe to call from every exit path; acts once. */
+  release (outcome: StreamOutcome): void {
+    if (this.#outcome !== undefined) return
+    this.#outcome = outcome
+    clearTimeout(this.#firstTokenTimer)
+    clearTimeout(this.#maxDurationTimer)
+    clearTimeout(this.#idleTimer)
+    this.#opts.lease.release()
+    // Aborting after a clean finish is a no-op for the upstream; on any other path it cuts it.
+    if (!this.signal.aborted) this.#controller.abort(new Error('stream released'))
+    this.#opts.onEnd(this, outcome)
+  }
+}

@@ -1,0 +1,145 @@
+import { Ajv, type ErrorObject } from 'ajv'
+import { isIP } from 'node:net'
+
+/**
+ * Options are validated and defaulted once, here; everything past this point trusts them.
+ * The same schema serves `createServer(options)` and the environment (via ENV_VARS).
+ */
+export interface ServerOptions {
+  port: number
+  host: string
+  jwtSecret?: string
+  jwtPublicKey?: string
+  jwtIssuer?: string
+  jwtAudience?: string
+  databaseUrl: string
+  llmProvider: 'builtin' | 'openai'
+  openaiApiKey?: string
+  openaiBaseUrl?: string
+  llmModel?: string
+  streamKeepaliveMs: number
+  streamMaxPerTenant: number
+  streamMaxTotal: number
+  streamFirstTokenTimeoutMs: number
+  streamIdleTimeoutMs: number
+  streamMaxDurationMs: number
+  streamDrainTimeoutMs: number
+  builtinTokenDelayMs: number
+  bodyLimitBytes: number
+}
+
+export type ServerOptionsInput = Partial<ServerOptions>
+
+const positiveMs = { type: 'integer', minimum: 1, maximum: 2_147_483_647 }
+
+const schema = {
+  type: 'object',
+  additionalProperties: false,
+  properties: {
+    port: { type: 'integer', minimum: 0, maximum: 65535, default: 3000 },
+    host: { type: 'string', minLength: 1, default: '127.0.0.1' },
+    jwtSecret: { type: 'string', minLength: 32 },
+    jwtPublicKey: { type: 'string', minLength: 1 },
+    jwtIssuer: { type: 'string', minLength: 1 },
+    jwtAudience: { type: 'string', minLength: 1 },
+    databaseUrl: { type: 'string', pattern: '^(sqlite:.+)$', default: 'sqlite:./data/agentmem.db' },
+    llmProvider: { type: 'string', enum: ['builtin', 'openai'] },
+    openaiApiKey: { type: 'string', minLength: 1 },
+    openaiBaseUrl: { type: 'string', pattern: '^https?://' },
+    llmModel: { type: 'string', minLength: 1 },
+    streamKeepaliveMs: { ...positiveMs, default: 15_000 },
+    streamMaxPerTenant: { type: 'integer', minimum: 1, default: 100 },
+    streamMaxTotal: { type: 'integer', minimum: 1, default: 10_000 },
+    streamFirstTokenTimeoutMs: { ...positiveMs, default: 30_000 },
+    streamIdleTimeoutMs: { ...positiveMs, default: 60_000 },
+    streamMaxDurationMs: { ...positiveMs, default: 600_000 },
+    streamDrainTimeoutMs: { ...positiveMs, default: 30_000 },
+    builtinTokenDelayMs: { type: 'integer', minimum: 0, maximum: 60_000, default: 20 },
+    bodyLimitBytes: { type: 'integer', minimum: 1, default: 1_048_576 }
+  }
+} as const
+
+/** Environment variable → option. README's configuration table follows this list. */
+export const ENV_VARS: Readonly<Record<string, keyof ServerOptions>> = {
+  PORT: 'port',
+  HOST: 'host',
+  JWT_SECRET: 'jwtSecret',
+  JWT_PUBLIC_KEY: 'jwtPublicKey',
+  JWT_ISSUER: 'jwtIssuer',
+  JWT_AUDIENCE: 'jwtAudience',
+  DATABASE_URL: 'databaseUrl',
+  LLM_PROVIDER: 'llmProvider',
+  OPENAI_API_KEY: 'openaiApiKey',
+  OPENAI_BASE_URL: 'openaiBaseUrl',
+  LLM_MODEL: 'llmModel',
+  STREAM_KEEPALIVE_MS: 'streamKeepaliveMs',
+  STREAM_MAX_PER_TENANT: 'streamMaxPerTenant',
+  STREAM_MAX_TOTAL: 'streamMaxTotal',
+  STREAM_FIRST_TOKEN_TIMEOUT_MS: 'streamFirstTokenTimeoutMs',
+  STREAM_IDLE_TIMEOUT_MS: 'streamIdleTimeoutMs',
+  STREAM_MAX_DURATION_MS: 'streamMaxDurationMs',
+  STREAM_DRAIN_TIMEOUT_MS: 'streamDrainTimeoutMs',
+  BUILTIN_TOKEN_DELAY_MS: 'builtinTokenDelayMs',
+  BODY_LIMIT_BYTES: 'bodyLimitBytes'
+}
+
+export class ConfigError extends Error {
+  constructor (message: string) {
+    super(message)
+    this.name = 'ConfigError'
+  }
+}
+
+const ajv = new Ajv({ allErrors: true, useDefaults: true, coerceTypes: true })
+const validate = ajv.compile(schema)
+
+const OPTION_TO_ENV = new Map(Object.entries(ENV_VARS).map(([env, option]) => [option, env]))
+
+function describe (errors: ErrorObject[], fromEnv: boolean): string {
+  return errors.map((e) => {
+    const option = e.instancePath.slice(1) || String(e.params.additionalProperty)
+    const name = fromEnv ? OPTION_TO_ENV.get(option as keyof ServerOptions) ?? option : option
+    return e.keyword === 'additionalProperties' ? `${name}: unknown option` : `${name} ${e.message ?? 'is invalid'}`
+  }).join('; ')
+}
+
+export function isLoopback (host: string): boolean {
+  if (host === 'localhost' || host === '::1') return true
+  return isIP(host) === 4 && host.startsWith('127.')
+}
+
+function resolve (input: Record<string, unknown>, fromEnv: boolean): ServerOptions {
+  const candidate = { ...input }
+  if (!validate(candidate)) throw new ConfigError(`Invalid configuration: ${describe(validate.errors ?? [], fromEnv)}`)
+  const options = candidate as unknown as ServerOptions
+  options.llmProvider ??= options.openaiApiKey === undefined ? 'builtin' : 'openai'
+  if (options.llmProvider === 'openai' && options.openaiApiKey === undefined) {
+    throw new ConfigError(`Invalid configuration: ${fromEnv ? 'OPENAI_API_KEY' : 'openaiApiKey'} is required when the LLM provider is openai`)
+  }
+  if (options.jwtSecret !== undefined && options.jwtPublicKey !== undefined) {
+    throw new ConfigError('Invalid configuration: set either JWT_SECRET or JWT_PUBLIC_KEY, not both')
+  }
+  if (options.jwtSecret === undefined && options.jwtPublicKey === undefined && !isLoopback(options.host)) {
+    throw new ConfigError(`Refusing to start: HOST ${options.host} is not a loopback address and no JWT_SECRET or JWT_PUBLIC_KEY is set`)
+  }
+  return options
+}
+
+export function resolveOptions (input: ServerOptionsInput = {}): ServerOptions {
+  return resolve(input as Record<string, unknown>, false)
+}
+
+/** Unset and empty variables both mean "use the default". */
+export function optionsFromEnv (env: NodeJS.ProcessEnv): ServerOptions {
+  const input: Record<string, unknown> = {}
+  for (const [name, option] of Object.entries(ENV_VARS)) {
+    const value = env[name]
+    if (value !== undefined && value !== '') input[option] = value
+  }
+  return resolve(input, true)
+}
+
+/** True when the server mints its own key: no key configured, loopback only. */
+export function isDevMode (options: ServerOptions): boolean {
+  return options.jwtSecret === undefined && options.jwtPublicKey === undefined
+}

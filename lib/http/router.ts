@@ -1,0 +1,73 @@
+import type { IncomingMessage, ServerResponse } from 'node:http'
+import { badRequest, methodNotAllowed, notFound } from '../errors.js'
+
+export interface RequestContext {
+  req: IncomingMessage
+  res: ServerResponse
+  params: Record<string, string>
+  query: URLSearchParams
+}
+
+export type Handler = (ctx: RequestContext) => Promise<void>
+
+interface Route {
+  segments: string[]
+  handlers: Map<string, Handler>
+}
+
+/** Segment matcher for a handful of routes: `:name` captures one decoded path segment. */
+export class Router {
+  readonly #routes: Route[] = []
+
+  on (method: string, pattern: string, handler: Handler): this {
+    const segments = pattern.split('/').filter(Boolean)
+    let route = this.#routes.find((r) => r.segments.join('/') === segments.join('/'))
+    if (route === undefined) {
+      route = { segments, handlers: new Map() }
+      this.#routes.push(route)
+    }
+    route.handlers.set(method, handler)
+    return this
+  }
+
+  /** Every registered method and pattern, for docs and tests. */
+  routes (): Array<{ method: string, pattern: string }> {
+    return this.#routes.flatMap((r) => [...r.handlers.keys()].map((method) => ({ method, pattern: '/' + r.segments.join('/') })))
+  }
+
+  /** Throws the 404/405/400 the caller should send. */
+  find (method: string, url: string): { handler: Handler, params: Record<string, string>, query: URLSearchParams } {
+    const queryAt = url.indexOf('?')
+    const path = queryAt === -1 ? url : url.slice(0, queryAt)
+    const query = new URLSearchParams(queryAt === -1 ? '' : url.slice(queryAt + 1))
+    const parts = path.split('/').filter(Boolean)
+    for (const route of this.#routes) {
+      const params = match(route.segments, parts)
+      if (params === null) continue
+      const handler = route.handlers.get(method)
+      if (handler === undefined) throw methodNotAllowed([...route.handlers.keys()])
+      return { handler, params, query }
+    }
+    throw notFound('Route')
+  }
+}
+
+function match (segments: string[], parts: string[]): Record<string, string> | null {
+  if (segments.length !== parts.length) return null
+  const params: Record<string, string> = {}
+  for (let i = 0; i < segments.length; i++) {
+    const seg = segments[i] as string
+    const part = parts[i] as string
+    if (seg.startsWith(':')) params[seg.slice(1)] = decode(part)
+    else if (seg !== part) return null
+  }
+  return params
+}
+
+function decode (part: string): string {
+  try {
+    return decodeURIComponent(part)
+  } catch {
+    throw badRequest('Malformed percent-encoding in path')
+  }
+}

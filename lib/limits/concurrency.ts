@@ -1,0 +1,63 @@
+/**
+ * Counts concurrent streams per tenant and in total. Pure: the caller decides what a
+ * rejection means (HTTP 429). A lease releases its slot exactly once, however often
+ * release() is called, so every exit path may call it without bookkeeping.
+ */
+export interface Lease {
+  readonly tenant: string
+  release: () => void
+}
+
+export type AcquireResult =
+  | { ok: true, lease: Lease }
+  | { ok: false, scope: 'tenant' | 'global', limit: number }
+
+export interface ConcurrencyLimits {
+  maxPerTenant: number
+  maxTotal: number
+}
+
+export class ConcurrencyLimiter {
+  readonly limits: ConcurrencyLimits
+  #perTenant = new Map<string, number>()
+  #total = 0
+
+  constructor (limits: ConcurrencyLimits) {
+    this.limits = limits
+  }
+
+  get total (): number {
+    return this.#total
+  }
+
+  active (tenant: string): number {
+    return this.#perTenant.get(tenant) ?? 0
+  }
+
+  tryAcquire (tenant: string): AcquireResult {
+    if (this.#total >= this.limits.maxTotal) return { ok: false, scope: 'global', limit: this.limits.maxTotal }
+    const current = this.active(tenant)
+    if (current >= this.limits.maxPerTenant) return { ok: false, scope: 'tenant', limit: this.limits.maxPerTenant }
+    this.#perTenant.set(tenant, current + 1)
+    this.#total++
+    let released = false
+    return {
+      ok: true,
+      lease: {
+        tenant,
+        release: () => {
+          if (released) return
+          released = true
+          this.#release(tenant)
+        }
+      }
+    }
+  }
+
+  #release (tenant: string): void {
+    const left = this.active(tenant) - 1
+    if (left === 0) this.#perTenant.delete(tenant)
+    else this.#perTenant.set(tenant, left)
+    this.#total--
+  }
+}

@@ -1,0 +1,25 @@
+import type { Authenticate, Principal } from '../auth/jwt.js'
+import type { Orchestrator } from '../chat/orchestrator.js'
+import type { StreamRun } from '../chat/stream-run.js'
+import type { ServerOptions } from '../config.js'
+import type { Handler, RequestContext } from '../http/router.js'
+import type { Store } from '../store/store.js'
+
+/** What route modules need from the server, passed in rather than imported, so tests can build it. */
+export interface AppContext {
+  options: ServerOptions
+  store: Store
+  orchestrator: Orchestrator
+  authenticate: Authenticate
+  /** Reserves a stream slot for the tenant or throws 429. */
+  startRun: (orgId: string) => StreamRun
+}
+
+export type AuthedHandler = (ctx: RequestContext & { principal: Principal }) => Promise<void>
+
+export function authed (app: AppContext, handler: AuthedHandler): Handler {
+  return async (ctx) => {
+    const principal = app.authenticate(ctx.req.headers.authorization)
+    await handler({ ...ctx, principal })
+  }
+}

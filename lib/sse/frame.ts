@@ -1,0 +1,49 @@
+/**
+ * Pure SSE framing per the WHATWG "server-sent events" spec. No I/O.
+ * A line break inside data starts a new `data:` line; the parser joins them back with LF.
+ */
+const LINE_BREAK = /\r\n|\r|\n/
+const FORBIDDEN_IN_FIELD = /[\r\n\0]/
+
+export class FramingError extends Error {
+  constructor (message: string) {
+    super(message)
+    this.name = 'FramingError'
+  }
+}
+
+function checkField (name: string, value: string): void {
+  if (FORBIDDEN_IN_FIELD.test(value)) throw new FramingError(`SSE ${name} must not contain CR, LF or NUL`)
+}
+
+export interface EventFields {
+  id?: string
+  event?: string
+}
+
+export function frameEvent (data: string, fields: EventFields = {}): string {
+  let out = ''
+  if (fields.id !== undefined) {
+    checkField('id', fields.id)
+    out += `id: ${fields.id}\n`
+  }
+  if (fields.event !== undefined) {
+    checkField('event', fields.event)
+    out += `event: ${fields.event}\n`
+  }
+  // JSON.stringify never emits a raw line break, so the common case is one line and no split.
+  if (data.indexOf('\n') === -1 && data.indexOf('\r') === -1) return `${out}data: ${data}\n\n`
+  for (const line of data.split(LINE_BREAK)) out += `data: ${line}\n`
+  return out + '\n'
+}
+
+export function frameComment (text: string): string {
+  let out = ''
+  for (const line of text.split(LINE_BREAK)) out += `: ${line}\n`
+  return out + '\n'
+}
+
+export function frameRetry (ms: number): string {
+  if (!Number.isInteger(ms) || ms < 0) throw new FramingError('SSE retry must be a non-negative integer')
+  return `retry: ${ms}\n\n`
+}

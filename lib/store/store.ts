@@ -1,0 +1,70 @@
+/**
+ * The persistence seam. The embedded default is SQLite; a PostgreSQL implementation must pass
+ * the same test suite. Every method takes the organization id: isolation lives in the store's
+ * queries, so a route cannot forget it.
+ */
+export interface LlmConfig {
+  model?: string
+  temperature?: number
+}
+
+export interface Agent {
+  id: string
+  organization_id: string
+  name: string
+  description: string | null
+  system: string | null
+  llm_config: LlmConfig
+  metadata: Record<string, unknown>
+  created_at: string
+  updated_at: string
+}
+
+export interface AgentInput {
+  name: string
+  description?: string | null
+  system?: string | null
+  llm_config?: LlmConfig
+  metadata?: Record<string, unknown>
+}
+
+export type AgentPatch = Partial<AgentInput>
+
+export type MessageRole = 'user' | 'assistant'
+
+export interface Message {
+  id: string
+  organization_id: string
+  agent_id: string
+  user_id: string
+  session_id: string
+  role: MessageRole
+  content: string
+  metadata: Record<string, unknown>
+  created_at: string
+}
+
+export type MessageInput = Omit<Message, 'id' | 'created_at'>
+
+export interface Page {
+  limit: number
+  offset: number
+}
+
+export interface HistoryQuery {
+  sessionId?: string
+  limit: number
+}
+
+export interface Store {
+  readonly kind: string
+  createAgent: (orgId: string, input: AgentInput) => Promise<Agent>
+  getAgent: (orgId: string, agentId: string) => Promise<Agent | null>
+  listAgents: (orgId: string, page: Page) => Promise<Agent[]>
+  updateAgent: (orgId: string, agentId: string, patch: AgentPatch) => Promise<Agent | null>
+  deleteAgent: (orgId: string, agentId: string) => Promise<boolean>
+  appendMessage: (input: MessageInput) => Promise<Message>
+  /** The newest `limit` messages, oldest first. */
+  listMessages: (orgId: string, agentId: string, query: HistoryQuery) => Promise<Message[]>
+  close: () => Promise<void>
+}
