@@ -42,10 +42,14 @@ function reject (err: unknown): HttpError {
 
 export function createAuthenticator (opts: AuthOptions): Authenticate {
   const { key, algorithms } = keyAndAlgorithms(opts)
+  // fast-jwt checks iss/aud only when the token carries them, so configured ones must be required too.
+  const requiredClaims = ['exp', 'sub', 'org_id']
+  if (opts.issuer !== undefined) requiredClaims.push('iss')
+  if (opts.audience !== undefined) requiredClaims.push('aud')
   const verify = createVerifier({
     key,
     algorithms,
-    requiredClaims: ['exp', 'sub', 'org_id'],
+    requiredClaims,
     allowedIss: opts.issuer,
     allowedAud: opts.audience,
     cache: true

@@ -39,8 +39,9 @@ export class OpenAiProvider implements LlmProvider {
 }
 
 function toUpstreamError (err: unknown): UpstreamError {
-  if (err instanceof OpenAI.APIError) {
-    return new UpstreamError(`LLM upstream answered ${err.status ?? 'an error'}: ${err.message}`, err.status ?? null, { cause: err })
+  // Connection failures are APIErrors too, but without a status.
+  if (err instanceof OpenAI.APIError && err.status !== undefined) {
+    return new UpstreamError(`LLM upstream answered ${err.status}: ${err.message}`, err.status, { cause: err })
   }
   return new UpstreamError(`LLM upstream failed: ${(err as Error).message}`, null, { cause: err })
 }

@@ -1,0 +1,144 @@
+import net from 'node:net'
+import t from 'tap'
+import { createSigner } from 'fast-jwt'
+import { startApp, SECRET } from '../helpers/server.js'
+import { request } from '../helpers/sse-client.js'
+
+const ERROR_KEYS = ['code', 'message', 'details', 'timestamp']
+
+t.test('bad requests get a status and the JSON error body, never a crash', async (t) => {
+  const { url, stream, createAgent, token } = await startApp(t)
+  const agentId = await createAgent('org-a')
+  const cases: Array<[string, string | undefined, string, number, string]> = [
+    ['malformed JSON', 'application/json', '{"message": ', 400, 'BAD_REQUEST'],
+    ['empty body', 'application/json', '', 400, 'BAD_REQUEST'],
+    ['message missing', 'application/json', '{"stream": true}', 400, 'VALIDATION_ERROR'],
+    ['message empty', 'application/json', '{"message": ""}', 400, 'VALIDATION_ERROR'],
+    ['message too long', 'application/json', JSON.stringify({ message: 'x'.repeat(100_001) }), 400, 'VALIDATION_ERROR'],
+    ['message wrong type', 'application/json', '{"message": 42}', 400, 'VALIDATION_ERROR'],
+    ['metadata not an object', 'application/json', '{"message": "hi", "metadata": []}', 400, 'VALIDATION_ERROR'],
+    ['body is an array', 'application/json', '[]', 400, 'VALIDATION_ERROR'],
+    ['text/plain', 'text/plain', '{"message":"hi"}', 415, 'UNSUPPORTED_MEDIA_TYPE'],
+    ['no content type', undefined, '{"message":"hi"}', 415, 'UNSUPPORTED_MEDIA_TYPE']
+  ]
+  for (const [name, type, body, status, code] of cases) {
+    const headers: Record<string, string> = { authorization: `Bearer ${token('org-a')}`, 'content-type': type ?? '' }
+    const client = stream('org-a', agentId, body, { headers })
+    const json = await client.json()
+    t.equal(client.status, status, `${name}: status`)
+    t.equal(json.code, code, `${name}: code`)
+    t.same(Object.keys(json), ERROR_KEYS, `${name}: body keys`)
+    t.notOk(Number.isNaN(Date.parse(json.timestamp as string)), `${name}: timestamp`)
+  }
+  const validation = await stream('org-a', agentId, '{"message": 42}').json()
+  t.same(validation.details, [{ path: '/message', message: 'must be string' }])
+
+  const charset = stream('org-a', agentId, '{"message":"hi"}', { headers: { 'content-type': 'application/json; charset=utf-8' } })
+  await client(charset)
+  t.equal(charset.status, 200, 'a charset parameter is fine')
+
+  async function client (c: typeof charset): Promise<void> { await c.ended }
+  t.ok(url)
+})
+
+t.test('a body over the limit is refused with 413 without reading it all', async (t) => {
+  const { stream, createAgent, url, token } = await startApp(t, { bodyLimitBytes: 1024 })
+  const agentId = await createAgent('org-a')
+  const declared = stream('org-a', agentId, JSON.stringify({ message: 'x'.repeat(2000) }))
+  t.equal((await declared.json()).code, 'PAYLOAD_TOO_LARGE')
+  t.equal(declared.status, 413)
+  t.equal(declared.headers.connection, 'close')
+
+  // Chunked, no Content-Length: refused once it passes the limit, while the client is still sending.
+  const { port } = new URL(url)
+  const socket = net.connect(Number(port), '127.0.0.1')
+  socket.write(`POST /api/v1/agents/${agentId}/chat/stream HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n` +
+    `Authorization: Bearer ${token('org-a')}\r\nTransfer-Encoding: chunked\r\n\r\n`)
+  let answer = ''
+  socket.setEncoding('utf8')
+  socket.on('data', (d: string) => { answer += d })
+  const closed = new Promise((resolve) => socket.on('close', resolve))
+  socket.on('error', () => {})
+  const piece = 'x'.repeat(600)
+  for (let i = 0; i < 4 && !socket.destroyed && answer === ''; i++) {
+    socket.write(`${piece.length.toString(16)}\r\n${piece}\r\n`)
+    await new Promise((resolve) => setTimeout(resolve, 20))
+  }
+  await closed
+  t.match(answer, /^HTTP\/1.1 413/)
+  t.match(answer, /PAYLOAD_TOO_LARGE/)
+})
+
+t.test('authentication: missing, malformed, wrong key, alg none, expired, missing claims', async (t) => {
+  const { stream, createAgent } = await startApp(t, { jwtIssuer: 'agentmem', jwtAudience: 'agentmem-stream' })
+  const agentId = await createAgent('org-a').catch(() => null)
+  t.equal(agentId, null, 'a token without the configured iss/aud is refused')
+  const sign = (payload: Record<string, unknown>, opts: Record<string, unknown> = {}): string =>
+    createSigner({ key: SECRET, iss: 'agentmem', aud: 'agentmem-stream', expiresIn: 60_000, ...opts })(payload)
+  const good = sign({ sub: 'u1', org_id: 'org-a' })
+  const header = Buffer.from(JSON.stringify({ alg: 'none', typ: 'JWT' })).toString('base64url')
+  const payload = Buffer.from(JSON.stringify({ sub: 'u1', org_id: 'org-a', exp: Math.floor(Date.now() / 1000) + 60, iss: 'agentmem', aud: 'agentmem-stream' })).toString('base64url')
+  const cases: Array<[string, Record<string, string>, RegExp]> = [
+    ['no header', {}, /Missing bearer token/],
+    ['not bearer', { authorization: `Basic ${good}` }, /Missing bearer token/],
+    ['garbage', { authorization: 'Bearer not.a.jwt' }, /Invalid token/],
+    ['wrong key', { authorization: `Bearer ${createSigner({ key: 'another-secret-another-secret-1234', iss: 'agentmem', aud: 'agentmem-stream', expiresIn: 60_000 })({ sub: 'u1', org_id: 'org-a' })}` }, /Invalid token/],
+    ['alg none', { authorization: `Bearer ${header}.${payload}.` }, /Invalid token/],
+    ['HS512 with the right secret', { authorization: `Bearer ${sign({ sub: 'u1', org_id: 'org-a' }, { algorithm: 'HS512' })}` }, /Invalid token/],
+    ['expired', { authorization: `Bearer ${sign({ sub: 'u1', org_id: 'org-a', exp: Math.floor(Date.now() / 1000) - 10 }, { expiresIn: undefined })}` }, /Token expired/],
+    ['no exp', { authorization: `Bearer ${sign({ sub: 'u1', org_id: 'org-a' }, { expiresIn: undefined })}` }, /Invalid token/],
+    ['no org_id', { authorization: `Bearer ${sign({ sub: 'u1' })}` }, /Invalid token/],
+    ['org_id not a string', { authorization: `Bearer ${sign({ sub: 'u1', org_id: 7 })}` }, /sub and org_id/],
+    ['wrong issuer', { authorization: `Bearer ${sign({ sub: 'u1', org_id: 'org-a' }, { iss: 'someone-else' })}` }, /Invalid token/],
+    ['wrong audience', { authorization: `Bearer ${sign({ sub: 'u1', org_id: 'org-a' }, { aud: 'other' })}` }, /Invalid token/]
+  ]
+  for (const [name, headers, message] of cases) {
+    const client = stream('org-a', 'agent-x', { message: 'hi' }, { headers: { authorization: '', ...headers } })
+    const body = await client.json()
+    t.equal(client.status, 401, `${name}: 401`)
+    t.equal(client.headers['www-authenticate'], 'Bearer', `${name}: WWW-Authenticate`)
+    t.match(body, { code: 'UNAUTHORIZED', message }, name)
+  }
+  const ok = stream('org-a', 'agent-missing', { message: 'hi' }, { headers: { authorization: `Bearer ${good}` } })
+  t.equal((await ok.json()).code, 'NOT_FOUND', 'a valid token gets past auth')
+})
+
+t.test('tenants: another org\'s agent is a 404 indistinguishable from a missing one', async (t) => {
+  const { stream, createAgent, call } = await startApp(t)
+  const agentA = await createAgent('org-a')
+  const foreign = stream('org-b', agentA, { message: 'hi' })
+  const missing = stream('org-b', 'agent-does-not-exist', { message: 'hi' })
+  const [f, m] = [await foreign.json(), await missing.json()]
+  t.equal(foreign.status, 404)
+  t.equal(missing.status, 404)
+  t.same({ ...f, timestamp: null }, { ...m, timestamp: null })
+  for (const [method, path, body] of [
+    ['GET', `/api/v1/agents/${agentA}`, undefined],
+    ['PUT', `/api/v1/agents/${agentA}`, { name: 'stolen' }],
+    ['DELETE', `/api/v1/agents/${agentA}`, undefined],
+    ['POST', `/api/v1/agents/${agentA}/chat`, { message: 'hi' }],
+    ['GET', `/api/v1/agents/${agentA}/chat/history`, undefined]
+  ] as const) {
+    const res = await call('org-b', method, path, body)
+    t.equal(res.status, 404, `${method} ${path} from another org`)
+  }
+  t.same((await call('org-b', 'GET', '/api/v1/agents')).body.data, [], 'org-b lists nothing')
+  t.equal((await call('org-a', 'GET', `/api/v1/agents/${agentA}`)).status, 200, 'owner still sees it')
+})
+
+t.test('routing: unknown paths 404, wrong methods 405 with Allow, odd encodings 400', async (t) => {
+  const { url, token } = await startApp(t)
+  const auth = { authorization: `Bearer ${token('org-a')}` }
+  const unknown = await request(`${url}/nope`, { method: 'GET', headers: auth })
+  t.equal(unknown.status, 404)
+  t.equal(JSON.parse(unknown.raw).code, 'NOT_FOUND')
+  const wrong = await request(`${url}/api/v1/agents/abc/chat/stream`, { method: 'GET', headers: auth })
+  t.equal(wrong.status, 405)
+  t.equal(wrong.headers.allow, 'POST')
+  const agents = await request(`${url}/api/v1/agents`, { method: 'PATCH', headers: auth })
+  t.equal(agents.headers.allow, 'POST, GET')
+  const bad = await request(`${url}/api/v1/agents/%E0%A4%A`, { method: 'GET', headers: auth })
+  t.equal(bad.status, 400)
+  const traversal = await request(`${url}/api/v1/agents/..%2F..%2Fetc%2Fpasswd`, { method: 'GET', headers: auth })
+  t.equal(traversal.status, 404)
+})

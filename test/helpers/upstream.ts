@@ -1,0 +1,132 @@
+import http from 'node:http'
+import type { AddressInfo } from 'node:net'
+import { once } from 'node:events'
+import { setTimeout as sleep } from 'node:timers/promises'
+
+/** What the fake OpenAI upstream does with the next request(s). */
+export interface UpstreamScript {
+  tokens?: string[]
+  /** Answer this status with an OpenAI-style JSON error instead of streaming. */
+  status?: number
+  firstTokenDelayMs?: number
+  tokenDelayMs?: number
+  /** Accept the connection but never send response headers. */
+  hangBeforeHeaders?: boolean
+  /** Send this many tokens, then stay silent with the connection open until resume(). */
+  hangAfterTokens?: number
+  /** Send this many tokens, then cut the socket. */
+  dieAfterTokens?: number
+  /** Send tokens until the client goes away, honouring TCP backpressure. */
+  forever?: boolean
+  usage?: boolean
+}
+
+export interface ReceivedRequest {
+  path: string
+  headers: http.IncomingHttpHeaders
+  body: {
+    model: string
+    stream: boolean
+    messages: Array<{ role: string, content: string }>
+    [key: string]: unknown
+  }
+}
+
+/**
+ * A real HTTP server speaking OpenAI's chat-completions streaming format, so the product's
+ * `openai` SDK code path runs for real in tests.
+ */
+export class FakeOpenAI {
+  script: UpstreamScript = {}
+  readonly requests: ReceivedRequest[] = []
+  /** Tokens actually handed to the socket (forever mode counts only accepted writes). */
+  sentTokens = 0
+  /** Requests whose client closed the connection before the upstream finished. */
+  clientAborts = 0
+  readonly #server: http.Server
+  #abortWaiters: Array<() => void> = []
+  #resumers: Array<() => void> = []
+  url = ''
+
+  constructor () {
+    this.#server = http.createServer((req, res) => { void this.#handle(req, res) })
+  }
+
+  async start (): Promise<this> {
+    this.#server.listen(0, '127.0.0.1')
+    await once(this.#server, 'listening')
+    this.url = `http://127.0.0.1:${(this.#server.address() as AddressInfo).port}/v1`
+    return this
+  }
+
+  async close (): Promise<void> {
+    this.#server.closeAllConnections()
+    this.#server.close()
+    await once(this.#server, 'close')
+  }
+
+  /** Resolves at the next client abort (or at once if one happened since the last call). */
+  async nextAbort (): Promise<void> {
+    await new Promise<void>((resolve) => this.#abortWaiters.push(resolve))
+  }
+
+  /** Lets every request held by `hangAfterTokens` go on. */
+  resume (): void {
+    const resumers = this.#resumers
+    this.#resumers = []
+    for (const r of resumers) r()
+  }
+
+  async #handle (req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
+    let raw = ''
+    for await (const chunk of req) raw += String(chunk)
+    const body = JSON.parse(raw) as ReceivedRequest['body']
+    this.requests.push({ path: req.url as string, headers: req.headers, body })
+    const s = this.script
+    let finished = false
+    res.on('close', () => {
+      if (finished) return
+      this.clientAborts++
+      const waiters = this.#abortWaiters
+      this.#abortWaiters = []
+      for (const w of waiters) w()
+    })
+    if (s.hangBeforeHeaders === true) return
+    if (s.status !== undefined) {
+      finished = true
+      res.writeHead(s.status, { 'content-type': 'application/json' })
+      res.end(JSON.stringify({ error: { message: `scripted ${s.status}`, type: 'server_error', code: null } }))
+      return
+    }
+    res.writeHead(200, { 'content-type': 'text/event-stream' })
+    const chunk = (delta: Record<string, unknown>, extra: Record<string, unknown> = {}): string =>
+      `data: ${JSON.stringify({ id: 'chatcmpl-test', object: 'chat.completion.chunk', created: 1, model: body.model, choices: [{ index: 0, delta, finish_reason: null }], ...extra })}\n\n`
+    // Real servers open with a role-only delta and sometimes send choice-less keep-alive chunks.
+    res.write(chunk({ role: 'assistant' }))
+    res.write(`data: ${JSON.stringify({ id: 'chatcmpl-test', object: 'chat.completion.chunk', created: 1, model: body.model, choices: [] })}\n\n`)
+    if (s.firstTokenDelayMs !== undefined) await sleep(s.firstTokenDelayMs)
+    const tokens = s.tokens ?? ['Hello', ' from', ' upstream']
+    for (let i = 0; s.forever === true || i < tokens.length; i++) {
+      if (res.destroyed) return
+      if (i > 0 && s.tokenDelayMs !== undefined) await sleep(s.tokenDelayMs)
+      if (s.hangAfterTokens === i) await new Promise<void>((resolve) => this.#resumers.push(resolve))
+      if (res.destroyed) return
+      if (s.dieAfterTokens === i) {
+        finished = true
+        res.destroy()
+        return
+      }
+      const ok = res.write(chunk({ content: tokens[i % tokens.length] }))
+      this.sentTokens++
+      if (!ok) {
+        await Promise.race([once(res, 'drain'), once(res, 'close')])
+      }
+    }
+    res.write(`data: ${JSON.stringify({ id: 'chatcmpl-test', object: 'chat.completion.chunk', created: 1, model: body.model, choices: [{ index: 0, delta: {}, finish_reason: 'stop' }] })}\n\n`)
+    if (s.usage !== false) {
+      res.write(`data: ${JSON.stringify({ id: 'chatcmpl-test', object: 'chat.completion.chunk', created: 1, model: body.model, choices: [], usage: { prompt_tokens: 7, completion_tokens: tokens.length, total_tokens: 7 + tokens.length } })}\n\n`)
+    }
+    finished = true
+    res.end('data: [DONE]\n\n')
+  }
+}
