@@ -1,4 +1,4 @@
-export { createServer, type AgentMemServer, type ServerDeps, type StreamInfo } from './server.js'
+export { createServer, type AgentMemServer, type ServerDeps, type StreamInfo, type StreamEndInfo } from './server.js'
 export { resolveOptions, optionsFromEnv, ConfigError, ENV_VARS, type ServerOptions, type ServerOptionsInput } from './config.js'
 export { signToken, type Principal } from './auth/jwt.js'
 export type { LlmProvider, LlmDelta, LlmRequest, ChatMessage, TokenUsage } from './llm/provider.js'

@@ -25,6 +25,14 @@ export interface ServerDeps {
   store?: Store
   /** Receives unexpected errors; defaults to stderr. */
   onError?: (err: unknown) => void
+  /** Called once per stream after all its resources were released. */
+  onStreamEnd?: (info: StreamEndInfo) => void
+}
+
+export interface StreamEndInfo {
+  id: string
+  orgId: string
+  outcome: StreamOutcome
 }
 
 export interface StreamInfo {
@@ -71,8 +79,9 @@ export async function createServer (input: ServerOptionsInput = {}, deps: Server
   const limiter = new ConcurrencyLimiter({ maxPerTenant: options.streamMaxPerTenant, maxTotal: options.streamMaxTotal })
   const runs = new Set<StreamRun>()
   let drained: (() => void) | undefined
-  const onRunEnd = (run: StreamRun, _outcome: StreamOutcome): void => {
+  const onRunEnd = (run: StreamRun, outcome: StreamOutcome): void => {
     runs.delete(run)
+    deps.onStreamEnd?.({ id: run.id, orgId: run.orgId, outcome })
     if (runs.size === 0) drained?.()
   }
   const timeouts = {

@@ -85,6 +85,8 @@ export class StreamRun {
         const wait = sink.content(delta.text)
         if (wait !== undefined) await wait
       }
+      // A provider that stops quietly on abort must not turn a cut reply into `done`.
+      this.signal.throwIfAborted()
       // Stored before `done` goes out, so a client that saw `done` finds the reply in history.
       persisted = true
       const message = await turn.complete(text, 'done', usage)

@@ -61,4 +61,6 @@ async function * readDeltas (stream: AsyncIterable<ChatCompletionChunk>, signal:
     if (signal.aborted) throw signal.reason
     throw toUpstreamError(err)
   }
+  // The SDK ends iteration quietly when its request is aborted; a cut reply must not look complete.
+  signal.throwIfAborted()
 }

@@ -119,7 +119,15 @@ export class FakeOpenAI {
       const ok = res.write(chunk({ content: tokens[i % tokens.length] }))
       this.sentTokens++
       if (!ok) {
-        await Promise.race([once(res, 'drain'), once(res, 'close')])
+        await new Promise<void>((resolve) => {
+          const done = (): void => {
+            res.off('drain', done)
+            res.off('close', done)
+            resolve()
+          }
+          res.on('drain', done)
+          res.on('close', done)
+        })
       }
     }
     res.write(`data: ${JSON.stringify({ id: 'chatcmpl-test', object: 'chat.completion.chunk', created: 1, model: body.model, choices: [{ index: 0, delta: {}, finish_reason: 'stop' }] })}\n\n`)

@@ -1,0 +1,203 @@
+import t, { type Test } from 'tap'
+import { setTimeout as sleep } from 'node:timers/promises'
+import type { StreamEndInfo } from '../../lib/server.js'
+import { startApp, type TestApp } from '../helpers/server.js'
+import { assertSettled, eventually, timerCount } from '../helpers/settle.js'
+import { FakeOpenAI } from '../helpers/upstream.js'
+import type { ServerOptionsInput } from '../../lib/config.js'
+
+async function setup (t: Test, options: ServerOptionsInput = {}): Promise<TestApp & { upstream: FakeOpenAI, ends: StreamEndInfo[], agentId: string }> {
+  const upstream = await new FakeOpenAI().start()
+  t.teardown(() => upstream.close())
+  const ends: StreamEndInfo[] = []
+  const app = await startApp(t, { llmProvider: 'openai', openaiApiKey: 'sk-test', openaiBaseUrl: upstream.url, ...options }, { onStreamEnd: (e) => ends.push(e) })
+  return { ...app, upstream, ends, agentId: await app.createAgent('org-a') }
+}
+
+t.test('per-tenant and global limits answer 429 with Retry-After before any work', async (t) => {
+  const { stream, upstream, agentId, createAgent } = await setup(t, { streamMaxPerTenant: 2, streamMaxTotal: 3 })
+  upstream.script = { tokens: ['x', 'y'], hangAfterTokens: 1 }
+  const a1 = stream('org-a', agentId, { message: '1' })
+  const a2 = stream('org-a', agentId, { message: '2' })
+  await a1.untilEvents(2)
+  await a2.untilEvents(2)
+  const requestsBefore = upstream.requests.length
+  const a3 = stream('org-a', agentId, { message: '3' })
+  t.equal(a3.status === 0 ? (await a3.response()).status : a3.status, 429)
+  t.equal(a3.headers['retry-after'], '1')
+  t.match(await a3.json(), { code: 'QUOTA_EXCEEDED', details: { scope: 'tenant', limit: 2 } })
+  t.equal(upstream.requests.length, requestsBefore, 'the refused stream never reached the upstream')
+
+  const agentB = await createAgent('org-b')
+  const b1 = stream('org-b', agentB, { message: 'b1' })
+  await b1.untilEvents(2)
+  const b2 = stream('org-b', agentB, { message: 'b2' })
+  t.match(await b2.json(), { code: 'QUOTA_EXCEEDED', details: { scope: 'global', limit: 3 } })
+  upstream.script = {}
+  upstream.resume()
+  await Promise.all([a1.ended, a2.ended, b1.ended])
+  t.equal(a1.last()?.chunk_type, 'done')
+  const after = stream('org-a', agentId, { message: 'after' })
+  await after.ended
+  t.equal(after.last()?.chunk_type, 'done', 'slots came back once the streams ended')
+})
+
+t.test('the slot is released exactly once after every kind of ending', async (t) => {
+  const { app, stream, upstream, agentId, ends, call } = await setup(t, { streamMaxPerTenant: 1, streamIdleTimeoutMs: 80, streamFirstTokenTimeoutMs: 200 })
+  const baseline = timerCount()
+  const endings: Array<[string, () => Promise<void>, string]> = [
+    ['done', async () => {
+      upstream.script = {}
+      await stream('org-a', agentId, { message: 'hi' }).ended
+    }, 'done'],
+    ['upstream dies', async () => {
+      upstream.script = { dieAfterTokens: 1, tokenDelayMs: 20 }
+      await stream('org-a', agentId, { message: 'hi' }).ended
+    }, 'upstream_error'],
+    ['idle timeout', async () => {
+      upstream.script = { hangAfterTokens: 1 }
+      await stream('org-a', agentId, { message: 'hi' }).ended
+    }, 'timeout'],
+    ['client disconnect', async () => {
+      upstream.script = { hangAfterTokens: 1 }
+      const c = stream('org-a', agentId, { message: 'hi' })
+      await c.untilEvents(2)
+      c.destroy()
+    }, 'client_gone'],
+    ['client disconnect while the upstream opens', async () => {
+      upstream.script = { hangBeforeHeaders: true }
+      const c = stream('org-a', agentId, { message: 'hi' })
+      await eventually(() => app.streams().length === 1)
+      c.destroy()
+    }, 'client_gone'],
+    ['upstream refuses', async () => {
+      upstream.script = { status: 503 }
+      await stream('org-a', agentId, { message: 'hi' }).ended
+    }, 'upstream_error'],
+    ['non-streaming chat', async () => {
+      upstream.script = {}
+      t.equal((await call('org-a', 'POST', `/api/v1/agents/${agentId}/chat`, { message: 'hi' })).status, 200)
+    }, 'done']
+  ]
+  for (const [name, run, outcome] of endings) {
+    const before = ends.length
+    await run()
+    await assertSettled(t, app, baseline)
+    t.equal(ends.length, before + 1, `${name}: released once`)
+    t.equal(ends.at(-1)?.outcome, outcome, `${name}: outcome`)
+    upstream.script = {}
+    const next = stream('org-a', agentId, { message: 'next' })
+    await next.ended
+    t.equal(next.last()?.chunk_type, 'done', `${name}: the tenant's single slot is free again`)
+  }
+  for (const [name] of [['bad body'], ['unknown agent']]) {
+    const c = name === 'bad body' ? stream('org-a', agentId, '{') : stream('org-a', 'agent-none', { message: 'x' })
+    t.ok((await c.response()).status >= 400, name)
+    await c.ended
+  }
+  t.same(app.streams(), [], 'early refusals hold no slot')
+})
+
+t.test('timeouts end the stream with an error chunk naming which one, and abort the upstream', async (t) => {
+  const { stream, upstream, agentId, call, ends } = await setup(t, {
+    streamFirstTokenTimeoutMs: 100, streamIdleTimeoutMs: 100, streamMaxDurationMs: 300
+  })
+  upstream.script = { firstTokenDelayMs: 1000 }
+  const first = stream('org-a', agentId, { message: 'hi' })
+  await first.ended
+  t.same(first.types(), ['start', 'error'])
+  t.match(first.last(), { chunk_type: 'error', code: 'first_token_timeout', content: /first token timeout: 100 ms/ })
+
+  upstream.script = { tokens: ['a', 'b'], hangAfterTokens: 1 }
+  const aborted = upstream.nextAbort()
+  const idle = stream('org-a', agentId, { message: 'hi' })
+  await idle.ended
+  t.same(idle.types(), ['start', 'content', 'error'])
+  t.match(idle.last(), { code: 'idle_timeout', content: /idle timeout/ })
+  await aborted
+  t.pass('upstream request aborted on idle timeout')
+
+  upstream.script = { tokens: ['t'], forever: true, tokenDelayMs: 20 }
+  const long = stream('org-a', agentId, { message: 'hi' })
+  await long.ended
+  t.match(long.last(), { code: 'max_duration_timeout' })
+  t.ok(long.events.length > 3, 'tokens flowed until the total bound')
+
+  upstream.script = { hangBeforeHeaders: true }
+  const opening = stream('org-a', agentId, { message: 'hi' })
+  t.equal((await opening.response()).status, 504, 'an upstream that never answers is a 504 before any SSE')
+  t.match(await opening.json(), { code: 'UPSTREAM_TIMEOUT', details: { timeout: 'first_token', ms: 100 } })
+
+  upstream.script = { tokens: ['a', 'b'], hangAfterTokens: 1 }
+  const plain = await call('org-a', 'POST', `/api/v1/agents/${agentId}/chat`, { message: 'hi' })
+  t.equal(plain.status, 504)
+  t.match(plain.body, { code: 'UPSTREAM_TIMEOUT', details: { code: 'idle_timeout' } })
+  t.ok(ends.every((e) => e.outcome === 'timeout'), 'every one ended as a timeout')
+})
+
+t.test('keep-alive comments flow while the upstream is quiet, and stop with the stream', async (t) => {
+  const { app, stream, upstream, agentId } = await setup(t, { streamKeepaliveMs: 20 })
+  const baseline = timerCount()
+  upstream.script = { tokens: ['a', 'b'], hangAfterTokens: 1 }
+  const client = stream('org-a', agentId, { message: 'hi' })
+  await client.until((c) => c.comments.length >= 3)
+  t.ok(client.comments.every((c) => c.trim() === 'keep-alive'))
+  t.match(client.raw, /\n: keep-alive\n\n/)
+  upstream.resume()
+  await client.ended
+  t.equal(client.last()?.chunk_type, 'done')
+  await assertSettled(t, app, baseline)
+})
+
+t.test('client disconnect aborts the upstream before a 100 ms idle timer could', async (t) => {
+  const { stream, upstream, agentId, ends, app } = await setup(t, { streamIdleTimeoutMs: 100 })
+  upstream.script = { tokens: ['a', 'b'], hangAfterTokens: 1 }
+  const client = stream('org-a', agentId, { message: 'hi' })
+  await client.untilEvents(2)
+  const aborted = upstream.nextAbort()
+  const at = performance.now()
+  client.destroy()
+  await aborted
+  t.comment(`upstream saw the abort ${(performance.now() - at).toFixed(1)} ms after the disconnect`)
+  await eventually(() => app.streams().length === 0)
+  t.equal(ends.at(-1)?.outcome, 'client_gone', 'the disconnect, not the 100 ms idle timeout, ended it')
+  t.equal(upstream.clientAborts, 1)
+})
+
+t.test('a reader that stops reading pauses the upstream and is cut after the drain bound', async (t) => {
+  const { app, stream, upstream, agentId, ends } = await setup(t, { streamDrainTimeoutMs: 4000 })
+  upstream.script = { tokens: ['token '], forever: true }
+  const client = stream('org-a', agentId, { message: 'hi' })
+  await client.untilEvents(2)
+  client.res?.pause()
+  // Once the kernel buffers on the reader's side are full the server holds a socket buffer's worth...
+  t.ok(await eventually(() => (app.streams()[0]?.bufferedBytes ?? 0) > 0, 400), 'the server saw the reader fall behind')
+  // ...and then stops pulling, so the upstream stalls too once the buffers between them fill.
+  let last = -1
+  let stable = 0
+  for (let i = 0; i < 60 && stable < 3; i++) {
+    stable = upstream.sentTokens === last ? stable + 1 : 0
+    last = upstream.sentTokens
+    await sleep(100)
+  }
+  t.equal(stable, 3, `upstream paused after ${last} tokens`)
+  const [info] = app.streams()
+  t.ok(info !== undefined && info.bufferedBytes <= 64 * 1024 + 1024, `server buffers ${info?.bufferedBytes} bytes for this stream`)
+  await upstream.nextAbort()
+  await eventually(() => app.streams().length === 0)
+  t.equal(ends.at(-1)?.outcome, 'slow_consumer')
+  t.equal(upstream.sentTokens, last, 'nothing more was pulled from the upstream')
+  client.destroy()
+})
+
+t.test('closing the server ends running streams with server_shutdown', async (t) => {
+  const { app, stream, upstream, agentId, ends } = await setup(t)
+  upstream.script = { tokens: ['a', 'b'], hangAfterTokens: 1 }
+  const client = stream('org-a', agentId, { message: 'hi' })
+  await client.untilEvents(2)
+  await app.close()
+  await client.ended
+  t.match(client.last(), { chunk_type: 'error', code: 'server_shutdown' })
+  t.equal(ends.at(-1)?.outcome, 'server_shutdown')
+  t.same(app.streams(), [])
+})

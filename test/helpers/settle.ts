@@ -1,0 +1,22 @@
+import type { Test } from 'tap'
+import { setTimeout as sleep } from 'node:timers/promises'
+import type { AgentMemServer } from '../../lib/server.js'
+
+export function timerCount (): number {
+  return process.getActiveResourcesInfo().filter((r) => r === 'Timeout').length
+}
+
+/** Polls `check` (bounded), for state that settles a tick or two after a socket event. */
+export async function eventually (check: () => boolean, tries = 200): Promise<boolean> {
+  for (let i = 0; i < tries; i++) {
+    if (check()) return true
+    await sleep(10)
+  }
+  return check()
+}
+
+/** The invariants every ending must leave behind: no live stream, no timer left over. */
+export async function assertSettled (t: Test, app: AgentMemServer, timersBefore: number): Promise<void> {
+  t.ok(await eventually(() => app.streams().length === 0), 'no stream left active')
+  t.ok(await eventually(() => timerCount() <= timersBefore), `timers back to baseline (${timerCount()} <= ${timersBefore})`)
+}
