@@ -97,9 +97,9 @@ const OPTION_TO_ENV = new Map(Object.entries(ENV_VARS).map(([env, option]) => [o
 
 function describe (errors: ErrorObject[], fromEnv: boolean): string {
   return errors.map((e) => {
-    const option = e.instancePath.slice(1) || String(e.params.additionalProperty)
-    const name = fromEnv ? OPTION_TO_ENV.get(option as keyof ServerOptions) ?? option : option
-    return e.keyword === 'additionalProperties' ? `${name}: unknown option` : `${name} ${e.message ?? 'is invalid'}`
+    if (e.keyword === 'additionalProperties') return `${String(e.params.additionalProperty)}: unknown option`
+    const option = e.instancePath.slice(1) as keyof ServerOptions
+    return `${fromEnv ? OPTION_TO_ENV.get(option) as string : option} ${String(e.message)}`
   }).join('; ')
 }
 
@@ -110,7 +110,7 @@ export function isLoopback (host: string): boolean {
 
 function resolve (input: Record<string, unknown>, fromEnv: boolean): ServerOptions {
   const candidate = { ...input }
-  if (!validate(candidate)) throw new ConfigError(`Invalid configuration: ${describe(validate.errors ?? [], fromEnv)}`)
+  if (!validate(candidate)) throw new ConfigError(`Invalid configuration: ${describe(validate.errors as ErrorObject[], fromEnv)}`)
   const options = candidate as unknown as ServerOptions
   options.llmProvider ??= options.openaiApiKey === undefined ? 'builtin' : 'openai'
   if (options.llmProvider === 'openai' && options.openaiApiKey === undefined) {

@@ -48,13 +48,13 @@ export interface ChatRequest {
 const ajv = new Ajv({ allErrors: true, strict: true })
 
 function formatErrors (errors: ErrorObject[]): Array<{ path: string, message: string }> {
-  return errors.map((e) => ({ path: e.instancePath || '/', message: e.message ?? 'is invalid' }))
+  return errors.map((e) => ({ path: e.instancePath || '/', message: String(e.message) }))
 }
 
 export function validator<T> (schema: object): (value: unknown) => T {
   const check: ValidateFunction = ajv.compile(schema)
   return (value) => {
-    if (!check(value)) throw validationError(formatErrors(check.errors ?? []))
+    if (!check(value)) throw validationError(formatErrors(check.errors as ErrorObject[]))
     return value as T
   }
 }

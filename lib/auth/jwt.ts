@@ -32,7 +32,7 @@ function keyAndAlgorithms (opts: AuthOptions): { key: string, algorithms: Algori
   const key = createPublicKey(pem)
   if (key.asymmetricKeyType === 'rsa') return { key: pem, algorithms: ['RS256'] }
   if (key.asymmetricKeyType === 'ec' && key.asymmetricKeyDetails?.namedCurve === 'prime256v1') return { key: pem, algorithms: ['ES256'] }
-  throw new Error(`JWT_PUBLIC_KEY must be an RSA or P-256 EC public key, got ${key.asymmetricKeyType ?? 'unknown'}`)
+  throw new Error(`JWT_PUBLIC_KEY must be an RSA or P-256 EC public key, got ${String(key.asymmetricKeyType)}`)
 }
 
 function reject (err: unknown): HttpError {

@@ -12,13 +12,15 @@ export interface TurnContext {
   signal: AbortSignal
 }
 
-export type TurnOutcome = 'done' | 'incomplete'
-
-/** One chat turn whose upstream is open: read `deltas`, then `complete` once with what was said. */
+/**
+ * One chat turn whose upstream is open: read `deltas`, then either `complete` with the whole
+ * reply or `abandon` with what was said before it broke off.
+ */
 export interface Turn {
   readonly sessionId: string
   readonly deltas: AsyncIterable<LlmDelta>
-  complete: (content: string, outcome: TurnOutcome, usage: TokenUsage | null) => Promise<Message | null>
+  complete: (content: string, usage: TokenUsage | null) => Promise<Message>
+  abandon: (content: string, usage: TokenUsage | null) => Promise<void>
 }
 
 export interface OrchestratorOptions {
@@ -58,12 +60,15 @@ export class Orchestrator {
     const base = { organization_id: principal.orgId, agent_id: agent.id, user_id: userId, session_id: sessionId }
     // Persisted only once the model accepted the turn, so a 502 leaves no orphan question behind.
     await this.#store.appendMessage({ ...base, role: 'user', content: request.message, metadata: request.metadata ?? {} })
+    const save = async (content: string, outcome: string, usage: TokenUsage | null): Promise<Message> =>
+      await this.#store.appendMessage({ ...base, role: 'assistant', content, metadata: { outcome, usage } })
     return {
       sessionId,
       deltas,
-      complete: async (content, outcome, usage) => {
-        if (content === '' && outcome !== 'done') return null
-        return await this.#store.appendMessage({ ...base, role: 'assistant', content, metadata: { outcome, usage } })
+      complete: async (content, usage) => await save(content, 'done', usage),
+      // A partial reply is kept (marked incomplete) so history shows what the user saw.
+      abandon: async (content, usage) => {
+        if (content !== '') await save(content, 'incomplete', usage)
       }
     }
   }

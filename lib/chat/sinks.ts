@@ -8,7 +8,7 @@ import { SseWriter, type SseWriterOptions } from '../sse/writer.js'
  */
 export interface ChunkSink {
   readonly bufferedBytes: number
-  start: (chunk: StreamChunk) => Promise<void> | undefined
+  start: (chunk: StreamChunk) => void
   content: (text: string) => Promise<void> | undefined
   finish: (chunk: StreamChunk) => void
   end: (destroy: boolean) => void
@@ -25,18 +25,19 @@ export class SseSink implements ChunkSink {
     return this.#writer.bufferedBytes
   }
 
-  start (chunk: StreamChunk): Promise<void> | undefined {
+  /** The first event goes into an empty socket buffer: nothing to wait for. */
+  start (chunk: StreamChunk): void {
     this.#writer.open()
-    return this.#writer.send(serializeChunk(chunk))
+    this.#writer.send(serializeChunk(chunk))
   }
 
   content (text: string): Promise<void> | undefined {
-    return this.#writer.send(serializeContent(text))
+    return this.#writer.send(serializeContent(text)) ? undefined : this.#writer.drained()
   }
 
+  /** The terminal event needs no wait: end() follows and flushes it. */
   finish (chunk: StreamChunk): void {
-    // The terminal event needs no wait: end() below flushes it or tears the socket down.
-    void this.#writer.send(serializeChunk(chunk))?.catch(() => {})
+    this.#writer.send(serializeChunk(chunk))
   }
 
   end (destroy: boolean): void {
@@ -54,7 +55,7 @@ export class CollectingSink implements ChunkSink {
   text = ''
   terminal: StreamChunk | null = null
 
-  start (): undefined {}
+  start (): void {}
 
   finish (chunk: StreamChunk): void {
     this.terminal = chunk

@@ -55,10 +55,6 @@ export class StreamRun {
     return this.#sink?.bufferedBytes ?? 0
   }
 
-  get outcome (): StreamOutcome | undefined {
-    return this.#outcome
-  }
-
   abort (reason: Error): void {
     this.#controller.abort(reason)
   }
@@ -73,7 +69,7 @@ export class StreamRun {
     let failure = null
     try {
       state.transition('start')
-      await sink.start(makeChunk('start', {}, { stream_id: this.id, session_id: turn.sessionId }))
+      sink.start(makeChunk('start', {}, { stream_id: this.id, session_id: turn.sessionId }))
       for await (const delta of turn.deltas) {
         if (delta.type === 'usage') {
           usage = delta.usage
@@ -89,12 +85,12 @@ export class StreamRun {
       this.signal.throwIfAborted()
       // Stored before `done` goes out, so a client that saw `done` finds the reply in history.
       persisted = true
-      const message = await turn.complete(text, 'done', usage)
+      const message = await turn.complete(text, usage)
       state.transition('done')
-      sink.finish(makeChunk('done', {}, { message_id: message?.id ?? null, usage }))
+      sink.finish(makeChunk('done', {}, { message_id: message.id, usage }))
     } catch (err) {
       failure = classifyFailure(this.signal.aborted ? this.signal.reason : err)
-      if (!persisted) await turn.complete(text, 'incomplete', usage).catch(() => null)
+      if (!persisted) await turn.abandon(text, usage).catch(() => {})
       if (failure.code !== null && state.can('error')) {
         state.transition('error')
         sink.finish(makeChunk('error', { content: failure.message }, { code: failure.code }))

@@ -26,7 +26,8 @@ export class BuiltinProvider implements LlmProvider {
   async * #generate (messages: ChatMessage[], signal: AbortSignal): AsyncIterable<LlmDelta> {
     const tokens = tokenize(composeReply(messages))
     for (let i = 0; i < tokens.length; i++) {
-      if (i > 0 && this.#delayMs > 0) await sleep(this.#delayMs, undefined, { signal })
+      // An aborted sleep rejects with a generic AbortError; the check below rethrows the real reason.
+      if (i > 0 && this.#delayMs > 0) await sleep(this.#delayMs, undefined, { signal }).catch(() => {})
       signal.throwIfAborted()
       yield { type: 'text', text: tokens[i] as string }
     }

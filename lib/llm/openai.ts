@@ -31,7 +31,6 @@ export class OpenAiProvider implements LlmProvider {
         stream_options: { include_usage: true }
       }, { signal: request.signal })
     } catch (err) {
-      if (request.signal.aborted) throw request.signal.reason
       throw toUpstreamError(err)
     }
     return readDeltas(stream, request.signal)
@@ -58,7 +57,6 @@ async function * readDeltas (stream: AsyncIterable<ChatCompletionChunk>, signal:
       }
     }
   } catch (err) {
-    if (signal.aborted) throw signal.reason
     throw toUpstreamError(err)
   }
   // The SDK ends iteration quietly when its request is aborted; a cut reply must not look complete.

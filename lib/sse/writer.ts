@@ -36,16 +36,15 @@ export const SSE_HEADERS: Readonly<Record<string, string>> = {
 const KEEP_ALIVE = frameComment('keep-alive')
 
 /**
- * Thin I/O around the pure framer. `send` returns undefined when the socket took the event,
- * or a promise that settles when the reader caught up, so the producer pulls no more tokens
- * meanwhile and per-stream memory stays at one socket buffer plus one event.
+ * Thin I/O around the pure framer. When `send` reports a full buffer the producer awaits
+ * `drained()` before pulling more tokens, so per-stream memory stays at one socket buffer
+ * plus one event however slow the reader.
  */
 export class SseWriter {
   readonly #res: ServerResponse
   readonly #opts: SseWriterOptions
   #nextId = 1
   #keepAlive: NodeJS.Timeout | undefined
-  #ended = false
 
   constructor (res: ServerResponse, opts: SseWriterOptions) {
     this.#res = res
@@ -54,11 +53,6 @@ export class SseWriter {
 
   get bufferedBytes (): number {
     return this.#res.writableLength
-  }
-
-  /** Id of the last event written (0 before any). */
-  get lastEventId (): number {
-    return this.#nextId - 1
   }
 
   open (extraHeaders: Record<string, string> = {}): void {
@@ -73,16 +67,17 @@ export class SseWriter {
     this.#keepAlive.unref()
   }
 
-  send (data: string): Promise<void> | undefined {
-    const frame = frameEvent(data, { id: String(this.#nextId++) })
-    if (this.#res.write(frame)) return undefined
-    return this.#waitForDrain()
+  /** Writes one event; false means the socket buffer is full and the caller should await `drained()`. */
+  send (data: string): boolean {
+    return this.#res.write(frameEvent(data, { id: String(this.#nextId++) }))
   }
 
-  #waitForDrain (): Promise<void> {
+  /** Settles when the reader caught up; rejects on close, abort, or after the drain bound. */
+  drained (): Promise<void> {
     const res = this.#res
     const { signal, drainTimeoutMs } = this.#opts
     return new Promise<void>((resolve, reject) => {
+      signal.throwIfAborted()
       const settle = (err?: unknown): void => {
         clearTimeout(timer)
         res.off('drain', onDrain)
@@ -98,14 +93,11 @@ export class SseWriter {
       res.once('drain', onDrain)
       res.once('close', onClose)
       signal.addEventListener('abort', onAbort, { once: true })
-      if (signal.aborted) onAbort()
     })
   }
 
-  /** Ends the response (or tears the socket down when the reader is stuck). Idempotent. */
+  /** Ends the response, or tears the socket down when the reader is stuck. */
   end (destroy = false): void {
-    if (this.#ended) return
-    this.#ended = true
     clearInterval(this.#keepAlive)
     if (destroy) this.#res.destroy()
     else this.#res.end()

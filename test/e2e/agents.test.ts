@@ -59,3 +59,9 @@ t.test('chat history: per session, limited, newest kept, oldest first', async (t
   const again = await createAgent('org-a')
   t.same((await call('org-a', 'GET', `/api/v1/agents/${again}/chat/history`)).body.data, [])
 })
+
+t.test('listens on IPv6 loopback and reports a bracketed URL', async (t) => {
+  const { url, call } = await startApp(t, { host: '::1' })
+  t.match(url, /^http:\/\/\[::1\]:\d+$/)
+  t.equal((await call('org-a', 'GET', '/api/v1/agents')).status, 200)
+})

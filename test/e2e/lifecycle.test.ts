@@ -1,9 +1,12 @@
 import t, { type Test } from 'tap'
+import net from 'node:net'
+import { once } from 'node:events'
 import { setTimeout as sleep } from 'node:timers/promises'
 import type { StreamEndInfo } from '../../lib/server.js'
 import { startApp, type TestApp } from '../helpers/server.js'
 import { assertSettled, eventually, timerCount } from '../helpers/settle.js'
 import { FakeOpenAI } from '../helpers/upstream.js'
+import { StreamClient } from '../helpers/sse-client.js'
 import type { ServerOptionsInput } from '../../lib/config.js'
 
 async function setup (t: Test, options: ServerOptionsInput = {}): Promise<TestApp & { upstream: FakeOpenAI, ends: StreamEndInfo[], agentId: string }> {
@@ -43,8 +46,10 @@ t.test('per-tenant and global limits answer 429 with Retry-After before any work
 })
 
 t.test('the slot is released exactly once after every kind of ending', async (t) => {
-  const { app, stream, upstream, agentId, ends, call } = await setup(t, { streamMaxPerTenant: 1, streamIdleTimeoutMs: 80, streamFirstTokenTimeoutMs: 200 })
+  const { app, stream, upstream, agentId, ends, call, url, token } = await setup(t, { streamMaxPerTenant: 1, streamIdleTimeoutMs: 80, streamFirstTokenTimeoutMs: 200 })
   const baseline = timerCount()
+  let sentMark = 0
+  const sentAtStart = (): number => sentMark
   const endings: Array<[string, () => Promise<void>, string]> = [
     ['done', async () => {
       upstream.script = {}
@@ -70,6 +75,14 @@ t.test('the slot is released exactly once after every kind of ending', async (t)
       await eventually(() => app.streams().length === 1)
       c.destroy()
     }, 'client_gone'],
+    ['non-streaming client leaves', async () => {
+      upstream.script = { hangAfterTokens: 1 }
+      const c = new StreamClient(`${url}/api/v1/agents/${agentId}/chat`, {
+        headers: { 'content-type': 'application/json', authorization: `Bearer ${token('org-a')}` }, body: '{"message":"hi"}'
+      })
+      await eventually(() => upstream.sentTokens > sentAtStart())
+      c.destroy()
+    }, 'client_gone'],
     ['upstream refuses', async () => {
       upstream.script = { status: 503 }
       await stream('org-a', agentId, { message: 'hi' }).ended
@@ -81,6 +94,7 @@ t.test('the slot is released exactly once after every kind of ending', async (t)
   ]
   for (const [name, run, outcome] of endings) {
     const before = ends.length
+    sentMark = upstream.sentTokens
     await run()
     await assertSettled(t, app, baseline)
     t.equal(ends.length, before + 1, `${name}: released once`)
@@ -188,14 +202,48 @@ t.test('a reader that stops reading pauses the upstream and is cut after the dra
   t.equal(ends.at(-1)?.outcome, 'slow_consumer')
   t.equal(upstream.sentTokens, last, 'nothing more was pulled from the upstream')
   client.destroy()
+
+  // A stuck reader that hangs up, or a stream cancelled by shutdown, ends the wait for drain at once.
+  for (const [how, outcome] of [['hang up', 'client_gone'], ['shutdown', 'server_shutdown']] as const) {
+    const stuck = stream('org-a', agentId, { message: how })
+    await stuck.untilEvents(2)
+    stuck.res?.pause()
+    t.ok(await eventually(() => (app.streams()[0]?.bufferedBytes ?? 0) > 0, 400), `${how}: the server is waiting for drain`)
+    if (how === 'hang up') stuck.destroy()
+    else await app.close()
+    t.ok(await eventually(() => app.streams().length === 0), `${how}: stream released`)
+    t.equal(ends.at(-1)?.outcome, outcome)
+    stuck.destroy()
+  }
 })
 
-t.test('closing the server ends running streams with server_shutdown', async (t) => {
-  const { app, stream, upstream, agentId, ends } = await setup(t)
+t.test('a shutdown while the upstream is still opening answers 503', async (t) => {
+  const { app, stream, upstream, agentId } = await setup(t)
+  upstream.script = { hangBeforeHeaders: true }
+  const client = stream('org-a', agentId, { message: 'hi' })
+  await eventually(() => app.streams().length === 1 && upstream.requests.length === 1)
+  await app.close()
+  t.equal((await client.response()).status, 503)
+  t.match(await client.json(), { code: 'SERVICE_UNAVAILABLE' })
+})
+
+t.test('closing the server ends running streams with server_shutdown and refuses new requests', async (t) => {
+  const { app, stream, upstream, agentId, ends, url, token } = await setup(t)
   upstream.script = { tokens: ['a', 'b'], hangAfterTokens: 1 }
   const client = stream('org-a', agentId, { message: 'hi' })
   await client.untilEvents(2)
-  await app.close()
+  // A request already on the wire when the close starts is answered 503, not dropped.
+  const socket = net.connect(Number(new URL(url).port), '127.0.0.1')
+  socket.setEncoding('utf8')
+  await once(socket, 'connect')
+  socket.write(`GET /api/v1/agents HTTP/1.1\r\nHost: x\r\n`)
+  await eventually(() => false, 5)
+  const closing = app.close()
+  socket.write(`Authorization: Bearer ${token('org-a')}\r\n\r\n`)
+  const [answer] = await once(socket, 'data') as [string]
+  t.match(answer, /^HTTP\/1.1 503[\s\S]*SERVICE_UNAVAILABLE/)
+  socket.destroy()
+  await closing
   await client.ended
   t.match(client.last(), { chunk_type: 'error', code: 'server_shutdown' })
   t.equal(ends.at(-1)?.outcome, 'server_shutdown')

@@ -1,0 +1,81 @@
+import t from 'tap'
+import { SqliteStore } from '../../lib/store/sqlite.js'
+import type { Store } from '../../lib/store/store.js'
+import { startApp } from '../helpers/server.js'
+import { FakeOpenAI } from '../helpers/upstream.js'
+
+/** The real SQLite store with a switch that makes chosen methods fail, as a full or read-only disk would. */
+function faultyStore (): { store: Store, fail: Set<keyof Store> } {
+  const inner = new SqliteStore(':memory:')
+  const fail = new Set<keyof Store>()
+  const store = new Proxy(inner, {
+    get (target, prop, receiver) {
+      const value = Reflect.get(target, prop, receiver)
+      if (typeof value !== 'function') return value
+      return async (...args: unknown[]) => {
+        if (fail.has(prop as keyof Store)) throw new Error(`disk I/O error in ${String(prop)}`)
+        return await value.apply(target, args)
+      }
+    }
+  })
+  return { store, fail }
+}
+
+t.test('a store failure before streaming is a 500 that reveals nothing, reported to onError', async (t) => {
+  const { store, fail } = faultyStore()
+  const errors: unknown[] = []
+  const { stream, createAgent } = await startApp(t, {}, { store, onError: (e) => errors.push(e) })
+  const agentId = await createAgent('org-a')
+  fail.add('getAgent')
+  const client = stream('org-a', agentId, { message: 'hi' })
+  const body = await client.json()
+  t.equal(client.status, 500)
+  t.same({ ...body, timestamp: 0 }, { code: 'INTERNAL_ERROR', message: 'Internal server error', details: null, timestamp: 0 })
+  t.match(errors, [{ message: /disk I\/O error in getAgent/ }])
+})
+
+t.test('a store failure while saving the reply ends the stream with an error chunk, not done', async (t) => {
+  const { store, fail } = faultyStore()
+  const upstream = await new FakeOpenAI().start()
+  t.teardown(() => upstream.close())
+  upstream.script = { tokens: ['a', 'b'], hangAfterTokens: 1 }
+  const { stream, createAgent, call, app } = await startApp(t, { llmProvider: 'openai', openaiApiKey: 'k', openaiBaseUrl: upstream.url }, { store })
+  const agentId = await createAgent('org-a')
+  const client = stream('org-a', agentId, { message: 'hi' })
+  await client.untilEvents(2)
+  fail.add('appendMessage')
+  upstream.resume()
+  await client.ended
+  t.same(client.types(), ['start', 'content', 'content', 'error'])
+  t.match(client.last(), { code: 'internal_error', content: 'Internal error while streaming' })
+  t.same(app.streams(), [])
+
+  upstream.script = {}
+  const plain = await call('org-a', 'POST', `/api/v1/agents/${agentId}/chat`, { message: 'hi' })
+  t.equal(plain.status, 500, 'the user message cannot be stored: plain 500')
+  fail.delete('appendMessage')
+  upstream.script = { tokens: ['a', 'b'], hangAfterTokens: 1 }
+  const sentBefore = upstream.sentTokens
+  const pending = call('org-a', 'POST', `/api/v1/agents/${agentId}/chat`, { message: 'hi' })
+  while (upstream.sentTokens === sentBefore) await new Promise((resolve) => setTimeout(resolve, 5))
+  fail.add('appendMessage')
+  upstream.resume()
+  const failed = await pending
+  t.equal(failed.status, 500)
+  t.match(failed.body, { code: 'INTERNAL_ERROR', message: 'Internal error while streaming' })
+})
+
+t.test('non-streaming chat during shutdown answers 503', async (t) => {
+  const upstream = await new FakeOpenAI().start()
+  t.teardown(() => upstream.close())
+  upstream.script = { tokens: ['a', 'b'], hangAfterTokens: 1 }
+  const { app, call, createAgent } = await startApp(t, { llmProvider: 'openai', openaiApiKey: 'k', openaiBaseUrl: upstream.url })
+  const agentId = await createAgent('org-a')
+  const pending = call('org-a', 'POST', `/api/v1/agents/${agentId}/chat`, { message: 'hi' })
+  while (upstream.sentTokens === 0) await new Promise((resolve) => setTimeout(resolve, 5))
+  await app.close()
+  const res = await pending
+  t.equal(res.status, 503)
+  t.match(res.body, { code: 'SERVICE_UNAVAILABLE', message: /shutting down/ })
+})
+

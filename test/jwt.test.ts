@@ -1,0 +1,44 @@
+import t, { type Test } from 'tap'
+import { generateKeyPairSync } from 'node:crypto'
+import { writeFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { createSigner } from 'fast-jwt'
+import { createAuthenticator, generateSecret, signToken } from '../lib/auth/jwt.js'
+
+function pemFiles (t: Test): { dir: string, write: (name: string, pem: string) => string } {
+  const dir = t.testdir()
+  return { dir, write: (name, pem) => { const p = join(dir, name); writeFileSync(p, pem); return p } }
+}
+
+t.test('HS256 secret: sign, verify, principal from AgentMem claims', async (t) => {
+  const secret = generateSecret()
+  t.ok(secret.length >= 32)
+  const auth = createAuthenticator({ secret })
+  t.same(auth(`Bearer ${signToken(secret, { org: 'o1', sub: 'u1', roles: ['admin', 'user'], ttlMs: 60_000 })}`),
+    { userId: 'u1', orgId: 'o1', roles: ['admin', 'user'] })
+  t.same(auth(`Bearer ${createSigner({ key: secret, expiresIn: 60_000 })({ sub: 'u', org_id: 'o', roles: 'admin' })}`).roles, [], 'roles must be an array')
+  t.same(auth(`Bearer ${createSigner({ key: secret, expiresIn: 60_000 })({ sub: 'u', org_id: 'o', roles: ['a', 3] })}`).roles, ['a'])
+})
+
+t.test('RS256 and ES256 public keys pin their algorithm; the key cannot be used as an HMAC secret', async (t) => {
+  const { write } = pemFiles(t)
+  const rsa = generateKeyPairSync('rsa', { modulusLength: 2048 })
+  const ec = generateKeyPairSync('ec', { namedCurve: 'prime256v1' })
+  const rsaPub = rsa.publicKey.export({ type: 'spki', format: 'pem' }).toString()
+  const rsaAuth = createAuthenticator({ publicKeyPath: write('rsa.pem', rsaPub) })
+  const rsTok = createSigner({ key: rsa.privateKey.export({ type: 'pkcs8', format: 'pem' }).toString(), algorithm: 'RS256', expiresIn: 60_000 })({ sub: 'u', org_id: 'o' })
+  t.equal(rsaAuth(`Bearer ${rsTok}`).orgId, 'o')
+  // Algorithm confusion: HS256 signed with the public key's PEM as the secret.
+  const confused = createSigner({ key: rsaPub, algorithm: 'HS256', expiresIn: 60_000 })({ sub: 'u', org_id: 'o' })
+  t.throws(() => rsaAuth(`Bearer ${confused}`), { status: 401 })
+
+  const ecAuth = createAuthenticator({ publicKeyPath: write('ec.pem', ec.publicKey.export({ type: 'spki', format: 'pem' }).toString()) })
+  const esTok = createSigner({ key: ec.privateKey.export({ type: 'pkcs8', format: 'pem' }).toString(), algorithm: 'ES256', expiresIn: 60_000 })({ sub: 'u', org_id: 'o' })
+  t.equal(ecAuth(`Bearer ${esTok}`).userId, 'u')
+  t.throws(() => ecAuth(`Bearer ${rsTok}`), { status: 401 })
+
+  const ed = generateKeyPairSync('ed25519')
+  t.throws(() => createAuthenticator({ publicKeyPath: write('ed.pem', ed.publicKey.export({ type: 'spki', format: 'pem' }).toString()) }), /RSA or P-256 EC public key, got ed25519/)
+  const p384 = generateKeyPairSync('ec', { namedCurve: 'secp384r1' })
+  t.throws(() => createAuthenticator({ publicKeyPath: write('p384.pem', p384.publicKey.export({ type: 'spki', format: 'pem' }).toString()) }), /got ec/)
+})
