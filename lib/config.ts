@@ -26,6 +26,10 @@ export interface ServerOptions {
   streamDrainTimeoutMs: number
   builtinTokenDelayMs: number
   bodyLimitBytes: number
+  embeddingModel?: string
+  maxToolRounds: number
+  toolTimeoutMs: number
+  extractionTimeoutMs: number
 }
 
 export type ServerOptionsInput = Partial<ServerOptions>
@@ -55,7 +59,11 @@ const schema = {
     streamMaxDurationMs: { ...positiveMs, default: 600_000 },
     streamDrainTimeoutMs: { ...positiveMs, default: 30_000 },
     builtinTokenDelayMs: { type: 'integer', minimum: 0, maximum: 60_000, default: 20 },
-    bodyLimitBytes: { type: 'integer', minimum: 1, default: 1_048_576 }
+    bodyLimitBytes: { type: 'integer', minimum: 1, default: 1_048_576 },
+    embeddingModel: { type: 'string', minLength: 1 },
+    maxToolRounds: { type: 'integer', minimum: 0, maximum: 50, default: 5 },
+    toolTimeoutMs: { ...positiveMs, default: 10_000 },
+    extractionTimeoutMs: { ...positiveMs, default: 5_000 }
   }
 } as const
 
@@ -80,7 +88,11 @@ export const ENV_VARS: Readonly<Record<string, keyof ServerOptions>> = {
   STREAM_MAX_DURATION_MS: 'streamMaxDurationMs',
   STREAM_DRAIN_TIMEOUT_MS: 'streamDrainTimeoutMs',
   BUILTIN_TOKEN_DELAY_MS: 'builtinTokenDelayMs',
-  BODY_LIMIT_BYTES: 'bodyLimitBytes'
+  BODY_LIMIT_BYTES: 'bodyLimitBytes',
+  EMBEDDING_MODEL: 'embeddingModel',
+  MAX_TOOL_ROUNDS: 'maxToolRounds',
+  TOOL_TIMEOUT_MS: 'toolTimeoutMs',
+  EXTRACTION_TIMEOUT_MS: 'extractionTimeoutMs'
 }
 
 export class ConfigError extends Error {
@@ -113,8 +125,12 @@ function resolve (input: Record<string, unknown>, fromEnv: boolean): ServerOptio
   if (!validate(candidate)) throw new ConfigError(`Invalid configuration: ${describe(validate.errors as ErrorObject[], fromEnv)}`)
   const options = candidate as unknown as ServerOptions
   options.llmProvider ??= options.openaiApiKey === undefined ? 'builtin' : 'openai'
+  const keyName = fromEnv ? 'OPENAI_API_KEY' : 'openaiApiKey'
   if (options.llmProvider === 'openai' && options.openaiApiKey === undefined) {
-    throw new ConfigError(`Invalid configuration: ${fromEnv ? 'OPENAI_API_KEY' : 'openaiApiKey'} is required when the LLM provider is openai`)
+    throw new ConfigError(`Invalid configuration: ${keyName} is required when the LLM provider is openai`)
+  }
+  if (options.embeddingModel !== undefined && options.openaiApiKey === undefined) {
+    throw new ConfigError(`Invalid configuration: ${keyName} is required for embeddings (${fromEnv ? 'EMBEDDING_MODEL' : 'embeddingModel'})`)
   }
   if (options.jwtSecret !== undefined && options.jwtPublicKey !== undefined) {
     throw new ConfigError('Invalid configuration: set either JWT_SECRET or JWT_PUBLIC_KEY, not both')

@@ -1,5 +1,6 @@
 import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv'
 import { validationError } from './errors.js'
+import { MEMORY_TYPES } from './store/store.js'
 
 /** Request schemas, one source of truth for validation (and, later, the OpenAPI document). */
 const metadata = { type: 'object' } as const
@@ -20,6 +21,13 @@ const agentFields = {
   metadata
 } as const
 
+const memoryFields = {
+  content: { type: 'string', minLength: 1, maxLength: 10_000 },
+  memory_type: { type: 'string', enum: MEMORY_TYPES },
+  importance: { type: 'number', minimum: 0, maximum: 1 },
+  metadata
+} as const
+
 export const schemas = {
   createAgent: { type: 'object', required: ['name'], properties: agentFields },
   updateAgent: { type: 'object', properties: agentFields, minProperties: 1 },
@@ -31,9 +39,20 @@ export const schemas = {
       user_id: { type: 'string', minLength: 1, maxLength: 200 },
       session_id: { type: 'string', minLength: 1, maxLength: 200 },
       stream: { type: 'boolean' },
+      max_memories: { type: 'integer', minimum: 0, maximum: 50 },
       metadata
     }
-  }
+  },
+  createMemory: {
+    type: 'object',
+    required: ['content'],
+    properties: {
+      ...memoryFields,
+      user_id: { type: 'string', minLength: 1, maxLength: 200 },
+      session_id: { type: 'string', minLength: 1, maxLength: 200 }
+    }
+  },
+  updateMemory: { type: 'object', minProperties: 1, properties: memoryFields }
 } as const
 
 export interface ChatRequest {
@@ -41,6 +60,7 @@ export interface ChatRequest {
   user_id?: string
   session_id?: string
   stream?: boolean
+  max_memories?: number
   metadata?: Record<string, unknown>
 }
 

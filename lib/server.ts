@@ -12,7 +12,14 @@ import { Router } from './http/router.js'
 import { ConcurrencyLimiter } from './limits/concurrency.js'
 import { BuiltinProvider } from './llm/builtin.js'
 import { OpenAiProvider } from './llm/openai.js'
-import type { LlmProvider } from './llm/provider.js'
+import type { Embedder, JsonCapableProvider, LlmProvider } from './llm/provider.js'
+import type { MemoryExtractor } from './memory/extractor.js'
+import { RuleBasedExtractor } from './memory/extractor.js'
+import { LlmMemoryExtractor } from './memory/llm-extractor.js'
+import { MemoryService } from './memory/service.js'
+import { memoryRoutes } from './routes/memories.js'
+import { builtinTools } from './tools/builtin.js'
+import { ToolRegistry, type ToolDefinition } from './tools/registry.js'
 import { agentRoutes } from './routes/agents.js'
 import { chatRoutes } from './routes/chat.js'
 import type { AppContext } from './routes/context.js'
@@ -23,6 +30,10 @@ import type { Store } from './store/store.js'
 export interface ServerDeps {
   llm?: LlmProvider
   store?: Store
+  /** Extra tools, offered to the model beside the built-in ones. */
+  tools?: ToolDefinition[]
+  extractor?: MemoryExtractor
+  embedder?: Embedder
   /** Receives unexpected errors; defaults to stderr. */
   onError?: (err: unknown) => void
   /** Called once per stream after all its resources were released. */
@@ -55,11 +66,23 @@ export interface AgentMemServer {
   streams: () => StreamInfo[]
 }
 
+function openAi (options: ServerOptions): OpenAiProvider {
+  return new OpenAiProvider({
+    apiKey: options.openaiApiKey as string,
+    baseURL: options.openaiBaseUrl,
+    model: options.llmModel ?? 'gpt-4o-mini',
+    embeddingModel: options.embeddingModel
+  })
+}
+
 function createLlm (options: ServerOptions): LlmProvider {
-  if (options.llmProvider === 'openai') {
-    return new OpenAiProvider({ apiKey: options.openaiApiKey as string, baseURL: options.openaiBaseUrl, model: options.llmModel ?? 'gpt-4o-mini' })
-  }
+  if (options.llmProvider === 'openai') return openAi(options)
   return new BuiltinProvider({ tokenDelayMs: options.builtinTokenDelayMs })
+}
+
+/** A model that can answer in schema-constrained JSON extracts memories itself; otherwise the rules do. */
+function createExtractor (llm: LlmProvider): MemoryExtractor {
+  return 'completeJson' in llm ? new LlmMemoryExtractor(llm as JsonCapableProvider) : new RuleBasedExtractor()
 }
 
 export async function createServer (input: ServerOptionsInput = {}, deps: ServerDeps = {}): Promise<AgentMemServer> {
@@ -73,6 +96,18 @@ export async function createServer (input: ServerOptionsInput = {}, deps: Server
   })
   const store = deps.store ?? new SqliteStore(sqlitePathFromUrl(options.databaseUrl))
   const llm = deps.llm ?? createLlm(options)
+  const embedder = deps.embedder ?? (options.embeddingModel === undefined ? undefined : openAi(options))
+  const memories = new MemoryService(store, embedder)
+  const tools = new ToolRegistry(options.toolTimeoutMs)
+  for (const tool of [...builtinTools, ...deps.tools ?? []]) tools.register(tool)
+  const orchestrator = new Orchestrator({
+    memories,
+    llm,
+    tools,
+    extractor: deps.extractor ?? createExtractor(llm),
+    maxToolRounds: options.maxToolRounds,
+    extractionTimeoutMs: options.extractionTimeoutMs
+  })
   const onError = deps.onError ?? ((err: unknown) => { console.error(err) })
   const dev = devSecret === undefined ? null : await prepareDevSession(store, devSecret, options)
 
@@ -92,7 +127,8 @@ export async function createServer (input: ServerOptionsInput = {}, deps: Server
   const app: AppContext = {
     options,
     store,
-    orchestrator: new Orchestrator({ store, llm }),
+    memories,
+    orchestrator,
     authenticate,
     startRun: (orgId) => {
       const acquired = limiter.tryAcquire(orgId)
@@ -106,6 +142,7 @@ export async function createServer (input: ServerOptionsInput = {}, deps: Server
   const router = new Router()
   agentRoutes(router, app)
   chatRoutes(router, app)
+  memoryRoutes(router, app)
 
   let closing = false
   const server = http.createServer(async (req, res) => {
@@ -130,6 +167,8 @@ export async function createServer (input: ServerOptionsInput = {}, deps: Server
     }
     server.closeIdleConnections()
     await stopped
+    // Extractions that outlived their streams still write memories: let them land first.
+    await orchestrator.drain()
     await store.close()
   }
 

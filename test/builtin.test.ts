@@ -46,3 +46,35 @@ t.test('an abort stops it between tokens, and an aborted request does not open',
   }, /now/)
   t.same(got, ['You '], 'stops even with no delay between tokens')
 })
+
+t.test('tool phrases call only the tools offered, with arguments in fragments', async (t) => {
+  const llm = new BuiltinProvider({ tokenDelayMs: 0 })
+  const run = async (content: string, tools: string[]): Promise<LlmDelta[]> => {
+    const out: LlmDelta[] = []
+    const deltas = await llm.open({
+      messages: [{ role: 'user', content }],
+      tools: tools.map((name) => ({ name, description: '', parameters: {} })),
+      signal: new AbortController().signal
+    })
+    for await (const d of deltas) out.push(d)
+    return out
+  }
+  const saved = await run('Remember: that I like tea', ['save_memory'])
+  t.match(saved, [{ type: 'tool_call', index: 0, name: 'save_memory', id: /^call-builtin-/ }, { type: 'tool_call', index: 0 }, { type: 'usage' }])
+  t.same(JSON.parse(saved.slice(0, 2).map((d) => (d as { arguments: string }).arguments).join('')), { content: 'I like tea' })
+  t.match((await run('What do you remember about my cat?', ['search_memory']))[0], { name: 'search_memory' })
+  t.match((await run('hey, what time is it', ['current_time']))[0], { name: 'current_time' })
+  t.match((await run('remember that I like tea', []))[0], { type: 'text', text: 'You ' }, 'not offered: it just answers')
+})
+
+t.test('after a tool result it reports it; with memories in context it recalls them', async (t) => {
+  t.equal(composeReply([
+    { role: 'user', content: 'what time is it' },
+    { role: 'assistant', content: null, tool_calls: [{ id: 'c1', type: 'function', function: { name: 'current_time', arguments: '{}' } }] },
+    { role: 'tool', tool_call_id: 'c1', content: '{"now":"x"}' }
+  ]), 'I ran current_time: {"now":"x"}')
+  t.equal(composeReply([
+    { role: 'system', content: 'Relevant memories about the user:\n<memories>\n- User likes tea\n- User lives in Paris\n</memories>' },
+    { role: 'user', content: 'hi' }
+  ]), 'You said: hi I remember: User likes tea; User lives in Paris')
+})

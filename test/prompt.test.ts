@@ -8,12 +8,13 @@ const msg = (role: 'user' | 'assistant', content: string): Message => ({
 
 t.test('system, history within budget (newest kept), then the message', async (t) => {
   const history = [msg('user', 'aaaa'), msg('assistant', 'bbbb'), msg('user', 'cccc'), msg('assistant', 'dddd')]
-  t.same(buildPrompt({ system: 'sys', history, message: 'now', historyCharBudget: 8 }), [
+  t.same(buildPrompt({ system: 'sys', context: '<memories>\n- m\n</memories>', history, message: 'now', historyCharBudget: 8 }), [
     { role: 'system', content: 'sys' },
+    { role: 'system', content: '<memories>\n- m\n</memories>' },
     { role: 'user', content: 'cccc' },
     { role: 'assistant', content: 'dddd' },
     { role: 'user', content: 'now' }
   ])
-  t.same(buildPrompt({ system: null, history, message: 'now', historyCharBudget: 0 }), [{ role: 'user', content: 'now' }])
-  t.same(buildPrompt({ system: '', history: [], message: 'x', historyCharBudget: 100 }), [{ role: 'user', content: 'x' }])
+  t.same(buildPrompt({ system: null, context: null, history, message: 'now', historyCharBudget: 0 }), [{ role: 'user', content: 'now' }])
+  t.same(buildPrompt({ system: '', context: null, history: [], message: 'x', historyCharBudget: 100 }), [{ role: 'user', content: 'x' }])
 })

@@ -1,8 +1,13 @@
 import { randomUUID } from 'node:crypto'
+import { setTimeout as sleep } from 'node:timers/promises'
 import type { Principal } from '../auth/jwt.js'
-import type { LlmDelta, LlmProvider, TokenUsage } from '../llm/provider.js'
+import type { ChatMessage, LlmDelta, LlmProvider, TokenUsage, ToolCallDelta } from '../llm/provider.js'
+import type { MemoryExtractor } from '../memory/extractor.js'
+import type { MemoryOp, MemoryScope, MemoryService } from '../memory/service.js'
 import type { ChatRequest } from '../schemas.js'
-import type { Agent, Message, Store } from '../store/store.js'
+import type { ToolCallInfo } from '../sse/chunk.js'
+import type { Agent, Memory, Message } from '../store/store.js'
+import type { ToolRegistry } from '../tools/registry.js'
 import { buildPrompt } from './prompt.js'
 
 export interface TurnContext {
@@ -12,64 +17,184 @@ export interface TurnContext {
   signal: AbortSignal
 }
 
+/** What a turn produces, in order: text and tool calls while the model works, then memory updates. */
+export interface ToolCallEvent { type: 'tool_call', call: ToolCallInfo }
+export interface MemoryUpdateEvent { type: 'memory_update', content: string | null, memories_count: number | null, memories: MemoryOp[] }
+export type TurnEvent =
+  | { type: 'text', text: string }
+  | { type: 'usage', usage: TokenUsage }
+  | ToolCallEvent
+  | MemoryUpdateEvent
+
 /**
- * One chat turn whose upstream is open: read `deltas`, then either `complete` with the whole
- * reply or `abandon` with what was said before it broke off.
+ * One chat turn whose upstream is open. Read `events` (text and tool calls across tool rounds),
+ * then `complete` with the whole reply (which stores it) and read `extract`, or `abandon` with
+ * what was said before it broke off.
  */
 export interface Turn {
   readonly sessionId: string
-  readonly deltas: AsyncIterable<LlmDelta>
+  readonly memoriesRetrieved: number
+  readonly events: AsyncIterable<TurnEvent>
   complete: (content: string, usage: TokenUsage | null) => Promise<Message>
   abandon: (content: string, usage: TokenUsage | null) => Promise<void>
+  extract: (content: string) => AsyncIterable<MemoryUpdateEvent>
 }
 
 export interface OrchestratorOptions {
-  store: Store
+  memories: MemoryService
   llm: LlmProvider
+  tools: ToolRegistry
+  extractor: MemoryExtractor
+  maxToolRounds: number
+  /** How long the stream waits for extraction before ending; the work itself goes on. */
+  extractionTimeoutMs: number
   historyMessages?: number
   historyCharBudget?: number
 }
 
-/** Turns a request into a prompt, opens the model, and persists both sides of the conversation. */
+/** Bound on extraction that outlived its stream; it then gives up rather than hang a shutdown. */
+const BACKGROUND_EXTRACTION_MS = 60_000
+
+interface PendingCall {
+  id: string
+  name: string
+  arguments: string
+}
+
+/** Adds a fragment to a call being streamed; some providers resend the whole string instead of a piece. */
+function accumulate (calls: PendingCall[], d: ToolCallDelta): void {
+  const call = calls[d.index] ??= { id: '', name: '', arguments: '' }
+  if (d.id !== undefined) call.id = d.id
+  if (d.name !== undefined) call.name = d.name
+  const piece = d.arguments ?? ''
+  call.arguments = call.arguments !== '' && piece.startsWith(call.arguments) ? piece : call.arguments + piece
+}
+
+function formatMemories (memories: Memory[]): string {
+  return `Relevant memories about the user:\n<memories>\n${memories.map((m) => `- ${m.content}`).join('\n')}\n</memories>`
+}
+
+/** Turns a request into a prompt, runs the model and its tools, persists the conversation, extracts memories. */
 export class Orchestrator {
-  readonly #store: Store
-  readonly #llm: LlmProvider
-  readonly #historyMessages: number
-  readonly #historyCharBudget: number
+  readonly #opts: OrchestratorOptions
+  readonly #background = new Set<Promise<unknown>>()
 
   constructor (opts: OrchestratorOptions) {
-    this.#store = opts.store
-    this.#llm = opts.llm
-    this.#historyMessages = opts.historyMessages ?? 20
-    this.#historyCharBudget = opts.historyCharBudget ?? 16_000
+    this.#opts = opts
+  }
+
+  /** Resolves once extractions that outlived their streams have finished. */
+  async drain (): Promise<void> {
+    await Promise.allSettled([...this.#background])
   }
 
   async open (ctx: TurnContext): Promise<Turn> {
     const { principal, agent, request, signal } = ctx
+    const { memories, llm, tools } = this.#opts
+    const store = memories.store
     const sessionId = request.session_id ?? randomUUID()
-    const userId = request.user_id ?? principal.userId
+    const scope: MemoryScope = { orgId: principal.orgId, agentId: agent.id, userId: request.user_id ?? principal.userId }
     const history = request.session_id === undefined
       ? []
-      : await this.#store.listMessages(principal.orgId, agent.id, { sessionId, limit: this.#historyMessages })
-    const deltas = await this.#llm.open({
-      messages: buildPrompt({ system: agent.system, history, message: request.message, historyCharBudget: this.#historyCharBudget }),
-      model: agent.llm_config.model,
-      temperature: agent.llm_config.temperature,
-      signal
+      : await store.listMessages(scope.orgId, agent.id, { sessionId, limit: this.#opts.historyMessages ?? 20 })
+    const retrieved = await memories.retrieve(scope, request.message, request.max_memories ?? 10, signal)
+    const messages = buildPrompt({
+      system: agent.system,
+      context: retrieved.length === 0 ? null : formatMemories(retrieved),
+      history,
+      message: request.message,
+      historyCharBudget: this.#opts.historyCharBudget ?? 16_000
     })
-    const base = { organization_id: principal.orgId, agent_id: agent.id, user_id: userId, session_id: sessionId }
+    const llmRequest = { messages, model: agent.llm_config.model, temperature: agent.llm_config.temperature, tools: tools.specs(), signal }
+    const first = await llm.open(llmRequest)
+    const base = { organization_id: scope.orgId, agent_id: agent.id, user_id: scope.userId, session_id: sessionId }
     // Persisted only once the model accepted the turn, so a 502 leaves no orphan question behind.
-    await this.#store.appendMessage({ ...base, role: 'user', content: request.message, metadata: request.metadata ?? {} })
+    await store.appendMessage({ ...base, role: 'user', content: request.message, metadata: request.metadata ?? {} })
+    const memoryOps: MemoryOp[] = []
     const save = async (content: string, outcome: string, usage: TokenUsage | null): Promise<Message> =>
-      await this.#store.appendMessage({ ...base, role: 'assistant', content, metadata: { outcome, usage } })
+      await store.appendMessage({ ...base, role: 'assistant', content, metadata: { outcome, usage } })
+
     return {
       sessionId,
-      deltas,
+      memoriesRetrieved: retrieved.length,
+      events: this.#rounds(first, llmRequest, { signal, scope, sessionId, memories, memoryOps }),
       complete: async (content, usage) => await save(content, 'done', usage),
       // A partial reply is kept (marked incomplete) so history shows what the user saw.
       abandon: async (content, usage) => {
         if (content !== '') await save(content, 'incomplete', usage)
-      }
+      },
+      extract: (content) => this.#extract(scope, sessionId, request.message, content, memoryOps)
     }
+  }
+
+  /** The model's reply across tool rounds: stream, run the calls it made, feed results back, repeat. */
+  async * #rounds (first: AsyncIterable<LlmDelta>, request: Parameters<LlmProvider['open']>[0],
+    toolCtx: Parameters<ToolRegistry['run']>[2]): AsyncIterable<TurnEvent> {
+    const { llm, tools, maxToolRounds } = this.#opts
+    const messages: ChatMessage[] = [...request.messages]
+    let deltas = first
+    for (let round = 0; ; round++) {
+      const calls: PendingCall[] = []
+      let text = ''
+      for await (const d of deltas) {
+        if (d.type === 'tool_call') accumulate(calls, d)
+        else {
+          if (d.type === 'text') text += d.text
+          yield d
+        }
+      }
+      const made = Object.values(calls)
+      if (made.length === 0 || round >= maxToolRounds) return
+      made.forEach((c, i) => { if (c.id === '') c.id = `call-${round}-${i}` })
+      messages.push({
+        role: 'assistant',
+        content: text === '' ? null : text,
+        tool_calls: made.map((c) => ({ id: c.id, type: 'function', function: { name: c.name, arguments: c.arguments } }))
+      })
+      for (const call of made) {
+        yield { type: 'tool_call', call: { id: call.id, tool_name: call.name, arguments: parseOrRaw(call.arguments), status: 'running' } }
+        const outcome = await tools.run(call.name, call.arguments, toolCtx)
+        const info: ToolCallInfo = outcome.ok
+          ? { id: call.id, tool_name: call.name, arguments: outcome.args, status: 'completed', result: outcome.result }
+          : { id: call.id, tool_name: call.name, arguments: outcome.args, status: 'failed', result: null, error: outcome.error }
+        yield { type: 'tool_call', call: info }
+        messages.push({ role: 'tool', tool_call_id: call.id, content: outcome.ok ? outcome.result : `Error: ${outcome.error}` })
+      }
+      // The last round offers no tools, so the model has to answer in words.
+      const last = round + 1 >= maxToolRounds
+      deltas = await llm.open({ ...request, messages, tools: last ? undefined : request.tools })
+    }
+  }
+
+  async * #extract (scope: MemoryScope, sessionId: string, userMessage: string, reply: string, toolOps: MemoryOp[]): AsyncIterable<MemoryUpdateEvent> {
+    yield { type: 'memory_update', content: 'extracting', memories_count: null, memories: [] }
+    const { memories, extractor, extractionTimeoutMs } = this.#opts
+    // Extraction belongs to the conversation, not the connection: a client leaving does not cancel it.
+    const signal = AbortSignal.timeout(BACKGROUND_EXTRACTION_MS)
+    const job = (async () => {
+      const existing = await memories.retrieve(scope, userMessage, 10, signal)
+      const decisions = await extractor.extract({ userMessage, reply, existing }, signal)
+      return await memories.apply(scope, sessionId, decisions, existing, signal)
+    })()
+    this.#background.add(job)
+    void job.catch(() => {}).finally(() => this.#background.delete(job))
+    const timer = new AbortController()
+    // A failed extraction costs the turn its new memories, not its reply.
+    const ops = await Promise.race([job.catch(() => 'extraction_failed' as const), sleep(extractionTimeoutMs, 'extraction_deferred' as const, { signal: timer.signal })])
+    timer.abort()
+    if (typeof ops === 'string') {
+      yield { type: 'memory_update', content: ops, memories_count: toolOps.length, memories: toolOps }
+      return
+    }
+    const all = [...toolOps, ...ops]
+    yield { type: 'memory_update', content: null, memories_count: all.length, memories: all }
+  }
+}
+
+function parseOrRaw (text: string): unknown {
+  try {
+    return JSON.parse(text)
+  } catch {
+    return text
   }
 }

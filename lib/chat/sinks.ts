@@ -1,5 +1,5 @@
 import type { ServerResponse } from 'node:http'
-import { serializeChunk, serializeContent, type StreamChunk } from '../sse/chunk.js'
+import { serializeChunk, serializeContent, type StreamChunk, type ToolCallInfo } from '../sse/chunk.js'
 import { SseWriter, type SseWriterOptions } from '../sse/writer.js'
 
 /**
@@ -10,6 +10,8 @@ export interface ChunkSink {
   readonly bufferedBytes: number
   start: (chunk: StreamChunk) => void
   content: (text: string) => Promise<void> | undefined
+  /** Any other live chunk: tool_call, memory_update. */
+  event: (chunk: StreamChunk) => Promise<void> | undefined
   finish: (chunk: StreamChunk) => void
   end: (destroy: boolean) => void
 }
@@ -35,6 +37,10 @@ export class SseSink implements ChunkSink {
     return this.#writer.send(serializeContent(text)) ? undefined : this.#writer.drained()
   }
 
+  event (chunk: StreamChunk): Promise<void> | undefined {
+    return this.#writer.send(serializeChunk(chunk)) ? undefined : this.#writer.drained()
+  }
+
   /** The terminal event needs no wait: end() follows and flushes it. */
   finish (chunk: StreamChunk): void {
     this.#writer.send(serializeChunk(chunk))
@@ -54,8 +60,16 @@ export class CollectingSink implements ChunkSink {
 
   text = ''
   terminal: StreamChunk | null = null
+  /** Tool calls in their final state (completed or failed). */
+  readonly toolCalls: ToolCallInfo[] = []
+  memoriesCount = 0
 
   start (): void {}
+
+  event (chunk: StreamChunk): undefined {
+    if (chunk.tool_call !== null && chunk.tool_call.status !== 'running') this.toolCalls.push(chunk.tool_call)
+    if (chunk.memories_count !== null) this.memoriesCount = chunk.memories_count
+  }
 
   finish (chunk: StreamChunk): void {
     this.terminal = chunk

@@ -4,7 +4,7 @@ import type { TokenUsage } from '../llm/provider.js'
 import { makeChunk } from '../sse/chunk.js'
 import { StreamStateMachine } from '../sse/state-machine.js'
 import { classifyFailure, StreamTimeoutError, type StreamOutcome } from './errors.js'
-import type { Turn } from './orchestrator.js'
+import type { MemoryUpdateEvent, ToolCallEvent, Turn } from './orchestrator.js'
 import type { ChunkSink } from './sinks.js'
 
 export interface StreamTimeouts {
@@ -69,23 +69,29 @@ export class StreamRun {
     let failure = null
     try {
       state.transition('start')
-      sink.start(makeChunk('start', {}, { stream_id: this.id, session_id: turn.sessionId }))
-      for await (const delta of turn.deltas) {
-        if (delta.type === 'usage') {
-          usage = delta.usage
-          continue
+      sink.start(makeChunk('start', {}, { stream_id: this.id, session_id: turn.sessionId, memories_retrieved: turn.memoriesRetrieved }))
+      for await (const event of turn.events) {
+        this.#onActivity()
+        if (event.type === 'usage') {
+          usage = addUsage(usage, event.usage)
+        } else if (event.type === 'text') {
+          state.transition('content')
+          text += event.text
+          const wait = sink.content(event.text)
+          if (wait !== undefined) await wait
+        } else {
+          await this.#emit(sink, event)
         }
-        this.#onToken()
-        state.transition('content')
-        text += delta.text
-        const wait = sink.content(delta.text)
-        if (wait !== undefined) await wait
       }
       // A provider that stops quietly on abort must not turn a cut reply into `done`.
       this.signal.throwIfAborted()
       // Stored before `done` goes out, so a client that saw `done` finds the reply in history.
       persisted = true
       const message = await turn.complete(text, usage)
+      for await (const event of turn.extract(text)) {
+        this.#onActivity()
+        await this.#emit(sink, event)
+      }
       state.transition('done')
       sink.finish(makeChunk('done', {}, { message_id: message.id, usage }))
     } catch (err) {
@@ -103,7 +109,15 @@ export class StreamRun {
     return outcome
   }
 
-  #onToken (): void {
+  async #emit (sink: ChunkSink, event: ToolCallEvent | MemoryUpdateEvent): Promise<void> {
+    this.state.transition(event.type)
+    const chunk = event.type === 'tool_call'
+      ? makeChunk('tool_call', { tool_call: event.call })
+      : makeChunk('memory_update', { content: event.content, memories_count: event.memories_count }, { memories: event.memories })
+    await sink.event(chunk)
+  }
+
+  #onActivity (): void {
     if (this.#idleTimer === undefined) {
       clearTimeout(this.#firstTokenTimer)
       const { idleMs } = this.#opts.timeouts
@@ -124,5 +138,14 @@ export class StreamRun {
     // Aborting after a clean finish is a no-op for the upstream; on any other path it cuts it.
     if (!this.signal.aborted) this.#controller.abort(new Error('stream released'))
     this.#opts.onEnd(this, outcome)
+  }
+}
+
+function addUsage (a: TokenUsage | null, b: TokenUsage): TokenUsage {
+  if (a === null) return b
+  return {
+    prompt_tokens: a.prompt_tokens + b.prompt_tokens,
+    completion_tokens: a.completion_tokens + b.completion_tokens,
+    total_tokens: a.total_tokens + b.total_tokens
   }
 }

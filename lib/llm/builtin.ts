@@ -5,9 +5,22 @@ export interface BuiltinProviderOptions {
   tokenDelayMs: number
 }
 
+/** A call the built-in model decides to make, from plain phrases in the user's message. */
+interface PlannedCall {
+  name: string
+  arguments: Record<string, unknown>
+}
+
+const TOOL_PHRASES: Array<[RegExp, (m: RegExpExecArray) => PlannedCall]> = [
+  [/^\s*remember\b[:,]?\s*(?:that\s+)?(.+)$/is, (m) => ({ name: 'save_memory', arguments: { content: (m[1] as string).trim() } })],
+  [/what do you (?:remember|know) about (.+?)\s*\??\s*$/is, (m) => ({ name: 'search_memory', arguments: { query: m[1] as string } })],
+  [/\bwhat time is it\b/i, () => ({ name: 'current_time', arguments: {} })]
+]
+
 /**
- * Offline, deterministic model for demos, tests and benchmarks: it answers from the prompt it
- * was given (the user's message and any context), one word per token.
+ * Offline, deterministic model for demos, tests and benchmarks. It answers from the prompt it
+ * was given (the user's message and the memories in its context), one word per token, and
+ * calls the offered tools for "remember …", "what do you remember about …" and "what time is it".
  */
 export class BuiltinProvider implements LlmProvider {
   readonly name = 'builtin'
@@ -20,21 +33,45 @@ export class BuiltinProvider implements LlmProvider {
 
   async open (request: LlmRequest): Promise<AsyncIterable<LlmDelta>> {
     request.signal.throwIfAborted()
-    return this.#generate(request.messages, request.signal)
+    return this.#generate(request)
   }
 
-  async * #generate (messages: ChatMessage[], signal: AbortSignal): AsyncIterable<LlmDelta> {
-    const tokens = tokenize(composeReply(messages))
-    for (let i = 0; i < tokens.length; i++) {
-      // An aborted sleep rejects with a generic AbortError; the check below rethrows the real reason.
-      if (i > 0 && this.#delayMs > 0) await sleep(this.#delayMs, undefined, { signal }).catch(() => {})
-      signal.throwIfAborted()
-      yield { type: 'text', text: tokens[i] as string }
+  async * #generate (request: LlmRequest): AsyncIterable<LlmDelta> {
+    const { messages, signal } = request
+    const offered = new Set(request.tools?.map((t) => t.name))
+    const call = messages.at(-1)?.role === 'user' ? planCall(messages, offered) : null
+    let completion = 0
+    if (call !== null) {
+      // Arguments arrive in two fragments, as real providers send them.
+      const args = JSON.stringify(call.arguments)
+      const half = Math.ceil(args.length / 2)
+      yield { type: 'tool_call', index: 0, id: `call-builtin-${Date.now()}`, name: call.name, arguments: args.slice(0, half) }
+      yield { type: 'tool_call', index: 0, arguments: args.slice(half) }
+      completion = 1
+    } else {
+      const tokens = tokenize(composeReply(messages))
+      for (let i = 0; i < tokens.length; i++) {
+        // An aborted sleep rejects with a generic AbortError; the check below rethrows the real reason.
+        if (i > 0 && this.#delayMs > 0) await sleep(this.#delayMs, undefined, { signal }).catch(() => {})
+        signal.throwIfAborted()
+        yield { type: 'text', text: tokens[i] as string }
+      }
+      completion = tokens.length
     }
-    const completion = tokens.length
-    const prompt = messages.reduce((n, m) => n + tokenize(m.content).length, 0)
+    const prompt = messages.reduce((n, m) => n + tokenize(m.content ?? '').length, 0)
     yield { type: 'usage', usage: { prompt_tokens: prompt, completion_tokens: completion, total_tokens: prompt + completion } }
   }
+}
+
+function planCall (messages: ChatMessage[], offered: Set<string>): PlannedCall | null {
+  const text = messages.at(-1)?.content as string
+  for (const [pattern, plan] of TOOL_PHRASES) {
+    const match = pattern.exec(text)
+    if (match === null) continue
+    const call = plan(match)
+    return offered.has(call.name) ? call : null
+  }
+  return null
 }
 
 /** Words with their trailing space, so the concatenated tokens equal the reply exactly. */
@@ -43,6 +80,18 @@ export function tokenize (text: string): string[] {
 }
 
 export function composeReply (messages: ChatMessage[]): string {
+  const last = messages.at(-1)
+  if (last?.role === 'tool') {
+    const assistant = messages.findLast((m) => m.role === 'assistant')
+    const name = assistant?.role === 'assistant' ? assistant.tool_calls?.find((c) => c.id === last.tool_call_id)?.function.name : undefined
+    return `I ran ${String(name)}: ${last.content}`
+  }
   const user = messages.findLast((m) => m.role === 'user')?.content ?? ''
-  return `You said: ${user}`
+  let reply = `You said: ${user}`
+  const context = messages.find((m) => m.role === 'system' && m.content.includes('<memories>'))?.content as string | undefined
+  if (context !== undefined) {
+    const facts = context.slice(context.indexOf('<memories>') + 10, context.indexOf('</memories>')).split('\n- ').map((f) => f.trim()).filter(Boolean)
+    reply += ` I remember: ${facts.join('; ')}`
+  }
+  return reply
 }

@@ -2,10 +2,16 @@
  * The seam between the chat orchestrator and any model. Opening is separate from reading
  * so an upstream that refuses (401, 429, 500) becomes an HTTP error before the SSE 200 goes out.
  */
-export interface ChatMessage {
-  role: 'system' | 'user' | 'assistant'
-  content: string
+export interface AssistantToolCall {
+  id: string
+  type: 'function'
+  function: { name: string, arguments: string }
 }
+
+export type ChatMessage =
+  | { role: 'system' | 'user', content: string }
+  | { role: 'assistant', content: string | null, tool_calls?: AssistantToolCall[] }
+  | { role: 'tool', tool_call_id: string, content: string }
 
 export interface TokenUsage {
   prompt_tokens: number
@@ -13,14 +19,40 @@ export interface TokenUsage {
   total_tokens: number
 }
 
+/** A tool offered to the model, in OpenAI's function-calling shape. */
+export interface ToolSpec {
+  name: string
+  description: string
+  parameters: Record<string, unknown>
+}
+
+/** Tool calls arrive in fragments keyed by `index`; `id` and `name` come once, `arguments` in pieces. */
+export interface ToolCallDelta {
+  type: 'tool_call'
+  index: number
+  id?: string
+  name?: string
+  arguments?: string
+}
+
 export type LlmDelta =
   | { type: 'text', text: string }
   | { type: 'usage', usage: TokenUsage }
+  | ToolCallDelta
 
 export interface LlmRequest {
   messages: ChatMessage[]
   model?: string
   temperature?: number
+  tools?: ToolSpec[]
+  signal: AbortSignal
+}
+
+export interface JsonRequest {
+  messages: ChatMessage[]
+  /** Name and JSON schema the reply must follow (structured outputs). */
+  schemaName: string
+  schema: Record<string, unknown>
   signal: AbortSignal
 }
 
@@ -29,6 +61,16 @@ export interface LlmProvider {
   readonly model: string
   /** Resolves once the upstream accepted the request; rejects with UpstreamError otherwise. */
   open: (request: LlmRequest) => Promise<AsyncIterable<LlmDelta>>
+}
+
+/** A provider that can also answer with schema-constrained JSON (used for memory extraction). */
+export interface JsonCapableProvider extends LlmProvider {
+  completeJson: (request: JsonRequest) => Promise<unknown>
+}
+
+/** Turns texts into vectors for retrieval. */
+export interface Embedder {
+  embed: (texts: string[], signal: AbortSignal) => Promise<number[][]>
 }
 
 /** The upstream refused or failed; `status` is its HTTP status when it answered one. */

@@ -72,9 +72,9 @@ export function chatRoutes (router: Router, app: AppContext): void {
       data: {
         message_id: terminal.message_id,
         content: sink.text,
-        memories_updated: false,
-        memories_count: 0,
-        tool_calls: [],
+        memories_updated: sink.memoriesCount > 0,
+        memories_count: sink.memoriesCount,
+        tool_calls: sink.toolCalls,
         processing_time_ms: Math.round(performance.now() - startedAt)
       },
       success: true

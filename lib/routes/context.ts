@@ -4,11 +4,13 @@ import type { StreamRun } from '../chat/stream-run.js'
 import type { ServerOptions } from '../config.js'
 import type { Handler, RequestContext } from '../http/router.js'
 import type { Store } from '../store/store.js'
+import type { MemoryService } from '../memory/service.js'
 
 /** What route modules need from the server, passed in rather than imported, so tests can build it. */
 export interface AppContext {
   options: ServerOptions
   store: Store
+  memories: MemoryService
   orchestrator: Orchestrator
   authenticate: Authenticate
   /** Reserves a stream slot for the tenant or throws 429. */

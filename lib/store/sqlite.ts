@@ -2,7 +2,10 @@ import { mkdirSync } from 'node:fs'
 import { dirname } from 'node:path'
 import { randomUUID } from 'node:crypto'
 import Database from 'better-sqlite3'
-import type { Agent, AgentInput, AgentPatch, HistoryQuery, Message, MessageInput, Page, Store } from './store.js'
+import type {
+  Agent, AgentInput, AgentPatch, HistoryQuery, Memory, MemoryInput, MemoryPatch, MemoryQuery, MemorySearch, MemoryVector,
+  Message, MessageInput, Page, Store
+} from './store.js'
 
 /** Versioned, append-only: a database at version N gets migrations N+1.. applied in one transaction each. */
 const MIGRATIONS: readonly string[] = [
@@ -30,8 +33,44 @@ const MIGRATIONS: readonly string[] = [
      metadata TEXT NOT NULL,
      created_at TEXT NOT NULL
    );
-   CREATE INDEX messages_by_session ON messages (organization_id, agent_id, session_id, seq);`
+   CREATE INDEX messages_by_session ON messages (organization_id, agent_id, session_id, seq);`,
+  `CREATE TABLE memories (
+     seq INTEGER PRIMARY KEY AUTOINCREMENT,
+     id TEXT NOT NULL UNIQUE,
+     organization_id TEXT NOT NULL,
+     agent_id TEXT NOT NULL REFERENCES agents (id) ON DELETE CASCADE,
+     user_id TEXT NOT NULL,
+     session_id TEXT,
+     content TEXT NOT NULL,
+     memory_type TEXT NOT NULL,
+     importance REAL NOT NULL,
+     metadata TEXT NOT NULL,
+     embedding TEXT,
+     created_at TEXT NOT NULL,
+     updated_at TEXT NOT NULL
+   );
+   CREATE INDEX memories_by_agent_user ON memories (organization_id, agent_id, user_id, seq);
+   CREATE VIRTUAL TABLE memories_fts USING fts5 (content, content = 'memories', content_rowid = 'seq', tokenize = 'porter unicode61');
+   CREATE TRIGGER memories_ai AFTER INSERT ON memories BEGIN
+     INSERT INTO memories_fts (rowid, content) VALUES (new.seq, new.content);
+   END;
+   CREATE TRIGGER memories_ad AFTER DELETE ON memories BEGIN
+     INSERT INTO memories_fts (memories_fts, rowid, content) VALUES ('delete', old.seq, old.content);
+   END;
+   CREATE TRIGGER memories_au AFTER UPDATE OF content ON memories BEGIN
+     INSERT INTO memories_fts (memories_fts, rowid, content) VALUES ('delete', old.seq, old.content);
+     INSERT INTO memories_fts (rowid, content) VALUES (new.seq, new.content);
+   END;`
 ]
+
+const MEMORY_COLUMNS = 'm.id, m.organization_id, m.agent_id, m.user_id, m.session_id, m.content, m.memory_type, m.importance, m.metadata, m.created_at, m.updated_at'
+
+/** Words of free text as an FTS5 OR-query of quoted terms, so user input is never FTS syntax. */
+export function ftsQuery (text: string): string | null {
+  const words = text.toLowerCase().match(/[\p{L}\p{N}]+/gu)
+  if (words === null) return null
+  return [...new Set(words)].map((w) => `"${w}"`).join(' OR ')
+}
 
 interface AgentRow {
   id: string
@@ -48,6 +87,12 @@ interface AgentRow {
 interface MessageRow extends Omit<Message, 'metadata'> {
   metadata: string
 }
+
+interface MemoryRow extends Omit<Memory, 'metadata'> {
+  metadata: string
+}
+
+const toMemory = (row: MemoryRow): Memory => ({ ...row, metadata: JSON.parse(row.metadata) })
 
 const toAgent = (row: AgentRow): Agent => ({
   ...row,
@@ -94,7 +139,24 @@ export class SqliteStore implements Store {
         FROM messages WHERE organization_id = ? AND agent_id = ? ORDER BY seq DESC LIMIT ?) ORDER BY seq`),
       listSessionMessages: db.prepare<[string, string, string, number], MessageRow>(`SELECT ${MESSAGE_COLUMNS} FROM (SELECT seq,
         ${MESSAGE_COLUMNS} FROM messages WHERE organization_id = ? AND agent_id = ? AND session_id = ? ORDER BY seq DESC LIMIT ?)
-        ORDER BY seq`)
+        ORDER BY seq`),
+      insertMemory: db.prepare(`INSERT INTO memories (id, organization_id, agent_id, user_id, session_id, content, memory_type, importance,
+        metadata, embedding, created_at, updated_at) VALUES (@id, @organization_id, @agent_id, @user_id, @session_id, @content, @memory_type,
+        @importance, @metadata, @embedding, @created_at, @updated_at)`),
+      getMemory: db.prepare<[string, string], MemoryRow>(`SELECT ${MEMORY_COLUMNS} FROM memories m WHERE m.organization_id = ? AND m.id = ?`),
+      listMemories: db.prepare<[string, string, string | null, string | null, number, number], MemoryRow>(`SELECT ${MEMORY_COLUMNS}
+        FROM memories m WHERE m.organization_id = ? AND m.agent_id = ? AND (? IS NULL OR m.user_id = ?) ORDER BY m.seq DESC LIMIT ? OFFSET ?`),
+      // bm25() is lower for better matches; recency breaks ties.
+      searchMemories: db.prepare<[string, string, string, string | null, string | null, number], MemoryRow>(`SELECT ${MEMORY_COLUMNS}
+        FROM memories_fts JOIN memories m ON m.seq = memories_fts.rowid
+        WHERE memories_fts MATCH ? AND m.organization_id = ? AND m.agent_id = ? AND (? IS NULL OR m.user_id = ?)
+        ORDER BY bm25(memories_fts), m.seq DESC LIMIT ?`),
+      memoryVectors: db.prepare<[string, string, string, number], { id: string, embedding: string }>(`SELECT id, embedding FROM memories
+        WHERE organization_id = ? AND agent_id = ? AND user_id = ? AND embedding IS NOT NULL ORDER BY seq DESC LIMIT ?`),
+      updateMemory: db.prepare(`UPDATE memories SET content = @content, memory_type = @memory_type, importance = @importance,
+        metadata = @metadata, embedding = @embedding, updated_at = @updated_at WHERE organization_id = @organization_id AND id = @id`),
+      getEmbedding: db.prepare<[string], { embedding: string | null }>('SELECT embedding FROM memories WHERE id = ?'),
+      deleteMemory: db.prepare<[string, string]>('DELETE FROM memories WHERE organization_id = ? AND id = ?')
     }
   }
 
@@ -149,9 +211,79 @@ export class SqliteStore implements Store {
     return rows.map(toMessage)
   }
 
+  async addMemory (orgId: string, agentId: string, input: MemoryInput): Promise<Memory> {
+    const now = new Date().toISOString()
+    const memory: Memory = {
+      id: `mem-${randomUUID()}`,
+      organization_id: orgId,
+      agent_id: agentId,
+      user_id: input.user_id,
+      session_id: input.session_id ?? null,
+      content: input.content,
+      memory_type: input.memory_type ?? 'Semantic',
+      importance: input.importance ?? 0.5,
+      metadata: input.metadata ?? {},
+      created_at: now,
+      updated_at: now
+    }
+    this.#stmts.insertMemory.run({ ...memory, metadata: JSON.stringify(memory.metadata), embedding: toVectorText(input.embedding) })
+    return memory
+  }
+
+  async getMemory (orgId: string, memoryId: string): Promise<Memory | null> {
+    const row = this.#stmts.getMemory.get(orgId, memoryId)
+    return row === undefined ? null : toMemory(row)
+  }
+
+  async listMemories (orgId: string, agentId: string, query: MemoryQuery): Promise<Memory[]> {
+    const user = query.userId ?? null
+    return this.#stmts.listMemories.all(orgId, agentId, user, user, query.limit, query.offset).map(toMemory)
+  }
+
+  async searchMemories (orgId: string, agentId: string, search: MemorySearch): Promise<Memory[]> {
+    const match = ftsQuery(search.query)
+    if (match === null || search.limit === 0) return []
+    const user = search.userId ?? null
+    return this.#stmts.searchMemories.all(match, orgId, agentId, user, user, search.limit).map(toMemory)
+  }
+
+  async memoryVectors (orgId: string, agentId: string, userId: string, limit: number): Promise<MemoryVector[]> {
+    return this.#stmts.memoryVectors.all(orgId, agentId, userId, limit).map((r) => ({ id: r.id, embedding: JSON.parse(r.embedding) }))
+  }
+
+  async getMemoriesByIds (orgId: string, ids: string[]): Promise<Memory[]> {
+    const found: Memory[] = []
+    for (const id of ids) {
+      const row = this.#stmts.getMemory.get(orgId, id)
+      if (row !== undefined) found.push(toMemory(row))
+    }
+    return found
+  }
+
+  async updateMemory (orgId: string, memoryId: string, patch: MemoryPatch): Promise<Memory | null> {
+    const current = await this.getMemory(orgId, memoryId)
+    if (current === null) return null
+    const { embedding, ...fields } = patch
+    const next: Memory = { ...current, ...fields, updated_at: new Date().toISOString() }
+    // A new text without a new vector drops the old vector: it no longer describes the memory.
+    const vector = embedding !== undefined
+      ? toVectorText(embedding)
+      : patch.content !== undefined && patch.content !== current.content ? null : this.#stmts.getEmbedding.get(memoryId)?.embedding ?? null
+    this.#stmts.updateMemory.run({ ...next, metadata: JSON.stringify(next.metadata), embedding: vector })
+    return next
+  }
+
+  async deleteMemory (orgId: string, memoryId: string): Promise<boolean> {
+    return this.#stmts.deleteMemory.run(orgId, memoryId).changes > 0
+  }
+
   async close (): Promise<void> {
     if (this.#db.open) this.#db.close()
   }
+}
+
+function toVectorText (embedding: number[] | null | undefined): string | null {
+  return embedding == null ? null : JSON.stringify(embedding)
 }
 
 function toAgentRow (agent: Agent): AgentRow {

@@ -56,6 +56,54 @@ export interface HistoryQuery {
   limit: number
 }
 
+export const MEMORY_TYPES = ['Episodic', 'Semantic', 'Procedural', 'Working', 'Core'] as const
+export type MemoryType = typeof MEMORY_TYPES[number]
+
+export interface Memory {
+  id: string
+  organization_id: string
+  agent_id: string
+  user_id: string
+  session_id: string | null
+  content: string
+  memory_type: MemoryType
+  importance: number
+  metadata: Record<string, unknown>
+  created_at: string
+  updated_at: string
+}
+
+export interface MemoryInput {
+  user_id: string
+  session_id?: string | null
+  content: string
+  memory_type?: MemoryType
+  importance?: number
+  metadata?: Record<string, unknown>
+  /** Kept for vector retrieval when an embedding model is configured. */
+  embedding?: number[] | null
+}
+
+export type MemoryPatch = Partial<Pick<MemoryInput, 'content' | 'memory_type' | 'importance' | 'metadata' | 'embedding'>>
+
+export interface MemoryQuery {
+  userId?: string
+  limit: number
+  offset: number
+}
+
+export interface MemorySearch {
+  /** Free text; matched with the store's full-text ranking (BM25 in SQLite). */
+  query: string
+  userId?: string
+  limit: number
+}
+
+export interface MemoryVector {
+  id: string
+  embedding: number[]
+}
+
 export interface Store {
   readonly kind: string
   createAgent: (orgId: string, input: AgentInput) => Promise<Agent>
@@ -66,5 +114,15 @@ export interface Store {
   appendMessage: (input: MessageInput) => Promise<Message>
   /** The newest `limit` messages, oldest first. */
   listMessages: (orgId: string, agentId: string, query: HistoryQuery) => Promise<Message[]>
+  addMemory: (orgId: string, agentId: string, input: MemoryInput) => Promise<Memory>
+  getMemory: (orgId: string, memoryId: string) => Promise<Memory | null>
+  listMemories: (orgId: string, agentId: string, query: MemoryQuery) => Promise<Memory[]>
+  /** Best full-text matches first, newer first among equals. */
+  searchMemories: (orgId: string, agentId: string, search: MemorySearch) => Promise<Memory[]>
+  /** The newest `limit` memories that have an embedding. */
+  memoryVectors: (orgId: string, agentId: string, userId: string, limit: number) => Promise<MemoryVector[]>
+  getMemoriesByIds: (orgId: string, ids: string[]) => Promise<Memory[]>
+  updateMemory: (orgId: string, memoryId: string, patch: MemoryPatch) => Promise<Memory | null>
+  deleteMemory: (orgId: string, memoryId: string) => Promise<boolean>
   close: () => Promise<void>
 }

@@ -3,6 +3,8 @@ import { FakeOpenAI } from '../helpers/upstream.js'
 import { startApp } from '../helpers/server.js'
 
 const FOUR_KEYS = ['chunk_type', 'content', 'tool_call', 'memories_count']
+/** Every completed turn ends with extraction progress, its result, then done. */
+const TAIL = ['memory_update', 'memory_update', 'done']
 
 t.test('builtin provider: start, content per token, done, with ids and the four keys', async (t) => {
   const { stream, createAgent, call } = await startApp(t)
@@ -17,14 +19,15 @@ t.test('builtin provider: start, content per token, done, with ids and the four 
   const types = client.types()
   t.equal(types[0], 'start')
   t.equal(types.at(-1), 'done')
-  t.ok(types.slice(1, -1).every((x) => x === 'content'))
+  t.ok(types.slice(1, -3).every((x) => x === 'content'))
+  t.same(types.slice(-3), TAIL)
   t.equal(client.text(), 'You said: Tell me a story about AI')
   t.same(client.events.map((e) => e.id), client.events.map((_, i) => String(i + 1)), 'ids count up from 1')
   for (const e of client.events) t.same(Object.keys(e.json).slice(0, 4), FOUR_KEYS, 'four keys first, always present')
   const start = client.events[0]?.json as Record<string, unknown>
   t.match(start, { content: null, tool_call: null, memories_count: null, stream_id: /^stream-/, session_id: String })
   const done = client.last() as Record<string, unknown>
-  t.match(done, { content: null, usage: { completion_tokens: types.length - 2 } })
+  t.match(done, { content: null, usage: { completion_tokens: types.length - 4 } })
 
   const history = await call('org-a', 'GET', `/api/v1/agents/${agentId}/chat/history?session_id=${String(start.session_id)}`)
   t.equal(history.status, 200)
@@ -47,7 +50,7 @@ t.test('each token reaches the client while the upstream is still generating', a
   t.equal(client.text(), 'first')
   upstream.resume()
   await client.ended
-  t.same(client.types(), ['start', 'content', 'content', 'done'])
+  t.same(client.types(), ['start', 'content', 'content', ...TAIL])
 })
 
 t.test('openai provider: real SDK against an OpenAI-compatible server, token by token', async (t) => {
@@ -59,7 +62,7 @@ t.test('openai provider: real SDK against an OpenAI-compatible server, token by 
 
   const first = stream('org-a', agentId, { message: 'Tell me a story', session_id: 's1' })
   await first.ended
-  t.same(first.types(), ['start', 'content', 'content', 'content', 'content', 'done'])
+  t.same(first.types(), ['start', 'content', 'content', 'content', 'content', ...TAIL])
   t.equal(first.text(), 'Once upon a time')
   t.same(first.last()?.usage, { prompt_tokens: 7, completion_tokens: 4, total_tokens: 11 })
   const sent = upstream.requests[0]?.body

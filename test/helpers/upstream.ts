@@ -19,6 +19,12 @@ export interface UpstreamScript {
   /** Send tokens until the client goes away, honouring TCP backpressure. */
   forever?: boolean
   usage?: boolean
+  /** Tool calls streamed after the tokens, each with its arguments split into the given fragments. */
+  toolCalls?: Array<{ id?: string, name: string, fragments: string[] }>
+  /** For a non-streaming request (memory extraction): the JSON the model "answers". */
+  json?: unknown
+  /** Delay before a non-streaming answer. */
+  jsonDelayMs?: number
 }
 
 export interface ReceivedRequest {
@@ -37,8 +43,17 @@ export interface ReceivedRequest {
  * `openai` SDK code path runs for real in tests.
  */
 export class FakeOpenAI {
+  /** Used for every chat request unless `queue` has one waiting. */
   script: UpstreamScript = {}
+  /** Scripts for the next streaming chat requests, first in first out. */
+  readonly queue: UpstreamScript[] = []
+  /** Script for non-streaming chat requests (memory extraction). */
+  jsonScript: UpstreamScript = { json: { facts: [] } }
+  readonly embeddingRequests: string[][] = []
+  /** Streaming chat requests, in arrival order. */
   readonly requests: ReceivedRequest[] = []
+  /** Non-streaming chat requests (memory extraction). */
+  readonly jsonRequests: ReceivedRequest[] = []
   /** Tokens actually handed to the socket (forever mode counts only accepted writes). */
   sentTokens = 0
   /** Requests whose client closed the connection before the upstream finished. */
@@ -81,8 +96,17 @@ export class FakeOpenAI {
     let raw = ''
     for await (const chunk of req) raw += String(chunk)
     const body = JSON.parse(raw) as ReceivedRequest['body']
-    this.requests.push({ path: req.url as string, headers: req.headers, body })
-    const s = this.script
+    if ((req.url as string).endsWith('/embeddings')) {
+      const input = body.input as string[]
+      this.embeddingRequests.push(input)
+      res.writeHead(200, { 'content-type': 'application/json' })
+      res.end(JSON.stringify({ object: 'list', model: body.model, data: input.map((text, index) => ({ object: 'embedding', index, embedding: embedText(text) })) }))
+      return
+    }
+    const received = { path: req.url as string, headers: req.headers, body }
+    if (body.stream === true) this.requests.push(received)
+    else this.jsonRequests.push(received)
+    const s = body.stream === true ? this.queue.shift() ?? this.script : this.jsonScript
     let finished = false
     res.on('close', () => {
       if (finished) return
@@ -96,6 +120,16 @@ export class FakeOpenAI {
       finished = true
       res.writeHead(s.status, { 'content-type': 'application/json' })
       res.end(JSON.stringify({ error: { message: `scripted ${s.status}`, type: 'server_error', code: null } }))
+      return
+    }
+    if (body.stream !== true) {
+      if (s.jsonDelayMs !== undefined) await sleep(s.jsonDelayMs)
+      finished = true
+      res.writeHead(200, { 'content-type': 'application/json' })
+      res.end(JSON.stringify({
+        id: 'chatcmpl-json', object: 'chat.completion', created: 1, model: body.model,
+        choices: [{ index: 0, finish_reason: 'stop', message: { role: 'assistant', content: JSON.stringify(s.json) } }]
+      }))
       return
     }
     res.writeHead(200, { 'content-type': 'text/event-stream' })
@@ -130,11 +164,28 @@ export class FakeOpenAI {
         })
       }
     }
-    res.write(`data: ${JSON.stringify({ id: 'chatcmpl-test', object: 'chat.completion.chunk', created: 1, model: body.model, choices: [{ index: 0, delta: {}, finish_reason: 'stop' }] })}\n\n`)
+    for (const [index, call] of (s.toolCalls ?? []).entries()) {
+      call.fragments.forEach((fragment, i) => {
+        const head = i === 0 ? { id: call.id, type: 'function', function: { name: call.name, arguments: fragment } } : { function: { arguments: fragment } }
+        res.write(chunk({ tool_calls: [{ index, ...head }] }))
+      })
+    }
+    const finish = s.toolCalls === undefined ? 'stop' : 'tool_calls'
+    res.write(`data: ${JSON.stringify({ id: 'chatcmpl-test', object: 'chat.completion.chunk', created: 1, model: body.model, choices: [{ index: 0, delta: {}, finish_reason: finish }] })}\n\n`)
     if (s.usage !== false) {
       res.write(`data: ${JSON.stringify({ id: 'chatcmpl-test', object: 'chat.completion.chunk', created: 1, model: body.model, choices: [], usage: { prompt_tokens: 7, completion_tokens: tokens.length, total_tokens: 7 + tokens.length } })}\n\n`)
     }
     finished = true
     res.end('data: [DONE]\n\n')
   }
+}
+
+/** A deterministic toy embedding: letter frequencies, so texts sharing words point the same way. */
+export function embedText (text: string): number[] {
+  const v = new Array<number>(26).fill(0)
+  for (const ch of text.toLowerCase()) {
+    const i = ch.charCodeAt(0) - 97
+    if (i >= 0 && i < 26) v[i] = (v[i] as number) + 1
+  }
+  return v
 }
