@@ -23,6 +23,9 @@ t.test('registration is checked', async (t) => {
 })
 
 t.test('every failure becomes a failed outcome, never a throw', async (t) => {
+  // AbortSignal.timeout does not keep the process alive; a server does, so this test must too.
+  const alive = setInterval(() => {}, 1000)
+  t.teardown(() => clearInterval(alive))
   const tools = new ToolRegistry(50)
   tools.register(echo)
   tools.register({ ...echo, name: 'object', handler: async () => ({ a: 1 }) })
