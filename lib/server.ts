@@ -6,13 +6,13 @@ import { ServerShutdownError, type StreamOutcome } from './chat/errors.js'
 import { StreamRun } from './chat/stream-run.js'
 import { isDevMode, resolveOptions, type ServerOptions, type ServerOptionsInput } from './config.js'
 import { prepareDevSession, type DevSession } from './dev.js'
-import { HttpError, quotaExceeded, serviceUnavailable } from './errors.js'
+import { HttpError, quotaExceeded, serviceUnavailable, upstreamError } from './errors.js'
 import { sendError } from './http/respond.js'
 import { Router } from './http/router.js'
 import { ConcurrencyLimiter } from './limits/concurrency.js'
 import { BuiltinProvider } from './llm/builtin.js'
 import { OpenAiProvider } from './llm/openai.js'
-import type { Embedder, JsonCapableProvider, LlmProvider } from './llm/provider.js'
+import { UpstreamError, type Embedder, type JsonCapableProvider, type LlmProvider } from './llm/provider.js'
 import type { MemoryExtractor } from './memory/extractor.js'
 import { RuleBasedExtractor } from './memory/extractor.js'
 import { LlmMemoryExtractor } from './memory/llm-extractor.js'
@@ -151,6 +151,8 @@ export async function createServer (input: ServerOptionsInput = {}, deps: Server
       const { handler, params, query } = router.find(req.method as string, req.url as string)
       await handler({ req, res, params, query })
     } catch (err) {
+      // An upstream failing outside a stream (embeddings, say) is still the upstream's fault: 502.
+      if (err instanceof UpstreamError) return sendError(res, upstreamError(err.message, { upstream_status: err.status }))
       if (!(err instanceof HttpError)) onError(err)
       sendError(res, err)
     }

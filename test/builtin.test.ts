@@ -69,6 +69,8 @@ t.test('tool phrases call only the tools offered, with arguments in fragments', 
 
 t.test('after a tool result it reports it; with memories in context it recalls them', async (t) => {
   t.equal(composeReply([
+    { role: 'user', content: 'hello' },
+    { role: 'assistant', content: 'You said: hello' },
     { role: 'user', content: 'what time is it' },
     { role: 'assistant', content: null, tool_calls: [{ id: 'c1', type: 'function', function: { name: 'current_time', arguments: '{}' } }] },
     { role: 'tool', tool_call_id: 'c1', content: '{"now":"x"}' }

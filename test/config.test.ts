@@ -43,12 +43,14 @@ t.test('bad values stop start-up with a message naming the variable', async (t) 
     [{ DATABASE_URL: 'mysql://x' }, /DATABASE_URL must match pattern/],
     [{ OPENAI_BASE_URL: 'ftp://x', OPENAI_API_KEY: 'k' }, /OPENAI_BASE_URL must match pattern/],
     [{ JWT_SECRET: 'x'.repeat(32), JWT_PUBLIC_KEY: '/k.pem' }, /either JWT_SECRET or JWT_PUBLIC_KEY/],
+    [{ EMBEDDING_MODEL: 'text-embedding-3-small' }, /OPENAI_API_KEY is required for embeddings \(EMBEDDING_MODEL\)/],
     [{ HOST: '0.0.0.0' }, /Refusing to start: HOST 0\.0\.0\.0 is not a loopback address/],
     [{ PORT: 'x', STREAM_MAX_TOTAL: 'y' }, /PORT must be integer; STREAM_MAX_TOTAL must be integer/]
   ]
   for (const [env, message] of cases) t.throws(() => optionsFromEnv(env), { name: 'ConfigError', message }, JSON.stringify(env))
   t.throws(() => resolveOptions({ streamKeepaliveMs: 0 }), { message: /streamKeepaliveMs must be >= 1/ }, 'option names when not from env')
   t.throws(() => resolveOptions({ llmProvider: 'openai' }), { message: /openaiApiKey is required/ })
+  t.throws(() => resolveOptions({ embeddingModel: 'e' }), { message: /openaiApiKey is required for embeddings \(embeddingModel\)/ })
   t.throws(() => resolveOptions({ nonsense: 1 } as never), { message: /nonsense: unknown option/ })
   t.type(new ConfigError('x'), Error)
 })

@@ -82,8 +82,8 @@ export function tokenize (text: string): string[] {
 export function composeReply (messages: ChatMessage[]): string {
   const last = messages.at(-1)
   if (last?.role === 'tool') {
-    const assistant = messages.findLast((m) => m.role === 'assistant')
-    const name = assistant?.role === 'assistant' ? assistant.tool_calls?.find((c) => c.id === last.tool_call_id)?.function.name : undefined
+    const calls = messages.flatMap((m) => m.role === 'assistant' && m.tool_calls !== undefined ? m.tool_calls : [])
+    const name = calls.find((c) => c.id === last.tool_call_id)?.function.name
     return `I ran ${String(name)}: ${last.content}`
   }
   const user = messages.findLast((m) => m.role === 'user')?.content ?? ''

@@ -147,15 +147,16 @@ export class SqliteStore implements Store {
       listMemories: db.prepare<[string, string, string | null, string | null, number, number], MemoryRow>(`SELECT ${MEMORY_COLUMNS}
         FROM memories m WHERE m.organization_id = ? AND m.agent_id = ? AND (? IS NULL OR m.user_id = ?) ORDER BY m.seq DESC LIMIT ? OFFSET ?`),
       // bm25() is lower for better matches; recency breaks ties.
-      searchMemories: db.prepare<[string, string, string, string | null, string | null, number], MemoryRow>(`SELECT ${MEMORY_COLUMNS}
+      searchMemories: db.prepare<[string, string, string, string, number], MemoryRow>(`SELECT ${MEMORY_COLUMNS}
         FROM memories_fts JOIN memories m ON m.seq = memories_fts.rowid
-        WHERE memories_fts MATCH ? AND m.organization_id = ? AND m.agent_id = ? AND (? IS NULL OR m.user_id = ?)
+        WHERE memories_fts MATCH ? AND m.organization_id = ? AND m.agent_id = ? AND m.user_id = ?
         ORDER BY bm25(memories_fts), m.seq DESC LIMIT ?`),
       memoryVectors: db.prepare<[string, string, string, number], { id: string, embedding: string }>(`SELECT id, embedding FROM memories
         WHERE organization_id = ? AND agent_id = ? AND user_id = ? AND embedding IS NOT NULL ORDER BY seq DESC LIMIT ?`),
-      updateMemory: db.prepare(`UPDATE memories SET content = @content, memory_type = @memory_type, importance = @importance,
-        metadata = @metadata, embedding = @embedding, updated_at = @updated_at WHERE organization_id = @organization_id AND id = @id`),
-      getEmbedding: db.prepare<[string], { embedding: string | null }>('SELECT embedding FROM memories WHERE id = ?'),
+      // A new text without a new vector drops the old vector: it no longer describes the memory.
+      updateMemory: db.prepare(`UPDATE memories SET memory_type = @memory_type, importance = @importance, metadata = @metadata,
+        embedding = CASE WHEN @replace_vector = 1 THEN @embedding WHEN content <> @content THEN NULL ELSE embedding END,
+        content = @content, updated_at = @updated_at WHERE organization_id = @organization_id AND id = @id`),
       deleteMemory: db.prepare<[string, string]>('DELETE FROM memories WHERE organization_id = ? AND id = ?')
     }
   }
@@ -242,9 +243,8 @@ export class SqliteStore implements Store {
 
   async searchMemories (orgId: string, agentId: string, search: MemorySearch): Promise<Memory[]> {
     const match = ftsQuery(search.query)
-    if (match === null || search.limit === 0) return []
-    const user = search.userId ?? null
-    return this.#stmts.searchMemories.all(match, orgId, agentId, user, user, search.limit).map(toMemory)
+    if (match === null) return []
+    return this.#stmts.searchMemories.all(match, orgId, agentId, search.userId, search.limit).map(toMemory)
   }
 
   async memoryVectors (orgId: string, agentId: string, userId: string, limit: number): Promise<MemoryVector[]> {
@@ -265,11 +265,12 @@ export class SqliteStore implements Store {
     if (current === null) return null
     const { embedding, ...fields } = patch
     const next: Memory = { ...current, ...fields, updated_at: new Date().toISOString() }
-    // A new text without a new vector drops the old vector: it no longer describes the memory.
-    const vector = embedding !== undefined
-      ? toVectorText(embedding)
-      : patch.content !== undefined && patch.content !== current.content ? null : this.#stmts.getEmbedding.get(memoryId)?.embedding ?? null
-    this.#stmts.updateMemory.run({ ...next, metadata: JSON.stringify(next.metadata), embedding: vector })
+    this.#stmts.updateMemory.run({
+      ...next,
+      metadata: JSON.stringify(next.metadata),
+      replace_vector: embedding === undefined ? 0 : 1,
+      embedding: toVectorText(embedding)
+    })
     return next
   }
 

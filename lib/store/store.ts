@@ -95,7 +95,7 @@ export interface MemoryQuery {
 export interface MemorySearch {
   /** Free text; matched with the store's full-text ranking (BM25 in SQLite). */
   query: string
-  userId?: string
+  userId: string
   limit: number
 }
 

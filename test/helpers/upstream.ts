@@ -50,6 +50,8 @@ export class FakeOpenAI {
   /** Script for non-streaming chat requests (memory extraction). */
   jsonScript: UpstreamScript = { json: { facts: [] } }
   readonly embeddingRequests: string[][] = []
+  /** When set, the embeddings endpoint answers this error status. */
+  embeddingStatus: number | undefined
   /** Streaming chat requests, in arrival order. */
   readonly requests: ReceivedRequest[] = []
   /** Non-streaming chat requests (memory extraction). */
@@ -99,8 +101,15 @@ export class FakeOpenAI {
     if ((req.url as string).endsWith('/embeddings')) {
       const input = body.input as string[]
       this.embeddingRequests.push(input)
+      if (this.embeddingStatus !== undefined) {
+        res.writeHead(this.embeddingStatus, { 'content-type': 'application/json' })
+        res.end(JSON.stringify({ error: { message: 'embeddings down', type: 'server_error' } }))
+        return
+      }
       res.writeHead(200, { 'content-type': 'application/json' })
-      res.end(JSON.stringify({ object: 'list', model: body.model, data: input.map((text, index) => ({ object: 'embedding', index, embedding: embedText(text) })) }))
+      // The SDK asks for base64 (packed float32) by default, as OpenAI serves it.
+      const encode = (v: number[]): number[] | string => body.encoding_format === 'base64' ? Buffer.from(new Float32Array(v).buffer).toString('base64') : v
+      res.end(JSON.stringify({ object: 'list', model: body.model, data: input.map((text, index) => ({ object: 'embedding', index, embedding: encode(embedText(text)) })) }))
       return
     }
     const received = { path: req.url as string, headers: req.headers, body }
@@ -166,7 +175,9 @@ export class FakeOpenAI {
     }
     for (const [index, call] of (s.toolCalls ?? []).entries()) {
       call.fragments.forEach((fragment, i) => {
-        const head = i === 0 ? { id: call.id, type: 'function', function: { name: call.name, arguments: fragment } } : { function: { arguments: fragment } }
+        // An empty first fragment is left out, as providers that send the name alone do.
+        const args = fragment === '' ? {} : { arguments: fragment }
+        const head = i === 0 ? { id: call.id, type: 'function', function: { name: call.name, ...args } } : { function: args }
         res.write(chunk({ tool_calls: [{ index, ...head }] }))
       })
     }
