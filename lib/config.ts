@@ -30,6 +30,12 @@ export interface ServerOptions {
   maxToolRounds: number
   toolTimeoutMs: number
   extractionTimeoutMs: number
+  streamResumeTtlMs: number
+  streamDetachGraceMs: number
+  streamReplayMaxEvents: number
+  streamReplayMaxBytes: number
+  streamMaxCompressed: number
+  shutdownGraceMs: number
 }
 
 export type ServerOptionsInput = Partial<ServerOptions>
@@ -63,7 +69,13 @@ const schema = {
     embeddingModel: { type: 'string', minLength: 1 },
     maxToolRounds: { type: 'integer', minimum: 0, maximum: 50, default: 5 },
     toolTimeoutMs: { ...positiveMs, default: 10_000 },
-    extractionTimeoutMs: { ...positiveMs, default: 5_000 }
+    extractionTimeoutMs: { ...positiveMs, default: 5_000 },
+    streamResumeTtlMs: { ...positiveMs, default: 300_000 },
+    streamDetachGraceMs: { type: 'integer', minimum: 0, maximum: 2_147_483_647, default: 30_000 },
+    streamReplayMaxEvents: { type: 'integer', minimum: 1, default: 10_000 },
+    streamReplayMaxBytes: { type: 'integer', minimum: 1024, default: 1_048_576 },
+    streamMaxCompressed: { type: 'integer', minimum: 0, default: 1_000 },
+    shutdownGraceMs: { type: 'integer', minimum: 0, maximum: 2_147_483_647, default: 10_000 }
   }
 } as const
 
@@ -92,7 +104,13 @@ export const ENV_VARS: Readonly<Record<string, keyof ServerOptions>> = {
   EMBEDDING_MODEL: 'embeddingModel',
   MAX_TOOL_ROUNDS: 'maxToolRounds',
   TOOL_TIMEOUT_MS: 'toolTimeoutMs',
-  EXTRACTION_TIMEOUT_MS: 'extractionTimeoutMs'
+  EXTRACTION_TIMEOUT_MS: 'extractionTimeoutMs',
+  STREAM_RESUME_TTL_MS: 'streamResumeTtlMs',
+  STREAM_DETACH_GRACE_MS: 'streamDetachGraceMs',
+  STREAM_REPLAY_MAX_EVENTS: 'streamReplayMaxEvents',
+  STREAM_REPLAY_MAX_BYTES: 'streamReplayMaxBytes',
+  STREAM_MAX_COMPRESSED: 'streamMaxCompressed',
+  SHUTDOWN_GRACE_MS: 'shutdownGraceMs'
 }
 
 export class ConfigError extends Error {

@@ -10,6 +10,8 @@ export type ErrorCode =
   | 'METHOD_NOT_ALLOWED'
   | 'PAYLOAD_TOO_LARGE'
   | 'UNSUPPORTED_MEDIA_TYPE'
+  | 'CONFLICT'
+  | 'GONE'
   | 'QUOTA_EXCEEDED'
   | 'UPSTREAM_ERROR'
   | 'UPSTREAM_TIMEOUT'
@@ -63,6 +65,12 @@ export const payloadTooLarge = (limit: number): HttpError =>
 
 export const unsupportedMediaType = (got: string | undefined): HttpError =>
   new HttpError(415, 'UNSUPPORTED_MEDIA_TYPE', 'Content-Type must be application/json', { content_type: got ?? null })
+
+export const conflict = (message: string): HttpError =>
+  new HttpError(409, 'CONFLICT', message)
+
+export const gone = (message: string, details: unknown = null): HttpError =>
+  new HttpError(410, 'GONE', message, details)
 
 export const quotaExceeded = (scope: 'tenant' | 'global', limit: number, retryAfterSeconds: number): HttpError =>
   new HttpError(429, 'QUOTA_EXCEEDED', `Too many concurrent streams (${scope} limit ${limit})`, { scope, limit },

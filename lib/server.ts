@@ -1,4 +1,5 @@
 import http from 'node:http'
+import { setTimeout as sleep } from 'node:timers/promises'
 import type { AddressInfo } from 'node:net'
 import { createAuthenticator, generateSecret } from './auth/jwt.js'
 import { Orchestrator } from './chat/orchestrator.js'
@@ -18,6 +19,10 @@ import { RuleBasedExtractor } from './memory/extractor.js'
 import { LlmMemoryExtractor } from './memory/llm-extractor.js'
 import { MemoryService } from './memory/service.js'
 import { memoryRoutes } from './routes/memories.js'
+import { streamRoutes } from './routes/streams.js'
+import { StreamRegistry } from './resume/registry.js'
+import { acceptsGzip } from './sse/encoding.js'
+import { SseWriter } from './sse/writer.js'
 import { builtinTools } from './tools/builtin.js'
 import { ToolRegistry, type ToolDefinition } from './tools/registry.js'
 import { agentRoutes } from './routes/agents.js'
@@ -66,6 +71,9 @@ export interface AgentMemServer {
   streams: () => StreamInfo[]
 }
 
+/** What a browser EventSource waits before reconnecting. */
+const RETRY_MS = 1000
+
 function openAi (options: ServerOptions): OpenAiProvider {
   return new OpenAiProvider({
     apiKey: options.openaiApiKey as string,
@@ -112,10 +120,14 @@ export async function createServer (input: ServerOptionsInput = {}, deps: Server
   const dev = devSecret === undefined ? null : await prepareDevSession(store, devSecret, options)
 
   const limiter = new ConcurrencyLimiter({ maxPerTenant: options.streamMaxPerTenant, maxTotal: options.streamMaxTotal })
+  const compression = new ConcurrencyLimiter({ maxPerTenant: options.streamMaxCompressed, maxTotal: options.streamMaxCompressed })
+  const registry = new StreamRegistry({ ttlMs: options.streamResumeTtlMs, graceMs: options.streamDetachGraceMs })
   const runs = new Set<StreamRun>()
   let drained: (() => void) | undefined
   const onRunEnd = (run: StreamRun, outcome: StreamOutcome): void => {
     runs.delete(run)
+    const resumable = registry.get(run.id)
+    if (resumable !== undefined) registry.ended(resumable)
     deps.onStreamEnd?.({ id: run.id, orgId: run.orgId, outcome })
     if (runs.size === 0) drained?.()
   }
@@ -136,6 +148,15 @@ export async function createServer (input: ServerOptionsInput = {}, deps: Server
       const run = new StreamRun({ orgId, lease: acquired.lease, timeouts, onEnd: onRunEnd })
       runs.add(run)
       return run
+    },
+    registry,
+    replayLimits: { maxEvents: options.streamReplayMaxEvents, maxBytes: options.streamReplayMaxBytes },
+    newWriter: (req, res, signal) => {
+      // Over the budget a client still gets its stream, uncompressed.
+      const lease = acceptsGzip(req.headers['accept-encoding']) ? compression.tryAcquire('gzip') : null
+      const gzip = lease?.ok === true
+      if (gzip) res.once('close', lease.lease.release)
+      return new SseWriter(res, { keepAliveMs: options.streamKeepaliveMs, drainTimeoutMs: options.streamDrainTimeoutMs, retryMs: RETRY_MS, signal, gzip })
     }
   }
 
@@ -143,6 +164,7 @@ export async function createServer (input: ServerOptionsInput = {}, deps: Server
   agentRoutes(router, app)
   chatRoutes(router, app)
   memoryRoutes(router, app)
+  streamRoutes(router, app)
 
   let closing = false
   const server = http.createServer(async (req, res) => {
@@ -163,10 +185,15 @@ export async function createServer (input: ServerOptionsInput = {}, deps: Server
     closing = true
     const stopped = new Promise<void>((resolve) => server.close(() => resolve()))
     if (runs.size > 0) {
+      // Running streams get the grace period to finish; whatever is left then ends with server_shutdown.
       const allEnded = new Promise<void>((resolve) => { drained = resolve })
+      const timer = new AbortController()
+      await Promise.race([allEnded, sleep(options.shutdownGraceMs, undefined, { signal: timer.signal }).catch(() => {})])
+      timer.abort()
       for (const run of runs) run.abort(new ServerShutdownError())
       await allEnded
     }
+    registry.close()
     server.closeIdleConnections()
     await stopped
     // Extractions that outlived their streams still write memories: let them land first.

@@ -22,8 +22,16 @@ export class ServerShutdownError extends Error {
   }
 }
 
+/** DELETE /api/v1/streams/{id} */
+export class CancelledError extends Error {
+  constructor () {
+    super('Stream cancelled')
+    this.name = 'CancelledError'
+  }
+}
+
 export type StreamOutcome =
-  | 'done' | 'timeout' | 'upstream_error' | 'client_gone' | 'slow_consumer' | 'server_shutdown' | 'internal_error'
+  | 'cancelled' | 'done' | 'timeout' | 'upstream_error' | 'client_gone' | 'slow_consumer' | 'server_shutdown' | 'internal_error'
 
 export interface StreamFailure {
   outcome: StreamOutcome
@@ -35,6 +43,7 @@ export interface StreamFailure {
 export function classifyFailure (err: unknown): StreamFailure {
   if (err instanceof StreamTimeoutError) return { outcome: 'timeout', code: `${err.kind}_timeout`, message: err.message }
   if (err instanceof UpstreamError) return { outcome: 'upstream_error', code: 'upstream_error', message: err.message }
+  if (err instanceof CancelledError) return { outcome: 'cancelled', code: 'cancelled', message: err.message }
   if (err instanceof ServerShutdownError) return { outcome: 'server_shutdown', code: 'server_shutdown', message: err.message }
   if (err instanceof ClientGoneError) return { outcome: 'client_gone', code: null, message: err.message }
   if (err instanceof SlowConsumerError) return { outcome: 'slow_consumer', code: null, message: err.message }

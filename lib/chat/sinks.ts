@@ -1,10 +1,10 @@
-import type { ServerResponse } from 'node:http'
 import { serializeChunk, serializeContent, type StreamChunk, type ToolCallInfo } from '../sse/chunk.js'
-import { SseWriter, type SseWriterOptions } from '../sse/writer.js'
+import { ReplayLog } from '../resume/replay-log.js'
+import { ClientGoneError, type SseWriter } from '../sse/writer.js'
 
 /**
- * Where a run's chunks go. `content` may return a promise: the run awaits it before pulling
- * the next token, which is how a slow reader slows the upstream instead of growing a buffer.
+ * Where a run's chunks go. `content` and `event` may return a promise: the run awaits it before
+ * pulling the next token, which is how a slow reader slows the upstream instead of growing a buffer.
  */
 export interface ChunkSink {
   readonly bufferedBytes: number
@@ -16,38 +16,79 @@ export interface ChunkSink {
   end: (destroy: boolean) => void
 }
 
-export class SseSink implements ChunkSink {
-  readonly #writer: SseWriter
+/**
+ * The SSE side of a run: every chunk is framed once into the replay log and written to every
+ * attached reader (the original POST, and any resume connections). A reader that closes or
+ * cannot keep up is detached; `onEmpty` hears when the last one goes while the stream is live.
+ */
+export class BroadcastSink implements ChunkSink {
+  readonly log: ReplayLog
+  readonly #readers = new Set<SseWriter>()
+  readonly #onEmpty: (reason: Error) => void
 
-  constructor (res: ServerResponse, opts: SseWriterOptions) {
-    this.#writer = new SseWriter(res, opts)
+  constructor (log: ReplayLog, onEmpty: (reason: Error) => void) {
+    this.log = log
+    this.#onEmpty = onEmpty
   }
 
   get bufferedBytes (): number {
-    return this.#writer.bufferedBytes
+    let max = 0
+    for (const r of this.#readers) max = Math.max(max, r.bufferedBytes)
+    return max
   }
 
-  /** The first event goes into an empty socket buffer: nothing to wait for. */
+  /** Opens `writer`, replays what came after `cursor`, then follows live. False when the cursor is too old. */
+  attach (writer: SseWriter, cursor: number): boolean {
+    const missed = this.log.after(cursor)
+    if (missed === null) return false
+    writer.open()
+    for (const e of missed) writer.write(e.frame)
+    if (this.log.ended) writer.end()
+    else this.#readers.add(writer)
+    return true
+  }
+
+  /** The reader's connection closed, or it fell too far behind. */
+  detach (writer: SseWriter, reason: Error): void {
+    if (!this.#readers.delete(writer)) return
+    writer.end(!(reason instanceof ClientGoneError))
+    if (this.#readers.size === 0 && !this.log.ended) this.#onEmpty(reason)
+  }
+
+  #broadcast (data: string): Promise<void> | undefined {
+    const { frame } = this.log.append(data)
+    let waits: Array<Promise<void>> | undefined
+    for (const reader of this.#readers) {
+      if (reader.write(frame)) continue
+      // One stuck reader is cut loose; the others, and the upstream, go on.
+      const wait = reader.drained().catch((err: Error) => this.detach(reader, err))
+      ;(waits ??= []).push(wait)
+    }
+    return waits === undefined ? undefined : Promise.all(waits).then(() => {})
+  }
+
   start (chunk: StreamChunk): void {
-    this.#writer.open()
-    this.#writer.send(serializeChunk(chunk))
+    void this.#broadcast(serializeChunk(chunk))
   }
 
   content (text: string): Promise<void> | undefined {
-    return this.#writer.send(serializeContent(text)) ? undefined : this.#writer.drained()
+    return this.#broadcast(serializeContent(text))
   }
 
   event (chunk: StreamChunk): Promise<void> | undefined {
-    return this.#writer.send(serializeChunk(chunk)) ? undefined : this.#writer.drained()
+    return this.#broadcast(serializeChunk(chunk))
   }
 
   /** The terminal event needs no wait: end() follows and flushes it. */
   finish (chunk: StreamChunk): void {
-    this.#writer.send(serializeChunk(chunk))
+    void this.#broadcast(serializeChunk(chunk))
+    this.log.end()
   }
 
   end (destroy: boolean): void {
-    this.#writer.end(destroy)
+    this.log.end()
+    for (const reader of this.#readers) reader.end(destroy)
+    this.#readers.clear()
   }
 }
 

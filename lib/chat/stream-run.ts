@@ -60,7 +60,7 @@ export class StreamRun {
   }
 
   /** Streams an opened turn into the sink; never throws. */
-  async pump (turn: Turn, sink: ChunkSink): Promise<StreamOutcome> {
+  async pump (turn: Turn, sink: ChunkSink, startExtras: Record<string, unknown> = {}): Promise<StreamOutcome> {
     this.#sink = sink
     const state = this.state
     let text = ''
@@ -69,7 +69,7 @@ export class StreamRun {
     let failure = null
     try {
       state.transition('start')
-      sink.start(makeChunk('start', {}, { stream_id: this.id, session_id: turn.sessionId, memories_retrieved: turn.memoriesRetrieved }))
+      sink.start(makeChunk('start', {}, { stream_id: this.id, session_id: turn.sessionId, memories_retrieved: turn.memoriesRetrieved, ...startExtras }))
       for await (const event of turn.events) {
         this.#onActivity()
         if (event.type === 'usage') {

@@ -1,7 +1,8 @@
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import { classifyFailure, ServerShutdownError, StreamTimeoutError } from '../chat/errors.js'
 import type { Turn } from '../chat/orchestrator.js'
-import { CollectingSink, SseSink } from '../chat/sinks.js'
+import { BroadcastSink, CollectingSink } from '../chat/sinks.js'
+import { ReplayLog } from '../resume/replay-log.js'
 import type { StreamRun } from '../chat/stream-run.js'
 import { HttpError, notFound, serviceUnavailable, upstreamError, upstreamTimeout } from '../errors.js'
 import { readJsonBody } from '../http/body.js'
@@ -36,17 +37,19 @@ export function chatRoutes (router: Router, app: AppContext): void {
   const { store, options, orchestrator } = app
 
   /** Everything that can fail before the first byte of the reply: auth, body, agent, slot, upstream. */
-  async function openTurn (req: IncomingMessage, res: ServerResponse, agentId: string, principal: Principal): Promise<{ run: StreamRun, turn: Turn }> {
+  async function openTurn (req: IncomingMessage, res: ServerResponse, agentId: string, principal: Principal): Promise<{ run: StreamRun, turn: Turn, onClose: () => void }> {
     const request = validateChat(await readJsonBody(req, options.bodyLimitBytes))
     const agent = await store.getAgent(principal.orgId, agentId)
     if (agent === null) throw notFound('Agent')
     const run = app.startRun(principal.orgId)
-    res.once('close', () => {
+    // Until the stream exists there is nothing to resume: a client that leaves cancels the turn.
+    const onClose = (): void => {
       if (!res.writableFinished) run.abort(new ClientGoneError())
-    })
+    }
+    res.once('close', onClose)
     try {
       const turn = await orchestrator.open({ principal, agent, request, signal: run.signal })
-      return { run, turn }
+      return { run, turn, onClose }
     } catch (err) {
       const reason = run.signal.aborted ? run.signal.reason : err
       run.release(classifyFailure(reason).outcome)
@@ -55,9 +58,14 @@ export function chatRoutes (router: Router, app: AppContext): void {
   }
 
   router.on('POST', '/api/v1/agents/:id/chat/stream', authed(app, async ({ req, res, params, principal }) => {
-    const { run, turn } = await openTurn(req, res, params.id as string, principal)
-    const { streamKeepaliveMs: keepAliveMs, streamDrainTimeoutMs: drainTimeoutMs } = options
-    await run.pump(turn, new SseSink(res, { keepAliveMs, drainTimeoutMs, signal: run.signal }))
+    const { run, turn, onClose } = await openTurn(req, res, params.id as string, principal)
+    res.off('close', onClose)
+    const sink = new BroadcastSink(new ReplayLog(app.replayLimits), (reason) => app.registry.detached(stream, reason))
+    const stream = app.registry.add(run, sink, principal.userId)
+    const writer = app.newWriter(req, res, run.signal)
+    res.once('close', () => sink.detach(writer, new ClientGoneError()))
+    sink.attach(writer, 0)
+    await run.pump(turn, sink, { resume_token: stream.resumeToken })
   }))
 
   router.on('POST', '/api/v1/agents/:id/chat', authed(app, async ({ req, res, params, principal }) => {

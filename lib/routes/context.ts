@@ -1,4 +1,8 @@
+import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { Authenticate, Principal } from '../auth/jwt.js'
+import type { StreamRegistry } from '../resume/registry.js'
+import type { ReplayLimits } from '../resume/replay-log.js'
+import type { SseWriter } from '../sse/writer.js'
 import type { Orchestrator } from '../chat/orchestrator.js'
 import type { StreamRun } from '../chat/stream-run.js'
 import type { ServerOptions } from '../config.js'
@@ -15,6 +19,10 @@ export interface AppContext {
   authenticate: Authenticate
   /** Reserves a stream slot for the tenant or throws 429. */
   startRun: (orgId: string) => StreamRun
+  registry: StreamRegistry
+  /** An SSE writer for this response, gzip when the client accepts it and the budget allows. */
+  newWriter: (req: IncomingMessage, res: ServerResponse, signal: AbortSignal) => SseWriter
+  replayLimits: ReplayLimits
 }
 
 export type AuthedHandler = (ctx: RequestContext & { principal: Principal }) => Promise<void>

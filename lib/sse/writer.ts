@@ -1,5 +1,7 @@
 import type { ServerResponse } from 'node:http'
-import { frameComment, frameEvent } from './frame.js'
+import type { Writable } from 'node:stream'
+import { constants as zlibConstants, createGzip, type Gzip } from 'node:zlib'
+import { frameComment, frameRetry } from './frame.js'
 
 /** Raised when a reader leaves the socket buffer full for longer than the drain bound. */
 export class SlowConsumerError extends Error {
@@ -24,6 +26,10 @@ export interface SseWriterOptions {
   drainTimeoutMs: number
   /** Aborting it stops any wait for drain at once. */
   signal: AbortSignal
+  /** Sent once as `retry:`, so a browser EventSource reconnects promptly. */
+  retryMs?: number
+  /** gzip the stream, flushing after every event so each one arrives as soon as it is written. */
+  gzip?: boolean
 }
 
 export const SSE_HEADERS: Readonly<Record<string, string>> = {
@@ -35,52 +41,68 @@ export const SSE_HEADERS: Readonly<Record<string, string>> = {
 
 const KEEP_ALIVE = frameComment('keep-alive')
 
+/*
+ * Deflate state is about (1 << (windowBits + 2)) + (1 << (memLevel + 9)) bytes: 8 KiB + 16 KiB
+ * here instead of 256 KiB with the defaults. SSE events are short and repetitive, so the small
+ * window costs little ratio (bench/RESULTS.md has the figures).
+ */
+const GZIP_OPTIONS = { level: 6, windowBits: 11, memLevel: 5, chunkSize: 4096 }
+
 /**
- * Thin I/O around the pure framer. When `send` reports a full buffer the producer awaits
+ * Thin I/O around the pure framer. When `write` reports a full buffer the producer awaits
  * `drained()` before pulling more tokens, so per-stream memory stays at one socket buffer
  * plus one event however slow the reader.
  */
 export class SseWriter {
   readonly #res: ServerResponse
   readonly #opts: SseWriterOptions
-  #nextId = 1
+  readonly #gzip: Gzip | undefined
+  readonly #out: Writable
   #keepAlive: NodeJS.Timeout | undefined
 
   constructor (res: ServerResponse, opts: SseWriterOptions) {
     this.#res = res
     this.#opts = opts
+    this.#gzip = opts.gzip === true ? createGzip(GZIP_OPTIONS) : undefined
+    this.#out = this.#gzip ?? res
   }
 
   get bufferedBytes (): number {
-    return this.#res.writableLength
+    return this.#res.writableLength + (this.#gzip?.writableLength ?? 0)
   }
 
-  open (extraHeaders: Record<string, string> = {}): void {
+  open (): void {
     const res = this.#res
     res.socket?.setNoDelay(true)
-    res.writeHead(200, { ...SSE_HEADERS, ...extraHeaders })
+    const encoding: Record<string, string> = this.#gzip === undefined ? {} : { 'Content-Encoding': 'gzip', Vary: 'Accept-Encoding' }
+    res.writeHead(200, { ...SSE_HEADERS, ...encoding })
     res.flushHeaders()
+    this.#gzip?.pipe(res)
+    if (this.#opts.retryMs !== undefined) this.write(frameRetry(this.#opts.retryMs))
     this.#keepAlive = setInterval(() => {
       // A full buffer already proves the connection is not idle; piling comments on it would not.
-      if (!res.writableNeedDrain) res.write(KEEP_ALIVE)
+      if (!this.#out.writableNeedDrain) this.write(KEEP_ALIVE)
     }, this.#opts.keepAliveMs)
     this.#keepAlive.unref()
   }
 
-  /** Writes one event; false means the socket buffer is full and the caller should await `drained()`. */
-  send (data: string): boolean {
-    return this.#res.write(frameEvent(data, { id: String(this.#nextId++) }))
+  /** Writes framed SSE text; false means the buffer is full and the caller should await `drained()`. */
+  write (frame: string): boolean {
+    const ok = this.#out.write(frame)
+    this.#gzip?.flush(zlibConstants.Z_SYNC_FLUSH)
+    return ok
   }
 
   /** Settles when the reader caught up; rejects on close, abort, or after the drain bound. */
   drained (): Promise<void> {
+    const out = this.#out
     const res = this.#res
     const { signal, drainTimeoutMs } = this.#opts
     return new Promise<void>((resolve, reject) => {
       signal.throwIfAborted()
       const settle = (err?: unknown): void => {
         clearTimeout(timer)
-        res.off('drain', onDrain)
+        out.off('drain', onDrain)
         res.off('close', onClose)
         signal.removeEventListener('abort', onAbort)
         if (err === undefined) resolve()
@@ -90,7 +112,7 @@ export class SseWriter {
       const onClose = (): void => settle(new ClientGoneError())
       const onAbort = (): void => settle(signal.reason)
       const timer = setTimeout(() => settle(new SlowConsumerError(drainTimeoutMs)), drainTimeoutMs)
-      res.once('drain', onDrain)
+      out.once('drain', onDrain)
       res.once('close', onClose)
       signal.addEventListener('abort', onAbort, { once: true })
     })
@@ -99,7 +121,11 @@ export class SseWriter {
   /** Ends the response, or tears the socket down when the reader is stuck. */
   end (destroy = false): void {
     clearInterval(this.#keepAlive)
-    if (destroy) this.#res.destroy()
-    else this.#res.end()
+    if (destroy) {
+      this.#gzip?.destroy()
+      this.#res.destroy()
+    } else {
+      this.#out.end()
+    }
   }
 }

@@ -249,3 +249,17 @@ t.test('closing the server ends running streams with server_shutdown and refuses
   t.equal(ends.at(-1)?.outcome, 'server_shutdown')
   t.same(app.streams(), [])
 })
+
+t.test('graceful close: streams that finish within SHUTDOWN_GRACE_MS end normally, the rest with server_shutdown', async (t) => {
+  const { app, stream, upstream, agentId, ends } = await setup(t, { shutdownGraceMs: 400 })
+  upstream.queue.push({ tokens: ['a', 'b', 'c', 'd'], tokenDelayMs: 30 }, { tokens: ['x', 'y'], hangAfterTokens: 1 })
+  const quick = stream('org-a', agentId, { message: 'quick' })
+  await quick.untilEvents(2)
+  const stuck = stream('org-a', agentId, { message: 'stuck' })
+  await stuck.untilEvents(2)
+  await app.close()
+  await Promise.all([quick.ended, stuck.ended])
+  t.equal(quick.last()?.chunk_type, 'done', 'finished within the grace period')
+  t.match(stuck.last(), { chunk_type: 'error', code: 'server_shutdown' })
+  t.same(ends.map((e) => e.outcome).sort(), ['done', 'server_shutdown'])
+})

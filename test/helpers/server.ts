@@ -24,6 +24,9 @@ export async function startApp (t: Test, options: ServerOptionsInput = {}, deps:
     jwtSecret: SECRET,
     databaseUrl: 'sqlite::memory:',
     builtinTokenDelayMs: 0,
+    // Most tests want the simple lifecycle: a client that leaves ends its stream, close ends all at once.
+    streamDetachGraceMs: 0,
+    shutdownGraceMs: 0,
     ...options
   }, deps)
   const url = await app.listen()

@@ -11,6 +11,8 @@ export interface RequestOptions {
   method?: string
   headers?: Record<string, string>
   body?: string | Buffer
+  /** Leave the body alone (binary, e.g. gzip): the test reads `res` itself. */
+  rawBody?: boolean
 }
 
 /**
@@ -51,11 +53,13 @@ export class StreamClient {
         this.res = res
         this.status = res.statusCode as number
         this.headers = res.headers
-        res.setEncoding('utf8')
-        res.on('data', (text: string) => {
-          this.raw += text
-          parser.feed(text)
-        })
+        if (opts.rawBody !== true) {
+          res.setEncoding('utf8')
+          res.on('data', (text: string) => {
+            this.raw += text
+            parser.feed(text)
+          })
+        }
         res.on('close', () => {
           endedResolve()
           this.#wake()

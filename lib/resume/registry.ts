@@ -1,0 +1,94 @@
+import { randomBytes, timingSafeEqual } from 'node:crypto'
+import type { BroadcastSink } from '../chat/sinks.js'
+import type { StreamRun } from '../chat/stream-run.js'
+
+export interface ResumableStream {
+  readonly id: string
+  readonly orgId: string
+  readonly userId: string
+  /** Grants reading this one stream without a bearer token (for EventSource, which cannot send headers). */
+  readonly resumeToken: string
+  readonly run: StreamRun
+  readonly sink: BroadcastSink
+  /** Set once the run ended; the replay stays readable until then + TTL. */
+  endedAt: number | null
+  graceTimer: NodeJS.Timeout | undefined
+}
+
+export interface RegistryOptions {
+  ttlMs: number
+  /** How long a stream with no reader keeps generating, waiting for a reconnect (0: abort at once). */
+  graceMs: number
+}
+
+/**
+ * Streams that can be resumed, in this process. Ended streams expire lazily on lookup and by
+ * one unref'd sweeper, so a stream costs no timer of its own unless it is detached.
+ */
+export class StreamRegistry {
+  readonly #streams = new Map<string, ResumableStream>()
+  readonly #opts: RegistryOptions
+  readonly #sweeper: NodeJS.Timeout
+
+  constructor (opts: RegistryOptions) {
+    this.#opts = opts
+    this.#sweeper = setInterval(() => this.#sweep(), Math.min(opts.ttlMs, 60_000))
+    this.#sweeper.unref()
+  }
+
+  add (run: StreamRun, sink: BroadcastSink, userId: string): ResumableStream {
+    const stream: ResumableStream = {
+      id: run.id, orgId: run.orgId, userId, run, sink, resumeToken: randomBytes(24).toString('base64url'), endedAt: null, graceTimer: undefined
+    }
+    this.#streams.set(run.id, stream)
+    return stream
+  }
+
+  get (id: string): ResumableStream | undefined {
+    const stream = this.#streams.get(id)
+    if (stream !== undefined && this.#expired(stream)) {
+      this.#streams.delete(id)
+      return undefined
+    }
+    return stream
+  }
+
+  /** The last reader left a live stream: keep generating for the grace period, then give up. */
+  detached (stream: ResumableStream, reason: Error): void {
+    if (this.#opts.graceMs === 0) {
+      stream.run.abort(reason)
+      return
+    }
+    stream.graceTimer = setTimeout(() => stream.run.abort(reason), this.#opts.graceMs)
+  }
+
+  /** A reader is back: the stream is wanted again. */
+  attached (stream: ResumableStream): void {
+    clearTimeout(stream.graceTimer)
+  }
+
+  ended (stream: ResumableStream): void {
+    clearTimeout(stream.graceTimer)
+    stream.endedAt = Date.now()
+  }
+
+  close (): void {
+    clearInterval(this.#sweeper)
+    this.#streams.clear()
+  }
+
+  #expired (stream: ResumableStream): boolean {
+    return stream.endedAt !== null && Date.now() - stream.endedAt >= this.#opts.ttlMs
+  }
+
+  #sweep (): void {
+    for (const id of this.#streams.keys()) this.get(id)
+  }
+}
+
+/** Constant-time comparison, so a guessed token learns nothing from timing. */
+export function tokenMatches (given: string, expected: string): boolean {
+  const a = Buffer.from(given)
+  const b = Buffer.from(expected)
+  return a.length === b.length && timingSafeEqual(a, b)
+}

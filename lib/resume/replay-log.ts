@@ -1,0 +1,71 @@
+import { frameEvent } from '../sse/frame.js'
+
+export interface LoggedEvent {
+  id: number
+  /** The event as framed on the wire, `id:` line included, so replay sends the same bytes. */
+  frame: string
+}
+
+export interface ReplayLimits {
+  maxEvents: number
+  maxBytes: number
+}
+
+/**
+ * One stream's framed events, numbered from 1, bounded by count and bytes (oldest dropped).
+ * Pure: no I/O, no timers. Dropping advances a head index instead of shifting the array, so
+ * appending stays O(1) on long streams.
+ */
+export class ReplayLog {
+  readonly #limits: ReplayLimits
+  #events: LoggedEvent[] = []
+  #head = 0
+  #bytes = 0
+  #nextId = 1
+  #ended = false
+
+  constructor (limits: ReplayLimits) {
+    this.#limits = limits
+  }
+
+  get lastId (): number {
+    return this.#nextId - 1
+  }
+
+  get ended (): boolean {
+    return this.#ended
+  }
+
+  get bytes (): number {
+    return this.#bytes
+  }
+
+  append (data: string): LoggedEvent {
+    const id = this.#nextId++
+    const event = { id, frame: frameEvent(data, { id: String(id) }) }
+    this.#events.push(event)
+    this.#bytes += event.frame.length
+    // The newest event always stays, however large.
+    while (this.#events.length - this.#head > 1 &&
+      (this.#events.length - this.#head > this.#limits.maxEvents || this.#bytes > this.#limits.maxBytes)) {
+      this.#bytes -= (this.#events[this.#head++] as LoggedEvent).frame.length
+    }
+    if (this.#head > 1024 && this.#head * 2 > this.#events.length) {
+      this.#events = this.#events.slice(this.#head)
+      this.#head = 0
+    }
+    return event
+  }
+
+  /** Events after `cursor`, or null when the ones right after it were already dropped. */
+  after (cursor: number): LoggedEvent[] | null {
+    const first = (this.#events[this.#head] as LoggedEvent | undefined)?.id ?? this.#nextId
+    if (cursor >= this.lastId) return []
+    if (cursor < first - 1) return null
+    return this.#events.slice(this.#head + cursor - first + 1)
+  }
+
+  end (): void {
+    this.#ended = true
+  }
+}

@@ -1,0 +1,211 @@
+import t, { type Test } from 'tap'
+import { gunzipSync, createGunzip } from 'node:zlib'
+import http from 'node:http'
+import { randomBytes } from 'node:crypto'
+import type { ServerOptionsInput } from '../../lib/config.js'
+import type { StreamEndInfo } from '../../lib/server.js'
+import { startApp, type TestApp } from '../helpers/server.js'
+import { eventually } from '../helpers/settle.js'
+import { StreamClient, type RequestOptions } from '../helpers/sse-client.js'
+import { FakeOpenAI } from '../helpers/upstream.js'
+
+const TOKENS = Array.from({ length: 12 }, (_, i) => `t${i} `)
+
+async function setup (t: Test, options: ServerOptionsInput = {}): Promise<TestApp & { upstream: FakeOpenAI, agentId: string, ends: StreamEndInfo[], resume: (id: string, opts?: RequestOptions & { query?: string, org?: string, sub?: string }) => StreamClient }> {
+  const upstream = await new FakeOpenAI().start()
+  t.teardown(() => upstream.close())
+  const ends: StreamEndInfo[] = []
+  const app = await startApp(t, { llmProvider: 'openai', openaiApiKey: 'k', openaiBaseUrl: upstream.url, streamDetachGraceMs: 2000, ...options }, { onStreamEnd: (e) => ends.push(e) })
+  const agentId = await app.createAgent('org-a')
+  const resume = (id: string, opts: RequestOptions & { query?: string, org?: string, sub?: string } = {}): StreamClient =>
+    new StreamClient(`${app.url}/api/v1/streams/${id}${opts.query ?? ''}`, {
+      method: 'GET',
+      rawBody: opts.rawBody,
+      headers: { authorization: `Bearer ${app.token(opts.org ?? 'org-a', opts.sub)}`, ...opts.headers }
+    })
+  return { ...app, upstream, agentId, ends, resume }
+}
+
+t.test('a dropped client resumes with Last-Event-ID: no gap, no duplicate, same ending', async (t) => {
+  const { stream, upstream, agentId, resume, ends } = await setup(t)
+  // The uninterrupted run, for comparison.
+  upstream.script = { tokens: TOKENS }
+  const whole = stream('org-a', agentId, { message: 'go' })
+  await whole.ended
+
+  upstream.script = { tokens: TOKENS, hangAfterTokens: 4 }
+  const first = stream('org-a', agentId, { message: 'go' })
+  await first.untilEvents(5)
+  const start = first.events[0]?.json as { stream_id: string, resume_token: string }
+  t.match(start, { stream_id: /^stream-/, resume_token: /^[\w-]{32}$/ })
+  t.equal(first.retry, 1000, 'retry: sent once for EventSource')
+  first.destroy()
+  await first.ended
+  const seen = first.events.at(-1)?.id as string
+  upstream.resume()
+  // Generation goes on detached; the reconnect picks up after the last event seen.
+  const second = resume(start.stream_id, { headers: { 'last-event-id': seen } })
+  await second.ended
+  t.equal(second.status, 200)
+  const ids = [...first.events, ...second.events].map((e) => Number(e.id))
+  t.same(ids, ids.map((_, i) => i + 1), 'ids 1..n exactly once')
+  t.equal(first.text() + second.text(), whole.text(), 'the concatenated reply equals the uninterrupted one')
+  t.equal(second.last()?.chunk_type, 'done')
+  t.equal(ends.at(-1)?.outcome, 'done', 'the drop did not end the generation')
+
+  // After the end: a full replay from the start, and 204 once everything was seen.
+  const replay = resume(start.stream_id)
+  await replay.ended
+  t.same(replay.events.map((e) => e.data), [...first.events, ...second.events].map((e) => e.data))
+  const nothing = resume(start.stream_id, { query: `?last_event_id=${String(second.last() === undefined ? 0 : second.events.at(-1)?.id)}` })
+  await nothing.ended
+  t.equal(nothing.status, 204)
+})
+
+t.test('nobody resumes within the grace period: the upstream is aborted and the slot released', async (t) => {
+  const { stream, upstream, agentId, ends, app } = await setup(t, { streamDetachGraceMs: 100 })
+  upstream.script = { tokens: TOKENS, hangAfterTokens: 2 }
+  const client = stream('org-a', agentId, { message: 'go' })
+  await client.untilEvents(3)
+  const aborted = upstream.nextAbort()
+  client.destroy()
+  t.equal(app.streams().length, 1, 'still generating while detached')
+  await aborted
+  t.ok(await eventually(() => app.streams().length === 0))
+  t.equal(ends.at(-1)?.outcome, 'client_gone')
+})
+
+t.test('resume auth, scope and errors', async (t) => {
+  const { stream, upstream, agentId, resume, url, call } = await setup(t, { streamReplayMaxEvents: 3 })
+  upstream.script = { tokens: TOKENS }
+  const client = stream('org-a', agentId, { message: 'go' })
+  await client.ended
+  const { stream_id: id, resume_token: token } = client.events[0]?.json as { stream_id: string, resume_token: string }
+
+  const byToken = new StreamClient(`${url}/api/v1/streams/${id}?resume_token=${token}&last_event_id=${client.events.length - 2}`, { method: 'GET' })
+  await byToken.ended
+  t.equal(byToken.status, 200, 'the resume token alone is enough')
+  t.same(byToken.events.map((e) => e.json.chunk_type), ['memory_update', 'done'])
+
+  const cases: Array<[string, StreamClient, number, string]> = [
+    ['wrong token', new StreamClient(`${url}/api/v1/streams/${id}?resume_token=${token.slice(1)}x`, { method: 'GET' }), 404, 'NOT_FOUND'],
+    ['token of the right length, wrong value', new StreamClient(`${url}/api/v1/streams/${id}?resume_token=${'A'.repeat(token.length)}`, { method: 'GET' }), 404, 'NOT_FOUND'],
+    ['no credentials', new StreamClient(`${url}/api/v1/streams/${id}`, { method: 'GET' }), 401, 'UNAUTHORIZED'],
+    ['another org', resume(id, { org: 'org-b' }), 404, 'NOT_FOUND'],
+    ['another user of the org', resume(id, { sub: 'user-2' }), 404, 'NOT_FOUND'],
+    ['unknown stream', resume('stream-nope'), 404, 'NOT_FOUND'],
+    ['cursor too old for the buffer', resume(id, { headers: { 'last-event-id': '1' } }), 410, 'GONE'],
+    ['cursor from the future', resume(id, { headers: { 'last-event-id': '999' } }), 400, 'BAD_REQUEST'],
+    ['cursor not a number', resume(id, { headers: { 'last-event-id': 'abc' } }), 400, 'BAD_REQUEST']
+  ]
+  for (const [name, c, status, code] of cases) {
+    const body = await c.json()
+    t.equal(c.status, status, name)
+    t.equal(body.code, code, name)
+  }
+  t.equal((await call('org-a', 'DELETE', `/api/v1/streams/${id}`)).status, 409, 'cancelling an ended stream')
+})
+
+t.test('a resume token never opens another stream', async (t) => {
+  const { stream, upstream, agentId, url } = await setup(t)
+  upstream.script = { tokens: ['a'] }
+  const one = stream('org-a', agentId, { message: 'one' })
+  const two = stream('org-a', agentId, { message: 'two' })
+  await Promise.all([one.ended, two.ended])
+  const tokenOfOne = one.events[0]?.json.resume_token as string
+  const idOfTwo = two.events[0]?.json.stream_id as string
+  const c = new StreamClient(`${url}/api/v1/streams/${idOfTwo}?resume_token=${tokenOfOne}`, { method: 'GET' })
+  t.equal((await c.json()).code, 'NOT_FOUND')
+})
+
+t.test('expired streams are gone after the TTL', async (t) => {
+  const { stream, upstream, agentId, resume } = await setup(t, { streamResumeTtlMs: 50 })
+  upstream.script = { tokens: ['a'] }
+  const c = stream('org-a', agentId, { message: 'x' })
+  await c.ended
+  const id = c.events[0]?.json.stream_id as string
+  await new Promise((resolve) => setTimeout(resolve, 80))
+  t.equal((await resume(id).json()).code, 'NOT_FOUND')
+})
+
+t.test('a second live reader gets the same events (fan-out), and DELETE cancels for everyone', async (t) => {
+  const { stream, upstream, agentId, resume, call, ends } = await setup(t)
+  upstream.script = { tokens: TOKENS, hangAfterTokens: 3 }
+  const first = stream('org-a', agentId, { message: 'go' })
+  await first.untilEvents(4)
+  const id = first.events[0]?.json.stream_id as string
+  const second = resume(id)
+  await second.untilEvents(4)
+  t.same(second.events.map((e) => e.id), first.events.map((e) => e.id))
+  t.equal((await call('org-b', 'DELETE', `/api/v1/streams/${id}`)).status, 404, 'another org cannot cancel')
+  const cancelled = await call('org-a', 'DELETE', `/api/v1/streams/${id}`)
+  t.equal(cancelled.status, 204)
+  await Promise.all([first.ended, second.ended])
+  for (const c of [first, second]) t.match(c.last(), { chunk_type: 'error', code: 'cancelled', content: 'Stream cancelled' })
+  t.equal(ends.at(-1)?.outcome, 'cancelled')
+  t.equal((await call('org-a', 'DELETE', `/api/v1/streams/stream-nope`)).status, 404)
+})
+
+t.test('gzip: asked for, each event decodable as soon as it is written', async (t) => {
+  const { stream, upstream, agentId, resume } = await setup(t)
+  upstream.script = { tokens: TOKENS, hangAfterTokens: 2 }
+  const gz = stream('org-a', agentId, { message: 'go' }, { headers: { 'accept-encoding': 'gzip' }, rawBody: true })
+  const res = (await gz.response()).res as http.IncomingMessage
+  t.equal(res.headers['content-encoding'], 'gzip')
+  t.equal(res.headers.vary, 'Accept-Encoding')
+  const gunzip = createGunzip()
+  let text = ''
+  gunzip.on('data', (d: Buffer) => { text += d.toString() })
+  res.pipe(gunzip)
+  // The upstream holds token 3: everything before it must already decode.
+  t.ok(await eventually(() => (text.match(/^data: /gm) ?? []).length >= 3), 'start and two contents decoded mid-stream')
+  t.match(text, /"content":"t1 "/)
+  upstream.resume()
+  await new Promise((resolve) => gunzip.on('end', resolve))
+  t.match(text, /"chunk_type":"done"/)
+
+  upstream.script = { tokens: TOKENS }
+  const plain = stream('org-a', agentId, { message: 'go' }, { headers: { 'accept-encoding': 'br' } })
+  await plain.ended
+  t.equal(plain.headers['content-encoding'], undefined, 'never compressed unless asked')
+  t.equal(plain.last()?.chunk_type, 'done')
+
+  const id = plain.events[0]?.json.stream_id as string
+  const replay = await resume(id, { headers: { 'accept-encoding': 'gzip' }, rawBody: true }).response()
+  const parts: Buffer[] = []
+  replay.res?.on('data', (d: Buffer) => parts.push(d))
+  await replay.ended
+  const raw = Buffer.concat(parts)
+  t.match(gunzipSync(raw).toString(), /"chunk_type":"done"/, 'replays compress too')
+})
+
+t.test('the compression budget serves extra streams uncompressed', async (t) => {
+  const { stream, upstream, agentId } = await setup(t, { streamMaxCompressed: 1 })
+  upstream.script = { tokens: TOKENS, hangAfterTokens: 1 }
+  const a = stream('org-a', agentId, { message: 'a' }, { headers: { 'accept-encoding': 'gzip' } })
+  await a.response()
+  const b = stream('org-a', agentId, { message: 'b' }, { headers: { 'accept-encoding': 'gzip' } })
+  await b.untilEvents(1)
+  t.equal(a.headers['content-encoding'], 'gzip')
+  t.equal(b.headers['content-encoding'], undefined)
+  a.destroy()
+  b.destroy()
+  upstream.script = { tokens: ['x'] }
+  const c = stream('org-a', agentId, { message: 'c' }, { headers: { 'accept-encoding': 'gzip' } })
+  await c.response()
+  t.ok(await eventually(() => c.headers['content-encoding'] === 'gzip'), 'the budget came back when the first closed')
+  c.destroy()
+})
+
+t.test('gzip keeps backpressure: a stuck compressed reader is cut after the drain bound', async (t) => {
+  const { stream, upstream, agentId, app, ends } = await setup(t, { streamDetachGraceMs: 0, streamDrainTimeoutMs: 300 })
+  // Random tokens: repetitive ones would compress to nothing and never fill a socket.
+  upstream.script = { tokens: Array.from({ length: 1000 }, () => randomBytes(30).toString('base64')), forever: true }
+  const client = stream('org-a', agentId, { message: 'go' }, { headers: { 'accept-encoding': 'gzip' }, rawBody: true })
+  await client.response()
+  t.equal(client.headers['content-encoding'], 'gzip')
+  // Nobody reads the body: the compressed bytes back up into the server's buffers.
+  t.ok(await eventually(() => app.streams().length === 0, 1500), 'the stuck compressed reader is cut')
+  t.equal(ends.at(-1)?.outcome, 'slow_consumer')
+  client.destroy()
+})

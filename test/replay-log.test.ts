@@ -1,0 +1,46 @@
+import t from 'tap'
+import { ReplayLog } from '../lib/resume/replay-log.js'
+import { acceptsGzip } from '../lib/sse/encoding.js'
+
+t.test('numbers events from 1 and replays what came after a cursor', async (t) => {
+  const log = new ReplayLog({ maxEvents: 100, maxBytes: 1 << 20 })
+  t.same(log.after(0), [], 'nothing yet')
+  for (const d of ['a', 'b', 'c']) log.append(d)
+  t.equal(log.lastId, 3)
+  t.same(log.after(0)?.map((e) => e.id), [1, 2, 3])
+  t.same(log.after(1)?.map((e) => e.frame), ['id: 2\ndata: b\n\n', 'id: 3\ndata: c\n\n'])
+  t.same(log.after(3), [])
+  t.notOk(log.ended)
+  log.end()
+  t.ok(log.ended)
+})
+
+t.test('bounded by count and bytes; a cursor that fell off is reported, the newest event always kept', async (t) => {
+  const byCount = new ReplayLog({ maxEvents: 2, maxBytes: 1 << 20 })
+  for (let i = 0; i < 5; i++) byCount.append(String(i))
+  t.same(byCount.after(3)?.map((e) => e.id), [4, 5])
+  t.equal(byCount.after(2), null, 'event 3 is gone')
+  const byBytes = new ReplayLog({ maxEvents: 100, maxBytes: 40 })
+  byBytes.append('x'.repeat(10))
+  byBytes.append('y'.repeat(10))
+  t.equal(byBytes.after(0), null)
+  t.same(byBytes.after(1)?.map((e) => e.id), [2])
+  byBytes.append('z'.repeat(100))
+  t.same(byBytes.after(2)?.map((e) => e.id), [3], 'an event larger than the bound still stays')
+  t.ok(byBytes.bytes > 40)
+})
+
+t.test('long streams compact the dropped prefix and keep ids right', async (t) => {
+  const log = new ReplayLog({ maxEvents: 10, maxBytes: 1 << 20 })
+  for (let i = 1; i <= 5000; i++) log.append(String(i))
+  t.same(log.after(4990)?.map((e) => e.frame), Array.from({ length: 10 }, (_, i) => `id: ${4991 + i}\ndata: ${4991 + i}\n\n`))
+  t.equal(log.after(4989), null)
+})
+
+t.test('Accept-Encoding: gzip only when allowed', async (t) => {
+  const cases: Array<[string | undefined, boolean]> = [
+    [undefined, false], ['', false], ['identity', false], ['gzip', true], ['br, gzip', true], ['GZIP;q=0.5', true],
+    ['gzip;q=0', false], ['gzip; q=0.0', false], ['*', true], ['*;q=0', false], ['br, *', true], ['x-gzip', true], ['gzip;q=0, *', false]
+  ]
+  for (const [header, expected] of cases) t.equal(acceptsGzip(header), expected, String(header))
+})
