@@ -7,12 +7,12 @@ export function timerCount (): number {
 }
 
 /** Polls `check` (bounded), for state that settles a tick or two after a socket event. */
-export async function eventually (check: () => boolean, tries = 200): Promise<boolean> {
+export async function eventually (check: () => boolean | Promise<boolean>, tries = 200): Promise<boolean> {
   for (let i = 0; i < tries; i++) {
-    if (check()) return true
+    if (await check()) return true
     await sleep(10)
   }
-  return check()
+  return await check()
 }
 
 /** The invariants every ending must leave behind: no live stream, no timer left over. */

@@ -1,0 +1,65 @@
+import t from 'tap'
+import type { IncomingMessage, ServerResponse } from 'node:http'
+import { chromium } from 'playwright-core'
+import { startApp } from '../helpers/server.js'
+import { eventually } from '../helpers/settle.js'
+import { FakeOpenAI } from '../helpers/upstream.js'
+
+const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium'
+const TOKENS = Array.from({ length: 8 }, (_, i) => `w${i} `)
+
+interface PageState { events: Array<{ id: string, type: string, content: string | null }>, done: boolean }
+
+t.test('a browser EventSource resumes a cut stream by itself with Last-Event-ID', async (t) => {
+  const upstream = await new FakeOpenAI().start()
+  t.teardown(() => upstream.close())
+  const { url, stream, createAgent, app } = await startApp(t, {
+    llmProvider: 'openai', openaiApiKey: 'k', openaiBaseUrl: upstream.url, streamDetachGraceMs: 10_000
+  })
+  const resumes: Array<{ req: IncomingMessage, res: ServerResponse }> = []
+  app.http.on('request', (req: IncomingMessage, res: ServerResponse) => {
+    if ((req.url as string).startsWith('/api/v1/streams/')) resumes.push({ req, res })
+  })
+  upstream.script = { tokens: TOKENS, hangAfterTokens: 3 }
+  const post = stream('org-a', await createAgent('org-a'), { message: 'go' })
+  await post.untilEvents(4)
+  const { stream_id: id, resume_token: token } = post.events[0]?.json as { stream_id: string, resume_token: string }
+  post.destroy()
+
+  const browser = await chromium.launch({
+    executablePath: CHROMIUM,
+    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync']
+  })
+  t.teardown(() => browser.close())
+  const page = await browser.newPage()
+  // Any page of the same origin will do: EventSource then needs no CORS.
+  await page.goto(`${url}/`)
+  await page.evaluate((src) => {
+    const state: PageState = { events: [], done: false }
+    Object.assign(window, { state })
+    const es = new EventSource(src)
+    es.onmessage = (e) => {
+      const chunk = JSON.parse(e.data) as { chunk_type: string, content: string | null }
+      state.events.push({ id: e.lastEventId, type: chunk.chunk_type, content: chunk.content })
+      if (chunk.chunk_type === 'done' || chunk.chunk_type === 'error') {
+        es.close()
+        state.done = true
+      }
+    }
+  }, `/api/v1/streams/${id}?resume_token=${token}`)
+  const state = async (): Promise<PageState> => await page.evaluate(() => (window as unknown as { state: PageState }).state)
+
+  t.ok(await eventually(() => resumes.length === 1), 'the browser connected')
+  t.ok(await eventually(async () => (await state()).events.length >= 4), 'the replay arrived')
+  // Cut the browser's connection from the server side, mid-stream.
+  resumes[0]?.res.socket?.destroy()
+  t.ok(await eventually(() => resumes.length === 2, 500), 'EventSource reconnected on its own')
+  t.equal(resumes[1]?.req.headers['last-event-id'], '4', 'with the id of the last event it got')
+  upstream.resume()
+  t.ok(await eventually(async () => (await state()).done, 500))
+  const final = await state()
+  const ids = final.events.map((e) => Number(e.id))
+  t.same(ids, ids.map((_, i) => i + 1), 'every event once, in order')
+  t.equal(final.events.filter((e) => e.type === 'content').map((e) => e.content).join(''), TOKENS.join(''), 'the whole reply')
+  t.equal(final.events.at(-1)?.type, 'done')
+})
