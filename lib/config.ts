@@ -64,7 +64,7 @@ const schema = {
     streamIdleTimeoutMs: { ...positiveMs, default: 60_000 },
     streamMaxDurationMs: { ...positiveMs, default: 600_000 },
     streamDrainTimeoutMs: { ...positiveMs, default: 30_000 },
-    builtinTokenDelayMs: { type: 'integer', minimum: 0, maximum: 60_000, default: 20 },
+    builtinTokenDelayMs: { type: 'integer', minimum: 0, maximum: 2_147_483_647, default: 20 },
     bodyLimitBytes: { type: 'integer', minimum: 1, default: 1_048_576 },
     embeddingModel: { type: 'string', minLength: 1 },
     maxToolRounds: { type: 'integer', minimum: 0, maximum: 50, default: 5 },

@@ -1,5 +1,4 @@
 import { randomUUID } from 'node:crypto'
-import { setTimeout as sleep } from 'node:timers/promises'
 import type { Principal } from '../auth/jwt.js'
 import type { ChatMessage, LlmDelta, LlmProvider, TokenUsage, ToolCallDelta } from '../llm/provider.js'
 import type { MemoryExtractor } from '../memory/extractor.js'
@@ -52,6 +51,9 @@ export interface OrchestratorOptions {
   historyCharBudget?: number
 }
 
+/** How many of the most similar memories extraction decides against. */
+const EXTRACTION_CONTEXT = 10
+
 /** Bound on extraction that outlived its stream; it then gives up rather than hang a shutdown. */
 const BACKGROUND_EXTRACTION_MS = 60_000
 
@@ -97,7 +99,10 @@ export class Orchestrator {
     const history = request.session_id === undefined
       ? []
       : await store.listMessages(scope.orgId, agent.id, { sessionId, limit: this.#opts.historyMessages ?? 20 })
-    const retrieved = await memories.retrieve(scope, request.message, request.max_memories ?? 10, signal)
+    // One search serves both the prompt (top max_memories) and extraction (top 10, what it decides against).
+    const maxMemories = request.max_memories ?? 10
+    const found = await memories.retrieve(scope, request.message, Math.max(maxMemories, EXTRACTION_CONTEXT), signal)
+    const retrieved = found.slice(0, maxMemories)
     const messages = buildPrompt({
       system: agent.system,
       context: retrieved.length === 0 ? null : formatMemories(retrieved),
@@ -123,7 +128,7 @@ export class Orchestrator {
       abandon: async (content, usage) => {
         if (content !== '') await save(content, 'incomplete', usage)
       },
-      extract: (content) => this.#extract(scope, sessionId, request.message, content, memoryOps)
+      extract: (content) => this.#extract(scope, sessionId, request.message, content, found.slice(0, EXTRACTION_CONTEXT), memoryOps)
     }
   }
 
@@ -166,22 +171,26 @@ export class Orchestrator {
     }
   }
 
-  async * #extract (scope: MemoryScope, sessionId: string, userMessage: string, reply: string, toolOps: MemoryOp[]): AsyncIterable<MemoryUpdateEvent> {
+  async * #extract (scope: MemoryScope, sessionId: string, userMessage: string, reply: string, retrieved: Memory[],
+    toolOps: MemoryOp[]): AsyncIterable<MemoryUpdateEvent> {
     yield { type: 'memory_update', content: 'extracting', memories_count: null, memories: [] }
     const { memories, extractor, extractionTimeoutMs } = this.#opts
     // Extraction belongs to the conversation, not the connection: a client leaving does not cancel it.
     const signal = AbortSignal.timeout(BACKGROUND_EXTRACTION_MS)
     const job = (async () => {
-      const existing = await memories.retrieve(scope, userMessage, 10, signal)
+      // What tools saved during the turn counts as existing too, so it is not added twice.
+      const saved = await memories.store.getMemoriesByIds(scope.orgId, toolOps.map((op) => op.id))
+      const existing = [...retrieved, ...saved]
       const decisions = await extractor.extract({ userMessage, reply, existing }, signal)
       return await memories.apply(scope, sessionId, decisions, existing, signal)
     })()
     this.#background.add(job)
     void job.catch(() => {}).finally(() => this.#background.delete(job))
-    const timer = new AbortController()
+    let timer: NodeJS.Timeout | undefined
+    const deferred = new Promise<'extraction_deferred'>((resolve) => { timer = setTimeout(resolve, extractionTimeoutMs, 'extraction_deferred') })
     // A failed extraction costs the turn its new memories, not its reply.
-    const ops = await Promise.race([job.catch(() => 'extraction_failed' as const), sleep(extractionTimeoutMs, 'extraction_deferred' as const, { signal: timer.signal })])
-    timer.abort()
+    const ops = await Promise.race([job.catch(() => 'extraction_failed' as const), deferred])
+    clearTimeout(timer)
     if (typeof ops === 'string') {
       yield { type: 'memory_update', content: ops, memories_count: toolOps.length, memories: toolOps }
       return

@@ -7,6 +7,9 @@ import { classifyFailure, StreamTimeoutError, type StreamOutcome } from './error
 import type { MemoryUpdateEvent, ToolCallEvent, Turn } from './orchestrator.js'
 import type { ChunkSink } from './sinks.js'
 
+/** Shared: one Error (and its stack) per released stream would be waste on the hot path. */
+const RELEASED = new Error('stream released')
+
 export interface StreamTimeouts {
   firstTokenMs: number
   idleMs: number
@@ -136,7 +139,7 @@ export class StreamRun {
     clearTimeout(this.#idleTimer)
     this.#opts.lease.release()
     // Aborting after a clean finish is a no-op for the upstream; on any other path it cuts it.
-    if (!this.signal.aborted) this.#controller.abort(new Error('stream released'))
+    if (!this.signal.aborted) this.#controller.abort(RELEASED)
     this.#opts.onEnd(this, outcome)
   }
 }

@@ -70,7 +70,6 @@ export class MemoryService {
   }
 
   async retrieve (scope: MemoryScope, query: string, limit: number, signal: AbortSignal): Promise<Memory[]> {
-    if (limit === 0) return []
     const { orgId, agentId, userId } = scope
     const byText = await this.store.searchMemories(orgId, agentId, { query, userId, limit: limit * 2 })
     if (this.#embedder === undefined) return byText.slice(0, limit)

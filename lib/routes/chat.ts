@@ -63,7 +63,7 @@ export function chatRoutes (router: Router, app: AppContext): void {
     const sink = new BroadcastSink(new ReplayLog(app.replayLimits), (reason) => app.registry.detached(stream, reason))
     const stream = app.registry.add(run, sink, principal.userId)
     const writer = app.newWriter(req, res, run.signal)
-    res.once('close', () => sink.detach(writer, new ClientGoneError()))
+    res.once('close', () => { if (!res.writableFinished) sink.detach(writer, new ClientGoneError()) })
     sink.attach(writer, 0)
     await run.pump(turn, sink, { resume_token: stream.resumeToken })
   }))

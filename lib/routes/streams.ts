@@ -42,7 +42,7 @@ export function streamRoutes (router: Router, app: AppContext): void {
     if (!sink.attach(writer, cursor)) throw gone('Events after Last-Event-ID are no longer buffered')
     if (sink.log.ended) return
     registry.attached(stream)
-    res.once('close', () => sink.detach(writer, new ClientGoneError()))
+    res.once('close', () => { if (!res.writableFinished) sink.detach(writer, new ClientGoneError()) })
   }
 
   router.on('GET', '/api/v1/streams/:id', async ({ req, res, params, query }) => {

@@ -59,6 +59,7 @@ export class SseWriter {
   readonly #gzip: Gzip | undefined
   readonly #out: Writable
   #keepAlive: NodeJS.Timeout | undefined
+  #corked = false
 
   constructor (res: ServerResponse, opts: SseWriterOptions) {
     this.#res = res
@@ -86,11 +87,25 @@ export class SseWriter {
     this.#keepAlive.unref()
   }
 
-  /** Writes framed SSE text; false means the buffer is full and the caller should await `drained()`. */
+  /**
+   * Writes framed SSE text; false means the buffer is full and the caller should await `drained()`.
+   * Events written in the same tick leave in one syscall: the socket is corked until the tick
+   * ends, which adds no delay (nothing else could run before then anyway).
+   */
   write (frame: string): boolean {
+    if (!this.#corked) {
+      this.#corked = true
+      this.#res.cork()
+      process.nextTick(this.#uncork)
+    }
     const ok = this.#out.write(frame)
     this.#gzip?.flush(zlibConstants.Z_SYNC_FLUSH)
     return ok
+  }
+
+  readonly #uncork = (): void => {
+    this.#corked = false
+    this.#res.uncork()
   }
 
   /** Settles when the reader caught up; rejects on close, abort, or after the drain bound. */

@@ -1,6 +1,6 @@
 import { mkdirSync } from 'node:fs'
 import { dirname } from 'node:path'
-import { randomUUID } from 'node:crypto'
+import { createHash, randomUUID } from 'node:crypto'
 import Database from 'better-sqlite3'
 import type {
   Agent, AgentInput, AgentPatch, HistoryQuery, Memory, MemoryInput, MemoryPatch, MemoryQuery, MemorySearch, MemoryVector,
@@ -22,7 +22,7 @@ const MIGRATIONS: readonly string[] = [
    );
    CREATE INDEX agents_by_org ON agents (organization_id, created_at);
    CREATE TABLE messages (
-     seq INTEGER PRIMARY KEY AUTOINCREMENT,
+     seq INTEGER PRIMARY KEY,
      id TEXT NOT NULL UNIQUE,
      organization_id TEXT NOT NULL,
      agent_id TEXT NOT NULL REFERENCES agents (id) ON DELETE CASCADE,
@@ -35,7 +35,7 @@ const MIGRATIONS: readonly string[] = [
    );
    CREATE INDEX messages_by_session ON messages (organization_id, agent_id, session_id, seq);`,
   `CREATE TABLE memories (
-     seq INTEGER PRIMARY KEY AUTOINCREMENT,
+     seq INTEGER PRIMARY KEY,
      id TEXT NOT NULL UNIQUE,
      organization_id TEXT NOT NULL,
      agent_id TEXT NOT NULL REFERENCES agents (id) ON DELETE CASCADE,
@@ -46,20 +46,21 @@ const MIGRATIONS: readonly string[] = [
      importance REAL NOT NULL,
      metadata TEXT NOT NULL,
      embedding TEXT,
+     scope TEXT NOT NULL,
      created_at TEXT NOT NULL,
      updated_at TEXT NOT NULL
    );
    CREATE INDEX memories_by_agent_user ON memories (organization_id, agent_id, user_id, seq);
-   CREATE VIRTUAL TABLE memories_fts USING fts5 (content, content = 'memories', content_rowid = 'seq', tokenize = 'porter unicode61');
+   CREATE VIRTUAL TABLE memories_fts USING fts5 (content, scope, content = 'memories', content_rowid = 'seq', tokenize = 'porter unicode61');
    CREATE TRIGGER memories_ai AFTER INSERT ON memories BEGIN
-     INSERT INTO memories_fts (rowid, content) VALUES (new.seq, new.content);
+     INSERT INTO memories_fts (rowid, content, scope) VALUES (new.seq, new.content, new.scope);
    END;
    CREATE TRIGGER memories_ad AFTER DELETE ON memories BEGIN
-     INSERT INTO memories_fts (memories_fts, rowid, content) VALUES ('delete', old.seq, old.content);
+     INSERT INTO memories_fts (memories_fts, rowid, content, scope) VALUES ('delete', old.seq, old.content, old.scope);
    END;
    CREATE TRIGGER memories_au AFTER UPDATE OF content ON memories BEGIN
-     INSERT INTO memories_fts (memories_fts, rowid, content) VALUES ('delete', old.seq, old.content);
-     INSERT INTO memories_fts (rowid, content) VALUES (new.seq, new.content);
+     INSERT INTO memories_fts (memories_fts, rowid, content, scope) VALUES ('delete', old.seq, old.content, old.scope);
+     INSERT INTO memories_fts (rowid, content, scope) VALUES (new.seq, new.content, new.scope);
    END;`
 ]
 
@@ -70,6 +71,14 @@ export function ftsQuery (text: string): string | null {
   const words = text.toLowerCase().match(/[\p{L}\p{N}]+/gu)
   if (words === null) return null
   return [...new Set(words)].map((w) => `"${w}"`).join(' OR ')
+}
+
+/**
+ * One FTS token naming (org, agent, user), so a search intersects with that user's memories
+ * inside the index instead of ranking every tenant's matches and filtering afterwards.
+ */
+export function scopeToken (orgId: string, agentId: string, userId: string): string {
+  return 's' + createHash('sha256').update(`${orgId}\0${agentId}\0${userId}`).digest('hex').slice(0, 24)
 }
 
 interface AgentRow {
@@ -141,16 +150,19 @@ export class SqliteStore implements Store {
         ${MESSAGE_COLUMNS} FROM messages WHERE organization_id = ? AND agent_id = ? AND session_id = ? ORDER BY seq DESC LIMIT ?)
         ORDER BY seq`),
       insertMemory: db.prepare(`INSERT INTO memories (id, organization_id, agent_id, user_id, session_id, content, memory_type, importance,
-        metadata, embedding, created_at, updated_at) VALUES (@id, @organization_id, @agent_id, @user_id, @session_id, @content, @memory_type,
-        @importance, @metadata, @embedding, @created_at, @updated_at)`),
+        metadata, embedding, scope, created_at, updated_at) VALUES (@id, @organization_id, @agent_id, @user_id, @session_id, @content,
+        @memory_type, @importance, @metadata, @embedding, @scope, @created_at, @updated_at)`),
+      hasMemories: db.prepare<[string, string, string], { one: number }>(
+        'SELECT 1 AS one FROM memories WHERE organization_id = ? AND agent_id = ? AND user_id = ? LIMIT 1'),
       getMemory: db.prepare<[string, string], MemoryRow>(`SELECT ${MEMORY_COLUMNS} FROM memories m WHERE m.organization_id = ? AND m.id = ?`),
       listMemories: db.prepare<[string, string, string | null, string | null, number, number], MemoryRow>(`SELECT ${MEMORY_COLUMNS}
         FROM memories m WHERE m.organization_id = ? AND m.agent_id = ? AND (? IS NULL OR m.user_id = ?) ORDER BY m.seq DESC LIMIT ? OFFSET ?`),
-      // bm25() is lower for better matches; recency breaks ties.
+      // bm25() is lower for better matches, weighing the text only; recency breaks ties. The scope
+      // token narrows the match; the column checks keep isolation exact even if two scopes collided.
       searchMemories: db.prepare<[string, string, string, string, number], MemoryRow>(`SELECT ${MEMORY_COLUMNS}
         FROM memories_fts JOIN memories m ON m.seq = memories_fts.rowid
         WHERE memories_fts MATCH ? AND m.organization_id = ? AND m.agent_id = ? AND m.user_id = ?
-        ORDER BY bm25(memories_fts), m.seq DESC LIMIT ?`),
+        ORDER BY bm25(memories_fts, 1.0, 0.0), m.seq DESC LIMIT ?`),
       memoryVectors: db.prepare<[string, string, string, number], { id: string, embedding: string }>(`SELECT id, embedding FROM memories
         WHERE organization_id = ? AND agent_id = ? AND user_id = ? AND embedding IS NOT NULL ORDER BY seq DESC LIMIT ?`),
       // A new text without a new vector drops the old vector: it no longer describes the memory.
@@ -227,7 +239,12 @@ export class SqliteStore implements Store {
       created_at: now,
       updated_at: now
     }
-    this.#stmts.insertMemory.run({ ...memory, metadata: JSON.stringify(memory.metadata), embedding: toVectorText(input.embedding) })
+    this.#stmts.insertMemory.run({
+      ...memory,
+      metadata: JSON.stringify(memory.metadata),
+      embedding: toVectorText(input.embedding),
+      scope: scopeToken(orgId, agentId, memory.user_id)
+    })
     return memory
   }
 
@@ -242,8 +259,10 @@ export class SqliteStore implements Store {
   }
 
   async searchMemories (orgId: string, agentId: string, search: MemorySearch): Promise<Memory[]> {
-    const match = ftsQuery(search.query)
-    if (match === null) return []
+    const terms = ftsQuery(search.query)
+    // Most users have few or no memories yet: an index probe is far cheaper than an empty FTS search.
+    if (terms === null || this.#stmts.hasMemories.get(orgId, agentId, search.userId) === undefined) return []
+    const match = `scope:${scopeToken(orgId, agentId, search.userId)} AND content:(${terms})`
     return this.#stmts.searchMemories.all(match, orgId, agentId, search.userId, search.limit).map(toMemory)
   }
 

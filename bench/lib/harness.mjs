@@ -1,0 +1,159 @@
+// Plumbing shared by the scenarios: server processes, the OpenAI-compatible mock, SSE clients.
+import { fork } from 'node:child_process'
+import http from 'node:http'
+import net from 'node:net'
+import { once } from 'node:events'
+import { createSigner } from 'fast-jwt'
+import { SECRET } from '../servers/contract.mjs'
+
+export const SERVERS = ['agentmem', 'baseline', 'fastify', 'hono', 'express']
+export const now = () => performance.timeOrigin + performance.now()
+export const token = createSigner({ key: SECRET, expiresIn: 3_600_000 })({ sub: 'bench', org_id: 'bench' })
+
+/** Starts one server in its own process (so its CPU and memory are its own). */
+export async function startServer (name, env = {}) {
+  const child = fork(new URL(`../servers/${name}.mjs`, import.meta.url), [], {
+    execArgv: ['--expose-gc'],
+    env: {
+      PATH: process.env.PATH,
+      PORT: '0',
+      JWT_SECRET: SECRET,
+      DATABASE_URL: 'sqlite::memory:',
+      BUILTIN_TOKEN_DELAY_MS: '0',
+      STREAM_MAX_PER_TENANT: '100000',
+      STREAM_MAX_TOTAL: '100000',
+      ...env
+    },
+    stdio: ['ignore', 'ignore', 'inherit', 'ipc']
+  })
+  const [msg] = await once(child, 'message')
+  const stats = async () => {
+    child.send({ type: 'stats' })
+    const [reply] = await once(child, 'message')
+    return { rss: reply.rss, heapUsed: reply.heapUsed, cpuMs: (reply.cpu.user + reply.cpu.system) / 1000 }
+  }
+  const stop = async () => {
+    child.kill('SIGKILL')
+    await once(child, 'exit')
+  }
+  const server = { name, port: msg.port, stats, stop, agent: 'agent-bench' }
+  if (name === 'agentmem') server.agent = await createAgent(msg.port)
+  return server
+}
+
+async function createAgent (port) {
+  const res = await fetch(`http://127.0.0.1:${port}/api/v1/agents`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` },
+    body: JSON.stringify({ name: 'bench' })
+  })
+  return (await res.json()).data.id
+}
+
+export const streamPath = (server) => `/api/v1/agents/${server.agent}/chat/stream`
+export const headers = { 'content-type': 'application/json', authorization: `Bearer ${token}` }
+
+/**
+ * One stream over its own connection, counting what arrives without a full parse (the client
+ * must not be the bottleneck). Resolves when the response ends.
+ */
+export function runStream (server, body, opts = {}) {
+  return new Promise((resolve, reject) => {
+    const result = { status: 0, events: 0, bytes: 0, firstContentAt: 0, done: false }
+    const req = http.request({
+      host: '127.0.0.1', port: server.port, path: streamPath(server), method: 'POST', agent: false,
+      headers: { ...headers, ...opts.headers }, localAddress: opts.localAddress
+    }, (res) => {
+      result.status = res.statusCode
+      let tail = ''
+      res.on('data', (buf) => {
+        result.bytes += buf.length
+        if (opts.raw) return
+        const text = tail + buf.toString('latin1')
+        let at = 0
+        while ((at = text.indexOf('\n\n', at)) !== -1) { result.events++; at += 2 }
+        if (result.firstContentAt === 0 && text.includes('"chunk_type":"content"')) {
+          result.firstContentAt = now()
+          opts.onFirstContent?.(result, req)
+        }
+        if (text.includes('"chunk_type":"done"')) result.done = true
+        tail = text.slice(-40)
+      })
+      res.on('end', () => resolve(result))
+      res.on('close', () => resolve(result))
+      opts.onResponse?.(res, req)
+    })
+    req.on('error', (err) => (opts.ignoreErrors ? resolve(result) : reject(err)))
+    req.end(JSON.stringify(body))
+  })
+}
+
+export function stats (values) {
+  const sorted = [...values].sort((a, b) => a - b)
+  return { min: sorted[0], median: sorted[Math.floor((sorted.length - 1) / 2)], max: sorted.at(-1) }
+}
+
+export function percentile (values, p) {
+  const sorted = [...values].sort((a, b) => a - b)
+  return sorted[Math.min(sorted.length - 1, Math.floor(p / 100 * sorted.length))]
+}
+
+/** A minimal OpenAI-compatible streaming endpoint: n tokens as fast as the socket takes them. */
+export async function startMock () {
+  const firstTokenAt = new Map()
+  const mock = { firstTokenAt, tokens: 20, firstTokenDelayMs: 0, hold: false }
+  const server = http.createServer(async (req, res) => {
+    let raw = ''
+    for await (const d of req) raw += d
+    const body = JSON.parse(raw)
+    if (body.stream !== true) {
+      res.writeHead(200, { 'content-type': 'application/json' })
+      res.end(JSON.stringify({ id: 'x', object: 'chat.completion', created: 1, model: 'm', choices: [{ index: 0, finish_reason: 'stop', message: { role: 'assistant', content: '{"facts":[]}' } }] }))
+      return
+    }
+    const nonce = body.messages.at(-1).content
+    res.writeHead(200, { 'content-type': 'text/event-stream' })
+    if (mock.firstTokenDelayMs > 0) await new Promise((resolve) => setTimeout(resolve, mock.firstTokenDelayMs))
+    for (let i = 0; i < mock.tokens; i++) {
+      const ok = res.write(`data: {"id":"c","object":"chat.completion.chunk","created":1,"model":"m","choices":[{"index":0,"delta":{"content":"tok${i % 10} "},"finish_reason":null}]}\n\n`)
+      if (i === 0) firstTokenAt.set(nonce, now())
+      if (!ok) {
+        await once(res, 'drain')
+        if (res.destroyed) return
+      }
+    }
+    res.end('data: {"id":"c","object":"chat.completion.chunk","created":1,"model":"m","choices":[{"index":0,"delta":{},"finish_reason":"stop"}]}\n\ndata: [DONE]\n\n')
+  })
+  server.listen(0, '127.0.0.1')
+  await once(server, 'listening')
+  mock.url = `http://127.0.0.1:${server.address().port}/v1`
+  mock.close = () => { server.closeAllConnections(); server.close() }
+  return mock
+}
+
+/** Holds `count` streams open, each from one of several loopback source addresses (the port range caps one pair near 28k). */
+export async function openIdleStreams (server, count) {
+  const sockets = []
+  const request = `POST ${streamPath(server)} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nAuthorization: Bearer ${token}\r\n`
+  const body = JSON.stringify({ message: 'hold this stream open', hold: true })
+  const batch = 200
+  for (let i = 0; i < count; i += batch) {
+    await Promise.all(Array.from({ length: Math.min(batch, count - i) }, (_, j) => new Promise((resolve, reject) => {
+      const socket = net.connect({ host: '127.0.0.1', port: server.port, localAddress: `127.0.0.${2 + ((i + j) % 8)}` })
+      socket.on('error', reject)
+      socket.write(`${request}Content-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`)
+      let seen = ''
+      const onData = (d) => {
+        seen += d.toString('latin1')
+        if (seen.includes('"chunk_type":"content"')) {
+          socket.off('data', onData)
+          socket.on('data', () => {})
+          sockets.push(socket)
+          resolve()
+        }
+      }
+      socket.on('data', onData)
+    })))
+  }
+  return sockets
+}

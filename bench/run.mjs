@@ -1,0 +1,238 @@
+// npm run bench [-- <scenario>...] [-- --smoke] [-- --out FILE]
+// Runs each scenario for agentmem-stream, the raw node:http baseline and the peers, each
+// server in its own process, and writes bench/RESULTS.md (ratios to the baseline of the same run).
+import os from 'node:os'
+import { writeFileSync } from 'node:fs'
+import { setTimeout as sleep } from 'node:timers/promises'
+import autocannon from 'autocannon'
+import { SERVERS, headers, now, openIdleStreams, percentile, runStream, startMock, startServer, stats, streamPath } from './lib/harness.mjs'
+
+const args = process.argv.slice(2)
+const smoke = args.includes('--smoke')
+const outAt = args.indexOf('--out')
+const out = outAt === -1 ? new URL('./RESULTS.md', import.meta.url) : args[outAt + 1]
+const only = args.filter((a, i) => !a.startsWith('--') && args[i - 1] !== '--out')
+const RUNS = smoke ? 1 : 3
+const size = (full, small) => (smoke ? small : full)
+
+const fmt = (n, digits = 0) => Number(n).toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits })
+const triple = (s, digits = 0) => `${fmt(s.min, digits)} / **${fmt(s.median, digits)}** / ${fmt(s.max, digits)}`
+const ratio = (value, base) => (base > 0 ? `${fmt(value / base, 2)}×` : 'n/a')
+const log = (...a) => console.error('[bench]', ...a)
+
+const WORDS18 = Array.from({ length: 18 }, (_, i) => `w${i}`).join(' ')
+
+/** Scenario 1: 100 connections, each request one full stream of 20 content events. */
+async function shortStreams () {
+  const rows = []
+  for (const name of SERVERS) {
+    const perRun = { rps: [], p50: [], p99: [], bad: 0 }
+    for (let r = 0; r < RUNS; r++) {
+      const server = await startServer(name)
+      let bad = 0
+      const result = await autocannon({
+        url: `http://127.0.0.1:${server.port}`,
+        connections: size(100, 10),
+        duration: size(10, 1),
+        requests: [{
+          method: 'POST',
+          path: streamPath(server),
+          headers,
+          body: JSON.stringify({ message: WORDS18 }),
+          onResponse: (status, body) => { if (status !== 200 || !body.includes('"chunk_type":"done"')) bad++ }
+        }]
+      })
+      await server.stop()
+      perRun.rps.push(result.requests.average)
+      perRun.p50.push(result.latency.p50)
+      perRun.p99.push(result.latency.p99)
+      perRun.bad += bad + result.errors + result.non2xx
+      log('short', name, Math.round(result.requests.average), 'streams/s')
+    }
+    rows.push({ name, rps: stats(perRun.rps), p50: stats(perRun.p50), p99: stats(perRun.p99), bad: perRun.bad })
+  }
+  const base = rows.find((r) => r.name === 'baseline').rps.median
+  return [
+    `## 1. Short streams at load\n\n${size(100, 10)} connections for ${size(10, 1)} s per run, each request a full stream of 20 content events (agentmem-stream also sends its two memory_update events). min / **median** / max over ${RUNS} runs; every body checked to end with \`done\`.\n`,
+    '| server | streams/s | vs baseline | p50 ms | p99 ms | failed or incomplete |',
+    '|---|---|---|---|---|---|',
+    ...rows.map((r) => `| ${r.name} | ${triple(r.rps)} | ${ratio(r.rps.median, base)} | ${triple(r.p50, 1)} | ${triple(r.p99, 1)} | ${r.bad} |`)
+  ].join('\n')
+}
+
+/** Scenario 2: one long stream from a 0-delay upstream (agentmem) or generated in-process (baseline). */
+async function longStream () {
+  const tokens = size(200_000, 2_000)
+  const rows = []
+  for (const name of ['agentmem', 'baseline']) {
+    const rates = []
+    const cpuPerEvent = []
+    for (let r = 0; r < RUNS; r++) {
+      const mock = await startMock()
+      mock.tokens = tokens
+      const server = await startServer(name, { LLM_PROVIDER: 'openai', OPENAI_API_KEY: 'k', OPENAI_BASE_URL: mock.url, STREAM_REPLAY_MAX_BYTES: String(1 << 20) })
+      const before = await server.stats()
+      const t0 = now()
+      const result = await runStream(server, { message: `long ${r}`, tokens })
+      const seconds = (now() - t0) / 1000
+      const after = await server.stats()
+      await server.stop()
+      mock.close()
+      rates.push(result.events / seconds)
+      cpuPerEvent.push((after.cpuMs - before.cpuMs) * 1000 / result.events)
+      log('long', name, Math.round(result.events / seconds), 'events/s')
+    }
+    rows.push({ name, rate: stats(rates), cpu: stats(cpuPerEvent) })
+  }
+  const base = rows.find((r) => r.name === 'baseline').rate.median
+  return [
+    `## 2. Long stream throughput\n\nOne stream of ${fmt(tokens)} tokens. agentmem-stream reads them from a 0-delay OpenAI-compatible mock through the \`openai\` SDK (the mock shares the machine's two cores); the baseline writes pre-framed events itself. Peers are not run here: without an upstream their loop is the baseline's.\n`,
+    '| server | events/s | vs baseline | server CPU µs per event |',
+    '|---|---|---|---|',
+    ...rows.map((r) => `| ${r.name} | ${triple(r.rate)} | ${ratio(r.rate.median, base)} | ${triple(r.cpu, 2)} |`)
+  ].join('\n')
+}
+
+/** Scenario 3: added latency between the upstream's first token and the client's first content event. */
+async function timeToFirstToken () {
+  const levels = smoke ? [1, 5] : [1, 100, 1000]
+  const lines = []
+  for (const concurrency of levels) {
+    const mock = await startMock()
+    mock.tokens = 3
+    mock.firstTokenDelayMs = 50
+    const server = await startServer('agentmem', { LLM_PROVIDER: 'openai', OPENAI_API_KEY: 'k', OPENAI_BASE_URL: mock.url })
+    const added = []
+    for (let r = 0; r < RUNS; r++) {
+      const results = await Promise.all(Array.from({ length: concurrency }, (_, i) => {
+        const nonce = `ttft-${r}-${i}`
+        return runStream(server, { message: nonce }).then((res) => res.firstContentAt - mock.firstTokenAt.get(nonce))
+      }))
+      added.push(...results)
+    }
+    await server.stop()
+    mock.close()
+    lines.push(`| ${concurrency} | ${fmt(percentile(added, 50), 2)} | ${fmt(percentile(added, 99), 2)} | ${fmt(Math.max(...added), 2)} | ${added.length} |`)
+    log('ttft', concurrency, 'p99', percentile(added, 99).toFixed(2), 'ms')
+  }
+  return [
+    '## 3. Time-to-first-token overhead\n\nThe mock upstream waits 50 ms, then sends its first token; the figure is (client sees the first content event) − (mock wrote its first token), both clocks in the harness process, so it includes the client-side parse and both loopback hops. Only agentmem-stream has an upstream to measure.\n',
+    '| concurrent streams | p50 ms | p99 ms | max ms | samples |',
+    '|---|---|---|---|---|',
+    ...lines
+  ].join('\n')
+}
+
+/** Scenario 4: many idle open streams; memory per stream after GC, and keep-alive CPU. */
+async function idleCapacity () {
+  const count = size(10_000, 50)
+  const rows = []
+  for (const name of SERVERS) {
+    const server = await startServer(name, { BUILTIN_TOKEN_DELAY_MS: '600000', STREAM_IDLE_TIMEOUT_MS: '3600000', STREAM_MAX_DURATION_MS: '3600000', STREAM_KEEPALIVE_MS: '1000' })
+    const before = await server.stats()
+    const sockets = await openIdleStreams(server, count)
+    await sleep(500)
+    const held = await server.stats()
+    await sleep(size(5000, 1000))
+    const later = await server.stats()
+    for (const s of sockets) s.destroy()
+    await server.stop()
+    const cpuPerSecond = (later.cpuMs - held.cpuMs) / size(5, 1)
+    rows.push({ name, rss: (held.rss - before.rss) / count, heap: (held.heapUsed - before.heapUsed) / count, cpu: cpuPerSecond })
+    log('idle', name, Math.round((held.rss - before.rss) / count), 'B RSS per stream')
+  }
+  const base = rows.find((r) => r.name === 'baseline').rss
+  return [
+    `## 4. Idle capacity\n\n${fmt(count)} streams held open after their first content event (source addresses spread over 127.0.0.2–9), measured after a forced GC; keep-alive every 1 s (agentmem-stream; peers use their own heartbeat), CPU over the next ${size(5, 1)} s. One run (a run takes a while and the figure is stable).\n`,
+    '| server | RSS bytes per stream | vs baseline | heap bytes per stream | server CPU ms per second |',
+    '|---|---|---|---|---|',
+    ...rows.map((r) => `| ${r.name} | ${fmt(r.rss)} | ${ratio(r.rss, base)} | ${fmt(r.heap)} | ${fmt(r.cpu, 1)} |`)
+  ].join('\n')
+}
+
+const REPLY_WORDS = 'The quick brown fox jumps over the lazy dog while the agent remembers that the user likes green tea and lives in Paris.'.split(' ')
+
+/** Scenario 5: gzip vs identity for a typical reply (300 tokens of prose). */
+async function compression () {
+  const message = Array.from({ length: 298 }, (_, i) => REPLY_WORDS[i % REPLY_WORDS.length]).join(' ')
+  const streams = size(200, 10)
+  const rows = []
+  for (const encoding of ['identity', 'gzip']) {
+    const server = await startServer('agentmem')
+    const before = await server.stats()
+    let bytes = 0
+    for (let i = 0; i < streams; i += 10) {
+      const batch = await Promise.all(Array.from({ length: 10 }, () => runStream(server, { message }, { headers: { 'accept-encoding': encoding }, raw: true })))
+      for (const r of batch) bytes += r.bytes
+    }
+    const after = await server.stats()
+    await server.stop()
+    rows.push({ encoding, bytes: bytes / streams, cpu: (after.cpuMs - before.cpuMs) / streams })
+  }
+  const plain = rows[0]
+  return [
+    `## 5. Compression\n\n${streams} streams of a 300-token reply, 10 at a time; body bytes on the wire per stream (headers excluded) and server CPU per stream. gzip uses windowBits 11 / memLevel 5 and a sync flush after every event.\n`,
+    '| encoding | bytes per stream | vs identity | server CPU ms per stream |',
+    '|---|---|---|---|',
+    ...rows.map((r) => `| ${r.encoding} | ${fmt(r.bytes)} | ${ratio(r.bytes, plain.bytes)} | ${fmt(r.cpu, 2)} |`)
+  ].join('\n')
+}
+
+/** Scenario 6: readers at 1 KB/s against a fast upstream; server memory must stay bounded. */
+async function slowConsumers () {
+  const readers = size(100, 5)
+  const seconds = size(20, 2)
+  const rows = []
+  for (const name of ['agentmem', 'baseline']) {
+    const mock = await startMock()
+    mock.tokens = 10_000_000
+    const server = await startServer(name, { LLM_PROVIDER: 'openai', OPENAI_API_KEY: 'k', OPENAI_BASE_URL: mock.url, STREAM_DRAIN_TIMEOUT_MS: '600000' })
+    const before = await server.stats()
+    const sockets = []
+    const runs = Array.from({ length: readers }, (_, i) => runStream(server, { message: `slow ${i}`, tokens: 10_000_000 }, {
+      raw: true,
+      ignoreErrors: true,
+      onResponse: (res, req) => {
+        sockets.push(req)
+        // Read 1 KiB per second: pause, and resume for one chunk every second.
+        res.pause()
+        const timer = setInterval(() => { res.read(1024) }, 1000)
+        res.on('close', () => clearInterval(timer))
+      }
+    }))
+    await sleep(seconds * 1000)
+    const during = await server.stats()
+    for (const req of sockets) req.destroy()
+    await Promise.all(runs)
+    await server.stop()
+    mock.close()
+    rows.push({ name, growth: (during.rss - before.rss) / readers, heap: (during.heapUsed - before.heapUsed) / readers })
+    log('slow', name, Math.round((during.rss - before.rss) / readers), 'B RSS per reader')
+  }
+  return [
+    `## 6. Slow consumers\n\n${readers} readers reading 1 KiB/s for ${seconds} s while the upstream could send 10 million tokens. Growth of the server after a forced GC, per reader. The bound per reader is one socket buffer (16 KiB) plus the replay buffer (\`STREAM_REPLAY_MAX_BYTES\`, 1 MiB) plus the kernel's socket buffers, which are not in RSS.\n`,
+    '| server | RSS growth per reader (bytes) | heap growth per reader (bytes) |',
+    '|---|---|---|',
+    ...rows.map((r) => `| ${r.name} | ${fmt(r.growth)} | ${fmt(r.heap)} |`)
+  ].join('\n')
+}
+
+const SCENARIOS = { short: shortStreams, long: longStream, ttft: timeToFirstToken, idle: idleCapacity, compression, slow: slowConsumers }
+
+const chosen = only.length === 0 ? Object.keys(SCENARIOS) : only
+const sections = []
+for (const key of chosen) {
+  if (SCENARIOS[key] === undefined) throw new Error(`Unknown scenario ${key}; choose from ${Object.keys(SCENARIOS).join(', ')}`)
+  log('scenario', key)
+  sections.push(await SCENARIOS[key]())
+}
+const header = [
+  '# Benchmark results',
+  '',
+  `Produced by \`npm run bench${args.length > 0 ? ` -- ${args.filter((a) => a !== out).join(' ')}` : ''}\` on ${new Date().toISOString().slice(0, 10)}.`,
+  `Machine: ${os.cpus()[0]?.model ?? 'unknown CPU'}, ${os.cpus().length} cores, ${Math.round(os.totalmem() / 2 ** 30)} GiB; Node ${process.version}; ${os.platform()} ${os.release()}.`,
+  'Every server runs in its own process on 127.0.0.1; load comes from the harness process on the same machine. Absolute numbers drift on shared machines: compare ratios within one run.',
+  ''
+]
+writeFileSync(out, [...header, ...sections].join('\n\n') + '\n')
+log('wrote', String(out))

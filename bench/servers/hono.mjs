@@ -1,0 +1,27 @@
+import { Hono } from 'hono'
+import { streamSSE } from 'hono/streaming'
+import { serve as honoServe } from '@hono/node-server'
+import { check, chunk, HOLD_MS, serve } from './contract.mjs'
+
+serve(async (port) => {
+  const app = new Hono()
+  app.post('/api/v1/agents/:id/chat/stream', async (c) => {
+    const result = check(c.req.header('authorization'), await c.req.text())
+    if (result.status !== undefined) return c.json({ code: 'ERROR' }, result.status)
+    return streamSSE(c, async (stream) => {
+      let id = 1
+      await stream.writeSSE({ id: String(id++), data: chunk('start') })
+      for (const token of result.tokens) {
+        await stream.writeSSE({ id: String(id++), data: chunk('content', token) })
+        if (result.hold) {
+          await new Promise((resolve) => { const t = setTimeout(resolve, HOLD_MS); stream.onAbort(() => { clearTimeout(t); resolve() }) })
+          return
+        }
+      }
+      await stream.writeSSE({ id: String(id), data: chunk('done') })
+    })
+  })
+  return await new Promise((resolve) => {
+    honoServe({ fetch: app.fetch, port, hostname: '127.0.0.1' }, (info) => resolve(info.port))
+  })
+})
