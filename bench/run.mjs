@@ -169,31 +169,44 @@ async function compression () {
     await server.stop()
     rows.push({ encoding, bytes: bytes / streams, cpu: (after.cpuMs - before.cpuMs) / streams })
   }
+  // Memory of the compressor: idle streams held open with and without gzip, after a forced GC.
+  const idle = size(1000, 20)
+  for (const row of rows) {
+    const server = await startServer('agentmem', { BUILTIN_TOKEN_DELAY_MS: '600000', STREAM_IDLE_TIMEOUT_MS: '3600000' })
+    const before = await server.stats()
+    const sockets = await openIdleStreams(server, idle, row.encoding === 'gzip' ? 'Accept-Encoding: gzip\r\n' : '')
+    await sleep(300)
+    const held = await server.stats()
+    for (const s of sockets) s.destroy()
+    await server.stop()
+    row.rss = (held.rss - before.rss) / idle
+  }
   const plain = rows[0]
   return [
-    `## 5. Compression\n\n${streams} streams of a 300-token reply, 10 at a time; body bytes on the wire per stream (headers excluded) and server CPU per stream. gzip uses windowBits 11 / memLevel 5 and a sync flush after every event.\n`,
-    '| encoding | bytes per stream | vs identity | server CPU ms per stream |',
-    '|---|---|---|---|',
-    ...rows.map((r) => `| ${r.encoding} | ${fmt(r.bytes)} | ${ratio(r.bytes, plain.bytes)} | ${fmt(r.cpu, 2)} |`)
+    `## 5. Compression\n\n${streams} streams of a 300-token reply, 10 at a time; body bytes on the wire per stream (headers excluded) and server CPU per stream. gzip uses windowBits 11 / memLevel 5 and a sync flush after every event. Memory: ${fmt(idle)} idle streams held open with and without gzip, RSS per stream after a forced GC (the difference is the compressor's state).\n`,
+    '| encoding | bytes per stream | vs identity | server CPU ms per stream | RSS bytes per idle stream |',
+    '|---|---|---|---|---|',
+    ...rows.map((r) => `| ${r.encoding} | ${fmt(r.bytes)} | ${ratio(r.bytes, plain.bytes)} | ${fmt(r.cpu, 2)} | ${fmt(r.rss)} |`)
   ].join('\n')
 }
 
 /** Scenario 6: readers at 1 KB/s against a fast upstream; server memory must stay bounded. */
 async function slowConsumers () {
   const readers = size(100, 5)
-  const seconds = size(20, 2)
+  const seconds = size(10, 2)
   const rows = []
   for (const name of ['agentmem', 'baseline']) {
     const mock = await startMock()
     mock.tokens = 10_000_000
-    const server = await startServer(name, { LLM_PROVIDER: 'openai', OPENAI_API_KEY: 'k', OPENAI_BASE_URL: mock.url, STREAM_DRAIN_TIMEOUT_MS: '600000' })
+    // No detach grace: when the readers hang up at the end, their streams should stop, not run on for 30 s.
+    const server = await startServer(name, { LLM_PROVIDER: 'openai', OPENAI_API_KEY: 'k', OPENAI_BASE_URL: mock.url, STREAM_DRAIN_TIMEOUT_MS: '600000', STREAM_DETACH_GRACE_MS: '0' })
     const before = await server.stats()
     const sockets = []
     const runs = Array.from({ length: readers }, (_, i) => runStream(server, { message: `slow ${i}`, tokens: 10_000_000 }, {
       raw: true,
       ignoreErrors: true,
-      onResponse: (res, req) => {
-        sockets.push(req)
+      onRequest: (req) => sockets.push(req),
+      onResponse: (res) => {
         // Read 1 KiB per second: pause, and resume for one chunk every second.
         res.pause()
         const timer = setInterval(() => { res.read(1024) }, 1000)
@@ -220,12 +233,6 @@ async function slowConsumers () {
 const SCENARIOS = { short: shortStreams, long: longStream, ttft: timeToFirstToken, idle: idleCapacity, compression, slow: slowConsumers }
 
 const chosen = only.length === 0 ? Object.keys(SCENARIOS) : only
-const sections = []
-for (const key of chosen) {
-  if (SCENARIOS[key] === undefined) throw new Error(`Unknown scenario ${key}; choose from ${Object.keys(SCENARIOS).join(', ')}`)
-  log('scenario', key)
-  sections.push(await SCENARIOS[key]())
-}
 const header = [
   '# Benchmark results',
   '',
@@ -234,5 +241,12 @@ const header = [
   'Every server runs in its own process on 127.0.0.1; load comes from the harness process on the same machine. Absolute numbers drift on shared machines: compare ratios within one run.',
   ''
 ]
-writeFileSync(out, [...header, ...sections].join('\n\n') + '\n')
+const sections = []
+for (const key of chosen) {
+  if (SCENARIOS[key] === undefined) throw new Error(`Unknown scenario ${key}; choose from ${Object.keys(SCENARIOS).join(', ')}`)
+  log('scenario', key)
+  sections.push(await SCENARIOS[key]())
+  // Written after every scenario, so a long run interrupted keeps what it measured.
+  writeFileSync(out, [...header, ...sections].join('\n\n') + '\n')
+}
 log('wrote', String(out))

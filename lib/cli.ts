@@ -1,13 +1,52 @@
 #!/usr/bin/env node
+import { parseArgs } from 'node:util'
+import { signToken } from './auth/jwt.js'
 import { ConfigError, optionsFromEnv } from './config.js'
 import { devCurl } from './dev.js'
 import { createServer } from './server.js'
+import { PACKAGE_VERSION } from './version.js'
+
+const USAGE = `Usage: agentmem-stream <command> [options]
+
+Commands:
+  serve                      Start the server (what npm start runs), configured by environment variables
+  token --org ID --sub USER  Print a JWT signed with JWT_SECRET
+        [--roles a,b] [--ttl 24h]   (ttl units: s, m, h, d)
+
+Options:
+  -h, --help                 Show this help
+  -v, --version              Show the version`
+
+
+export function parseTtl (text: string): number {
+  const match = /^(\d+)(s|m|h|d)$/.exec(text)
+  if (match === null) throw new ConfigError(`--ttl must look like 30m, 24h or 7d, got ${text}`)
+  const unit = { s: 1_000, m: 60_000, h: 3_600_000, d: 86_400_000 }[match[2] as 's' | 'm' | 'h' | 'd']
+  return Number(match[1]) * unit
+}
+
+function token (args: string[]): void {
+  const { values } = parseArgs({
+    args,
+    options: { org: { type: 'string' }, sub: { type: 'string' }, roles: { type: 'string' }, ttl: { type: 'string', default: '24h' } }
+  })
+  if (values.org === undefined || values.sub === undefined) throw new ConfigError('token needs --org and --sub')
+  const options = optionsFromEnv(process.env)
+  if (options.jwtSecret === undefined) {
+    throw new ConfigError(options.jwtPublicKey === undefined
+      ? 'No key configured: set JWT_SECRET (dev mode makes a new random key at every start, so its tokens cannot be minted here)'
+      : 'JWT_PUBLIC_KEY can only verify: mint tokens with the matching private key in your auth service, or use JWT_SECRET')
+  }
+  const roles = values.roles === undefined ? [] : values.roles.split(',').filter(Boolean)
+  console.log(signToken(options.jwtSecret, { org: values.org, sub: values.sub, roles, ttlMs: parseTtl(values.ttl as string) },
+    { issuer: options.jwtIssuer, audience: options.jwtAudience }))
+}
 
 async function serve (): Promise<void> {
   const server = await createServer(optionsFromEnv(process.env))
   const url = await server.listen()
   const { options, llm, store } = server
-  console.log(`agentmem-stream listening on ${url}`)
+  console.log(`agentmem-stream ${PACKAGE_VERSION} listening on ${url}`)
   console.log(`  llm: ${llm.name} (${llm.model})  store: ${store.kind}  limits: ${options.streamMaxPerTenant}/tenant, ${options.streamMaxTotal} total`)
   if (server.dev !== null) {
     console.log('  local dev mode: no JWT key configured, so a random one was generated. Try:\n')
@@ -25,12 +64,17 @@ async function serve (): Promise<void> {
   process.once('SIGINT', stop)
 }
 
-const [command = 'serve'] = process.argv.slice(2)
-if (command !== 'serve') {
-  console.error(`Unknown command: ${command}\nUsage: agentmem-stream serve`)
+async function main (argv: string[]): Promise<void> {
+  const [command = 'serve', ...rest] = argv
+  if (command === '-h' || command === '--help' || command === 'help') return console.log(USAGE)
+  if (command === '-v' || command === '--version') return console.log(PACKAGE_VERSION)
+  if (command === 'serve') return await serve()
+  if (command === 'token') return token(rest)
+  console.error(`Unknown command: ${command}\n\n${USAGE}`)
   process.exit(2)
 }
-serve().catch((err: unknown) => {
-  console.error(err instanceof ConfigError ? err.message : err)
+
+main(process.argv.slice(2)).catch((err: unknown) => {
+  console.error(err instanceof ConfigError || (err as { code?: string }).code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION' ? (err as Error).message : err)
   process.exit(1)
 })

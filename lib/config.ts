@@ -36,6 +36,9 @@ export interface ServerOptions {
   streamReplayMaxBytes: number
   streamMaxCompressed: number
   shutdownGraceMs: number
+  logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent'
+  metricsToken?: string
+  ui?: 'on' | 'off'
 }
 
 export type ServerOptionsInput = Partial<ServerOptions>
@@ -75,7 +78,10 @@ const schema = {
     streamReplayMaxEvents: { type: 'integer', minimum: 1, default: 10_000 },
     streamReplayMaxBytes: { type: 'integer', minimum: 1024, default: 1_048_576 },
     streamMaxCompressed: { type: 'integer', minimum: 0, default: 1_000 },
-    shutdownGraceMs: { type: 'integer', minimum: 0, maximum: 2_147_483_647, default: 10_000 }
+    shutdownGraceMs: { type: 'integer', minimum: 0, maximum: 2_147_483_647, default: 10_000 },
+    logLevel: { type: 'string', enum: ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], default: 'info' },
+    metricsToken: { type: 'string', minLength: 16 },
+    ui: { type: 'string', enum: ['on', 'off'] }
   }
 } as const
 
@@ -110,7 +116,10 @@ export const ENV_VARS: Readonly<Record<string, keyof ServerOptions>> = {
   STREAM_REPLAY_MAX_EVENTS: 'streamReplayMaxEvents',
   STREAM_REPLAY_MAX_BYTES: 'streamReplayMaxBytes',
   STREAM_MAX_COMPRESSED: 'streamMaxCompressed',
-  SHUTDOWN_GRACE_MS: 'shutdownGraceMs'
+  SHUTDOWN_GRACE_MS: 'shutdownGraceMs',
+  LOG_LEVEL: 'logLevel',
+  METRICS_TOKEN: 'metricsToken',
+  UI: 'ui'
 }
 
 export class ConfigError extends Error {

@@ -1,10 +1,17 @@
 import http from 'node:http'
+import { randomUUID } from 'node:crypto'
 import { setTimeout as sleep } from 'node:timers/promises'
 import type { AddressInfo } from 'node:net'
 import { createAuthenticator, generateSecret } from './auth/jwt.js'
 import { Orchestrator } from './chat/orchestrator.js'
 import { ServerShutdownError, type StreamOutcome } from './chat/errors.js'
-import { StreamRun } from './chat/stream-run.js'
+import { StreamRun, type RunObserver } from './chat/stream-run.js'
+import { createLogger, requestIdFrom, type Logger } from './observability/logger.js'
+import { Metrics } from './observability/metrics.js'
+import { metricsRoutes } from './routes/metrics.js'
+import { uiRoutes } from './routes/ui.js'
+import { buildOpenApi } from './openapi.js'
+import { PACKAGE_VERSION } from './version.js'
 import { isDevMode, resolveOptions, type ServerOptions, type ServerOptionsInput } from './config.js'
 import { prepareDevSession, type DevSession } from './dev.js'
 import { HttpError, quotaExceeded, serviceUnavailable, upstreamError } from './errors.js'
@@ -20,6 +27,7 @@ import { LlmMemoryExtractor } from './memory/llm-extractor.js'
 import { MemoryService } from './memory/service.js'
 import { memoryRoutes } from './routes/memories.js'
 import { streamRoutes } from './routes/streams.js'
+import { healthRoutes } from './routes/health.js'
 import { StreamRegistry } from './resume/registry.js'
 import { acceptsGzip } from './sse/encoding.js'
 import { SseWriter } from './sse/writer.js'
@@ -39,8 +47,10 @@ export interface ServerDeps {
   tools?: ToolDefinition[]
   extractor?: MemoryExtractor
   embedder?: Embedder
-  /** Receives unexpected errors; defaults to stderr. */
+  /** Receives unexpected errors; defaults to the logger. */
   onError?: (err: unknown) => void
+  /** A pino logger of your own; by default one at LOG_LEVEL on stdout. */
+  logger?: Logger
   /** Called once per stream after all its resources were released. */
   onStreamEnd?: (info: StreamEndInfo) => void
 }
@@ -116,7 +126,9 @@ export async function createServer (input: ServerOptionsInput = {}, deps: Server
     maxToolRounds: options.maxToolRounds,
     extractionTimeoutMs: options.extractionTimeoutMs
   })
-  const onError = deps.onError ?? ((err: unknown) => { console.error(err) })
+  const logger = deps.logger ?? createLogger(options.logLevel)
+  const onError = deps.onError ?? ((err: unknown) => { logger.error({ err }, 'unexpected error') })
+  const metrics = new Metrics()
   const dev = devSecret === undefined ? null : await prepareDevSession(store, devSecret, options)
 
   const limiter = new ConcurrencyLimiter({ maxPerTenant: options.streamMaxPerTenant, maxTotal: options.streamMaxTotal })
@@ -128,8 +140,20 @@ export async function createServer (input: ServerOptionsInput = {}, deps: Server
     runs.delete(run)
     const resumable = registry.get(run.id)
     if (resumable !== undefined) registry.ended(resumable)
+    const ms = performance.now() - run.startedAt
+    const { events, bytes } = run.sent
+    metrics.streamEnded(run.orgId, outcome, ms / 1000)
+    metrics.eventsSent.inc(events)
+    metrics.bytesSent.inc(bytes)
+    logger.info({ req_id: run.requestId, org: run.orgId, agent: run.agentId, stream_id: run.id, outcome, ms: Math.round(ms), events }, 'stream end')
     deps.onStreamEnd?.({ id: run.id, orgId: run.orgId, outcome })
     if (runs.size === 0) drained?.()
+  }
+  const onKeepAlive = (): void => { metrics.keepAlives.inc() }
+  const observer: RunObserver = {
+    firstToken: (seconds) => metrics.timeToFirstToken.observe(seconds),
+    toolCall: (status) => metrics.toolCalls.inc({ outcome: status }),
+    memories: (ops) => { for (const { op } of ops) metrics.memoriesWritten.inc({ op }) }
   }
   const timeouts = {
     firstTokenMs: options.streamFirstTokenTimeoutMs,
@@ -142,11 +166,16 @@ export async function createServer (input: ServerOptionsInput = {}, deps: Server
     memories,
     orchestrator,
     authenticate,
-    startRun: (orgId) => {
+    startRun: (orgId, agentId, requestId) => {
       const acquired = limiter.tryAcquire(orgId)
-      if (!acquired.ok) throw quotaExceeded(acquired.scope, acquired.limit, 1)
-      const run = new StreamRun({ orgId, lease: acquired.lease, timeouts, onEnd: onRunEnd })
+      if (!acquired.ok) {
+        metrics.limitRejections.inc({ scope: acquired.scope })
+        throw quotaExceeded(acquired.scope, acquired.limit, 1)
+      }
+      const run = new StreamRun({ orgId, agentId, requestId, lease: acquired.lease, timeouts, onEnd: onRunEnd, observer })
       runs.add(run)
+      metrics.streamsStarted.inc()
+      metrics.activeStreams.inc({ tenant: orgId })
       return run
     },
     registry,
@@ -156,7 +185,9 @@ export async function createServer (input: ServerOptionsInput = {}, deps: Server
       const lease = acceptsGzip(req.headers['accept-encoding']) ? compression.tryAcquire('gzip') : null
       const gzip = lease?.ok === true
       if (gzip) res.once('close', lease.lease.release)
-      return new SseWriter(res, { keepAliveMs: options.streamKeepaliveMs, drainTimeoutMs: options.streamDrainTimeoutMs, retryMs: RETRY_MS, signal, gzip })
+      return new SseWriter(res, {
+        keepAliveMs: options.streamKeepaliveMs, drainTimeoutMs: options.streamDrainTimeoutMs, retryMs: RETRY_MS, signal, gzip, onKeepAlive
+      })
     }
   }
 
@@ -165,9 +196,28 @@ export async function createServer (input: ServerOptionsInput = {}, deps: Server
   chatRoutes(router, app)
   memoryRoutes(router, app)
   streamRoutes(router, app)
+  healthRoutes(router, store)
+  metricsRoutes(router, { metrics, token: options.metricsToken })
+  // The chat page: on in dev mode unless UI=off, otherwise only with UI=on.
+  if (options.ui === 'on' || (options.ui === undefined && dev !== null)) uiRoutes(router, dev?.token ?? null)
+  let openapi: string | undefined
+  router.on('GET', '/openapi.json', async ({ res }) => {
+    // Built on first request, once every route is registered.
+    openapi ??= JSON.stringify(buildOpenApi(router.routes(), PACKAGE_VERSION))
+    res.writeHead(200, { 'Content-Type': 'application/json; charset=utf-8' })
+    res.end(openapi)
+  })
 
   let closing = false
   const server = http.createServer(async (req, res) => {
+    const startedAt = performance.now()
+    const requestId = requestIdFrom(req.headers['x-request-id'], randomUUID)
+    res.setHeader('X-Request-Id', requestId)
+    res.once('close', () => {
+      // The path only: query strings can carry resume tokens.
+      const path = (req.url as string).split('?', 1)[0]
+      logger.info({ req_id: requestId, method: req.method, path, status: res.statusCode, ms: Math.round(performance.now() - startedAt) }, 'request')
+    })
     try {
       if (closing) throw serviceUnavailable('Server is shutting down')
       const { handler, params, query } = router.find(req.method as string, req.url as string)

@@ -84,6 +84,7 @@ export function runStream (server, body, opts = {}) {
       opts.onResponse?.(res, req)
     })
     req.on('error', (err) => (opts.ignoreErrors ? resolve(result) : reject(err)))
+    opts.onRequest?.(req)
     req.end(JSON.stringify(body))
   })
 }
@@ -132,9 +133,13 @@ export async function startMock () {
 }
 
 /** Holds `count` streams open, each from one of several loopback source addresses (the port range caps one pair near 28k). */
-export async function openIdleStreams (server, count) {
+export async function openIdleStreams (server, count, extraHeaders = '') {
   const sockets = []
-  const request = `POST ${streamPath(server)} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nAuthorization: Bearer ${token}\r\n`
+  const request = `POST ${streamPath(server)} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nAuthorization: Bearer ${token}\r\n${extraHeaders}`
+  // A compressed body cannot be searched for text: there, any body byte after the headers will do.
+  const arrived = extraHeaders.includes('gzip')
+    ? (seen) => seen.indexOf('\r\n\r\n') !== -1 && seen.length > seen.indexOf('\r\n\r\n') + 4
+    : (seen) => seen.includes('"chunk_type":"content"')
   const body = JSON.stringify({ message: 'hold this stream open', hold: true })
   const batch = 200
   for (let i = 0; i < count; i += batch) {
@@ -145,7 +150,7 @@ export async function openIdleStreams (server, count) {
       let seen = ''
       const onData = (d) => {
         seen += d.toString('latin1')
-        if (seen.includes('"chunk_type":"content"')) {
+        if (arrived(seen)) {
           socket.off('data', onData)
           socket.on('data', () => {})
           sockets.push(socket)

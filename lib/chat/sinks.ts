@@ -8,6 +8,8 @@ import { ClientGoneError, type SseWriter } from '../sse/writer.js'
  */
 export interface ChunkSink {
   readonly bufferedBytes: number
+  /** Events and bytes produced so far (before compression). */
+  readonly sent: { events: number, bytes: number }
   start: (chunk: StreamChunk) => void
   content: (text: string) => Promise<void> | undefined
   /** Any other live chunk: tool_call, memory_update. */
@@ -29,6 +31,10 @@ export class BroadcastSink implements ChunkSink {
   constructor (log: ReplayLog, onEmpty: (reason: Error) => void) {
     this.log = log
     this.#onEmpty = onEmpty
+  }
+
+  get sent (): { events: number, bytes: number } {
+    return { events: this.log.lastId, bytes: this.log.totalBytes }
   }
 
   get bufferedBytes (): number {
@@ -95,6 +101,7 @@ export class BroadcastSink implements ChunkSink {
 /** For the non-streaming endpoint: the same run, gathered into one reply. */
 export class CollectingSink implements ChunkSink {
   readonly bufferedBytes = 0
+  readonly sent = { events: 0, bytes: 0 }
   content = (text: string): undefined => {
     this.text += text
   }

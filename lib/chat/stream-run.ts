@@ -16,8 +16,19 @@ export interface StreamTimeouts {
   maxDurationMs: number
 }
 
+/** What a run reports as it goes (metrics); every hook optional. */
+export interface RunObserver {
+  firstToken?: (seconds: number) => void
+  toolCall?: (status: string) => void
+  memories?: (ops: Array<{ op: string }>) => void
+}
+
 export interface StreamRunOptions {
   orgId: string
+  /** For logs: the agent and the request that started the run. */
+  agentId: string
+  requestId: string
+  observer?: RunObserver
   lease: Lease
   timeouts: StreamTimeouts
   /** Called exactly once, when every resource of the run is released. */
@@ -32,6 +43,9 @@ export interface StreamRunOptions {
 export class StreamRun {
   readonly id = `stream-${randomUUID()}`
   readonly orgId: string
+  readonly agentId: string
+  readonly requestId: string
+  readonly startedAt = performance.now()
   readonly state = new StreamStateMachine()
   readonly #controller = new AbortController()
   readonly #opts: StreamRunOptions
@@ -44,6 +58,8 @@ export class StreamRun {
   constructor (opts: StreamRunOptions) {
     this.#opts = opts
     this.orgId = opts.orgId
+    this.agentId = opts.agentId
+    this.requestId = opts.requestId
     const { firstTokenMs, maxDurationMs } = opts.timeouts
     // The first-token clock starts now: it also bounds opening the upstream.
     this.#firstTokenTimer = setTimeout(() => this.abort(new StreamTimeoutError('first_token', firstTokenMs)), firstTokenMs)
@@ -56,6 +72,10 @@ export class StreamRun {
 
   get bufferedBytes (): number {
     return this.#sink?.bufferedBytes ?? 0
+  }
+
+  get sent (): { events: number, bytes: number } {
+    return this.#sink?.sent ?? { events: 0, bytes: 0 }
   }
 
   abort (reason: Error): void {
@@ -114,6 +134,12 @@ export class StreamRun {
 
   async #emit (sink: ChunkSink, event: ToolCallEvent | MemoryUpdateEvent): Promise<void> {
     this.state.transition(event.type)
+    const observer = this.#opts.observer
+    if (event.type === 'tool_call') {
+      if (event.call.status !== 'running') observer?.toolCall?.(event.call.status as string)
+    } else if (event.memories_count !== null) {
+      observer?.memories?.(event.memories)
+    }
     const chunk = event.type === 'tool_call'
       ? makeChunk('tool_call', { tool_call: event.call })
       : makeChunk('memory_update', { content: event.content, memories_count: event.memories_count }, { memories: event.memories })
@@ -123,6 +149,7 @@ export class StreamRun {
   #onActivity (): void {
     if (this.#idleTimer === undefined) {
       clearTimeout(this.#firstTokenTimer)
+      this.#opts.observer?.firstToken?.((performance.now() - this.startedAt) / 1000)
       const { idleMs } = this.#opts.timeouts
       this.#idleTimer = setTimeout(() => this.abort(new StreamTimeoutError('idle', idleMs)), idleMs)
     } else {

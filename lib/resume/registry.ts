@@ -1,4 +1,4 @@
-import { randomBytes, timingSafeEqual } from 'node:crypto'
+import { randomBytes } from 'node:crypto'
 import type { BroadcastSink } from '../chat/sinks.js'
 import type { StreamRun } from '../chat/stream-run.js'
 
@@ -84,11 +84,4 @@ export class StreamRegistry {
   #sweep (): void {
     for (const id of this.#streams.keys()) this.get(id)
   }
-}
-
-/** Constant-time comparison, so a guessed token learns nothing from timing. */
-export function tokenMatches (given: string, expected: string): boolean {
-  const a = Buffer.from(given)
-  const b = Buffer.from(expected)
-  return a.length === b.length && timingSafeEqual(a, b)
 }

@@ -21,6 +21,7 @@ export class ReplayLog {
   #events: LoggedEvent[] = []
   #head = 0
   #bytes = 0
+  #totalBytes = 0
   #nextId = 1
   #ended = false
 
@@ -40,11 +41,17 @@ export class ReplayLog {
     return this.#bytes
   }
 
+  /** Every byte ever appended, dropped or not. */
+  get totalBytes (): number {
+    return this.#totalBytes
+  }
+
   append (data: string): LoggedEvent {
     const id = this.#nextId++
     const event = { id, frame: frameEvent(data, { id: String(id) }) }
     this.#events.push(event)
     this.#bytes += event.frame.length
+    this.#totalBytes += event.frame.length
     // The newest event always stays, however large.
     while (this.#events.length - this.#head > 1 &&
       (this.#events.length - this.#head > this.#limits.maxEvents || this.#bytes > this.#limits.maxBytes)) {

@@ -41,7 +41,7 @@ export function chatRoutes (router: Router, app: AppContext): void {
     const request = validateChat(await readJsonBody(req, options.bodyLimitBytes))
     const agent = await store.getAgent(principal.orgId, agentId)
     if (agent === null) throw notFound('Agent')
-    const run = app.startRun(principal.orgId)
+    const run = app.startRun(principal.orgId, agent.id, String(res.getHeader('x-request-id')))
     // Until the stream exists there is nothing to resume: a client that leaves cancels the turn.
     const onClose = (): void => {
       if (!res.writableFinished) run.abort(new ClientGoneError())

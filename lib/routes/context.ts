@@ -18,7 +18,7 @@ export interface AppContext {
   orchestrator: Orchestrator
   authenticate: Authenticate
   /** Reserves a stream slot for the tenant or throws 429. */
-  startRun: (orgId: string) => StreamRun
+  startRun: (orgId: string, agentId: string, requestId: string) => StreamRun
   registry: StreamRegistry
   /** An SSE writer for this response, gzip when the client accepts it and the budget allows. */
   newWriter: (req: IncomingMessage, res: ServerResponse, signal: AbortSignal) => SseWriter

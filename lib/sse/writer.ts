@@ -30,6 +30,7 @@ export interface SseWriterOptions {
   retryMs?: number
   /** gzip the stream, flushing after every event so each one arrives as soon as it is written. */
   gzip?: boolean
+  onKeepAlive?: () => void
 }
 
 export const SSE_HEADERS: Readonly<Record<string, string>> = {
@@ -82,7 +83,9 @@ export class SseWriter {
     if (this.#opts.retryMs !== undefined) this.write(frameRetry(this.#opts.retryMs))
     this.#keepAlive = setInterval(() => {
       // A full buffer already proves the connection is not idle; piling comments on it would not.
-      if (!this.#out.writableNeedDrain) this.write(KEEP_ALIVE)
+      if (this.#out.writableNeedDrain) return
+      this.write(KEEP_ALIVE)
+      this.#opts.onKeepAlive?.()
     }, this.#opts.keepAliveMs)
     this.#keepAlive.unref()
   }

@@ -152,6 +152,7 @@ export class SqliteStore implements Store {
       insertMemory: db.prepare(`INSERT INTO memories (id, organization_id, agent_id, user_id, session_id, content, memory_type, importance,
         metadata, embedding, scope, created_at, updated_at) VALUES (@id, @organization_id, @agent_id, @user_id, @session_id, @content,
         @memory_type, @importance, @metadata, @embedding, @scope, @created_at, @updated_at)`),
+      ping: db.prepare('SELECT 1'),
       hasMemories: db.prepare<[string, string, string], { one: number }>(
         'SELECT 1 AS one FROM memories WHERE organization_id = ? AND agent_id = ? AND user_id = ? LIMIT 1'),
       getMemory: db.prepare<[string, string], MemoryRow>(`SELECT ${MEMORY_COLUMNS} FROM memories m WHERE m.organization_id = ? AND m.id = ?`),
@@ -295,6 +296,10 @@ export class SqliteStore implements Store {
 
   async deleteMemory (orgId: string, memoryId: string): Promise<boolean> {
     return this.#stmts.deleteMemory.run(orgId, memoryId).changes > 0
+  }
+
+  async ping (): Promise<void> {
+    this.#stmts.ping.get()
   }
 
   async close (): Promise<void> {

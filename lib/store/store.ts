@@ -124,5 +124,7 @@ export interface Store {
   getMemoriesByIds: (orgId: string, ids: string[]) => Promise<Memory[]>
   updateMemory: (orgId: string, memoryId: string, patch: MemoryPatch) => Promise<Memory | null>
   deleteMemory: (orgId: string, memoryId: string) => Promise<boolean>
+  /** Throws when the store cannot serve (for readiness checks). */
+  ping: () => Promise<void>
   close: () => Promise<void>
 }

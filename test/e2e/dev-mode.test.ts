@@ -5,6 +5,10 @@ import { once } from 'node:events'
 import { fileURLToPath } from 'node:url'
 import { createServer } from '../../lib/server.js'
 import { ENV_VARS } from '../../lib/config.js'
+import { readFileSync } from 'node:fs'
+import { generateKeyPairSync } from 'node:crypto'
+import { createAuthenticator } from '../../lib/auth/jwt.js'
+import { SECRET } from '../helpers/server.js'
 import { StreamClient } from '../helpers/sse-client.js'
 
 const CLI = fileURLToPath(new URL('../../lib/cli.ts', import.meta.url))
@@ -76,5 +80,46 @@ t.test('the CLI reports bad configuration and unknown commands', async (t) => {
   t.match(busy.output(), /EADDRINUSE/)
   const unknown = runCli(['frobnicate'], {})
   t.equal((await once(unknown.child, 'exit'))[0], 2)
-  t.match(unknown.output(), /Unknown command: frobnicate/)
+  t.match(unknown.output(), /Unknown command: frobnicate[\s\S]*Usage: agentmem-stream/)
+})
+
+t.test('CLI help, version and token minting', async (t) => {
+  const run = async (args: string[], env: Record<string, string> = {}): Promise<[number, string]> => {
+    const cli = runCli(args, env)
+    const [code] = await once(cli.child, 'exit') as [number]
+    return [code, cli.output()]
+  }
+  for (const flag of ['--help', '-h', 'help']) {
+    const [code, out] = await run([flag])
+    t.equal(code, 0)
+    t.match(out, /agentmem-stream <command>[\s\S]*token --org ID --sub USER/)
+  }
+  const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }
+  t.equal((await run(['--version']))[1].trim(), pkg.version)
+  t.equal((await run(['-v']))[1].trim(), pkg.version)
+
+  const [code, out] = await run(['token', '--org', 'acme', '--sub', 'u-7', '--roles', 'admin,user', '--ttl', '2h'], { JWT_SECRET: SECRET, JWT_ISSUER: 'me' })
+  t.equal(code, 0)
+  const claims = createAuthenticator({ secret: SECRET, issuer: 'me' })(`Bearer ${out.trim()}`)
+  t.same(claims, { userId: 'u-7', orgId: 'acme', roles: ['admin', 'user'] }, 'the minted token passes the server\'s own verification')
+  const payload = JSON.parse(Buffer.from(out.trim().split('.')[1] as string, 'base64url').toString()) as { exp: number, iat: number }
+  t.equal(payload.exp - payload.iat, 7200)
+  const defaults = JSON.parse(Buffer.from((await run(['token', '--org', 'a', '--sub', 'b'], { JWT_SECRET: SECRET }))[1].trim().split('.')[1] as string, 'base64url').toString()) as { exp: number, iat: number, roles: string[] }
+  t.equal(defaults.exp - defaults.iat, 86400, 'ttl defaults to 24h')
+  t.same(defaults.roles, [])
+
+  const dir = t.testdir({ 'key.pem': generateKeyPairSync('ec', { namedCurve: 'prime256v1' }).publicKey.export({ type: 'spki', format: 'pem' }).toString() })
+  const failures: Array<[string[], Record<string, string>, RegExp]> = [
+    [['token', '--org', 'a', '--sub', 'b'], {}, /No key configured: set JWT_SECRET/],
+    [['token', '--org', 'a', '--sub', 'b'], { JWT_PUBLIC_KEY: `${dir}/key.pem` }, /JWT_PUBLIC_KEY can only verify/],
+    [['token', '--org', 'a'], { JWT_SECRET: SECRET }, /token needs --org and --sub/],
+    [['token', '--org', 'a', '--sub', 'b', '--ttl', '3 weeks'], { JWT_SECRET: SECRET }, /--ttl must look like 30m, 24h or 7d/],
+    [['token', '--frob'], { JWT_SECRET: SECRET }, /Unknown option '--frob'/]
+  ]
+  for (const [args, env, message] of failures) {
+    const [failCode, failOut] = await run(args, env)
+    t.equal(failCode, 1, args.join(' '))
+    t.match(failOut, message)
+  }
+  for (const unit of ['30s', '15m', '7d']) t.ok((await run(['token', '--org', 'a', '--sub', 'b', '--ttl', unit], { JWT_SECRET: SECRET }))[0] === 0, unit)
 })

@@ -3,6 +3,7 @@ import { SqliteStore } from '../../lib/store/sqlite.js'
 import type { Store } from '../../lib/store/store.js'
 import { startApp } from '../helpers/server.js'
 import { FakeOpenAI } from '../helpers/upstream.js'
+import { request } from '../helpers/sse-client.js'
 
 /** The real SQLite store with a switch that makes chosen methods fail, as a full or read-only disk would. */
 function faultyStore (): { store: Store, fail: Set<keyof Store> } {
@@ -79,3 +80,18 @@ t.test('non-streaming chat during shutdown answers 503', async (t) => {
   t.match(res.body, { code: 'SERVICE_UNAVAILABLE', message: /shutting down/ })
 })
 
+
+t.test('health: /healthz always, /readyz only while the store answers', async (t) => {
+  const { store, fail } = faultyStore()
+  const { url } = await startApp(t, {}, { store })
+  const health = await request(`${url}/healthz`, { method: 'GET' })
+  t.equal(health.status, 200)
+  t.same(JSON.parse(health.raw), { status: 'ok' })
+  const ready = await request(`${url}/readyz`, { method: 'GET' })
+  t.same(JSON.parse(ready.raw), { status: 'ready', store: 'sqlite' })
+  fail.add('ping')
+  const down = await request(`${url}/readyz`, { method: 'GET' })
+  t.equal(down.status, 503)
+  t.match(JSON.parse(down.raw), { code: 'SERVICE_UNAVAILABLE', message: 'Store unreachable' })
+  t.equal((await request(`${url}/healthz`, { method: 'GET' })).status, 200, 'alive even when not ready')
+})

@@ -26,6 +26,7 @@ export async function startApp (t: Test, options: ServerOptionsInput = {}, deps:
     builtinTokenDelayMs: 0,
     // Most tests want the simple lifecycle: a client that leaves ends its stream, close ends all at once.
     streamDetachGraceMs: 0,
+    logLevel: 'silent',
     shutdownGraceMs: 0,
     ...options
   }, deps)

@@ -1,0 +1,111 @@
+import { schemas } from './schemas.js'
+
+/** What the document says of each route; the test checks every registered route has an entry. */
+interface Operation {
+  summary: string
+  body?: keyof typeof schemas
+  status: number
+  /** The success response: a JSON envelope, an event stream, or nothing. */
+  returns: 'json' | 'sse' | 'empty' | 'text' | 'html'
+  public?: boolean
+}
+
+const OPERATIONS: Record<string, Operation> = {
+  'POST /api/v1/agents': { summary: 'Create an agent', body: 'createAgent', status: 201, returns: 'json' },
+  'GET /api/v1/agents': { summary: 'List agents (limit, offset)', status: 200, returns: 'json' },
+  'GET /api/v1/agents/{id}': { summary: 'Get an agent', status: 200, returns: 'json' },
+  'PUT /api/v1/agents/{id}': { summary: 'Update an agent', body: 'updateAgent', status: 200, returns: 'json' },
+  'DELETE /api/v1/agents/{id}': { summary: 'Delete an agent and its conversation', status: 204, returns: 'empty' },
+  'POST /api/v1/agents/{id}/chat/stream': { summary: 'Stream a chat reply as Server-Sent Events', body: 'chatRequest', status: 200, returns: 'sse' },
+  'POST /api/v1/agents/{id}/chat': { summary: 'Chat, answered once', body: 'chatRequest', status: 200, returns: 'json' },
+  'GET /api/v1/agents/{id}/chat/history': { summary: 'Messages of the agent (session_id, limit)', status: 200, returns: 'json' },
+  'POST /api/v1/agents/{id}/memories': { summary: 'Add a memory', body: 'createMemory', status: 201, returns: 'json' },
+  'GET /api/v1/agents/{id}/memories': { summary: 'List memories (limit, offset, user_id)', status: 200, returns: 'json' },
+  'GET /api/v1/agents/{id}/memories/search': { summary: 'Search memories (q, limit, user_id)', status: 200, returns: 'json' },
+  'GET /api/v1/memories/{id}': { summary: 'Get a memory', status: 200, returns: 'json' },
+  'PUT /api/v1/memories/{id}': { summary: 'Update a memory', body: 'updateMemory', status: 200, returns: 'json' },
+  'DELETE /api/v1/memories/{id}': { summary: 'Delete a memory', status: 204, returns: 'empty' },
+  'GET /api/v1/streams/{id}': { summary: 'Resume a stream: replay after Last-Event-ID, then follow live (bearer or ?resume_token=)', status: 200, returns: 'sse', public: true },
+  'DELETE /api/v1/streams/{id}': { summary: 'Cancel a running stream', status: 204, returns: 'empty' },
+  'GET /healthz': { summary: 'Liveness', status: 200, returns: 'json', public: true },
+  'GET /readyz': { summary: 'Readiness (store reachable, not draining)', status: 200, returns: 'json', public: true },
+  'GET /metrics': { summary: 'Prometheus metrics (METRICS_TOKEN or loopback)', status: 200, returns: 'text', public: true },
+  'GET /': { summary: 'The chat page (dev mode, or UI=on)', status: 200, returns: 'html', public: true },
+  'GET /openapi.json': { summary: 'This document', status: 200, returns: 'json', public: true }
+}
+
+const STREAM_CHUNK = {
+  type: 'object',
+  description: 'One SSE event: `data:` carries this JSON. The four keys are always present; extras may follow.',
+  required: ['chunk_type', 'content', 'tool_call', 'memories_count'],
+  properties: {
+    chunk_type: { enum: ['start', 'content', 'tool_call', 'memory_update', 'done', 'error'] },
+    content: { type: ['string', 'null'] },
+    tool_call: {
+      oneOf: [{ type: 'null' }, {
+        type: 'object',
+        required: ['tool_name', 'arguments'],
+        properties: {
+          id: { type: 'string' },
+          tool_name: { type: 'string' },
+          arguments: {},
+          status: { enum: ['running', 'completed', 'failed'] },
+          result: { type: ['string', 'null'] },
+          error: { type: 'string' }
+        }
+      }]
+    },
+    memories_count: { type: ['integer', 'null'] },
+    stream_id: { type: 'string' },
+    session_id: { type: 'string' },
+    resume_token: { type: 'string' },
+    code: { type: 'string', description: 'On error chunks: first_token_timeout, idle_timeout, max_duration_timeout, upstream_error, cancelled, server_shutdown, internal_error' }
+  }
+}
+
+const ERROR = {
+  type: 'object',
+  required: ['code', 'message', 'details', 'timestamp'],
+  properties: { code: { type: 'string' }, message: { type: 'string' }, details: {}, timestamp: { type: 'string', format: 'date-time' } }
+}
+
+const ERROR_STATUSES = ['400', '401', '404', '409', '410', '413', '415', '429', '500', '502', '503', '504']
+
+function responseFor (op: Operation): Record<string, unknown> {
+  if (op.returns === 'empty') return { description: 'Done' }
+  if (op.returns === 'text' || op.returns === 'html') {
+    return { description: 'OK', content: { [op.returns === 'text' ? 'text/plain' : 'text/html']: { schema: { type: 'string' } } } }
+  }
+  if (op.returns === 'sse') return { description: 'An event stream of StreamChunk events', content: { 'text/event-stream': { schema: { $ref: '#/components/schemas/StreamChunk' } } } }
+  return { description: 'OK', content: { 'application/json': { schema: { type: 'object' } } } }
+}
+
+/** OpenAPI 3.1 for the routes given, from the same ajv schemas the server validates with. */
+export function buildOpenApi (routes: Array<{ method: string, pattern: string }>, version: string): Record<string, unknown> {
+  const paths: Record<string, Record<string, unknown>> = {}
+  for (const { method, pattern } of routes) {
+    const path = pattern.replace(/:(\w+)/g, '{$1}')
+    const op = OPERATIONS[`${method} ${path}`]
+    if (op === undefined) throw new Error(`No OpenAPI entry for ${method} ${path}`)
+    const errors = Object.fromEntries(ERROR_STATUSES.map((s) => [s, { $ref: '#/components/responses/Error' }]))
+    paths[path] ??= {}
+    ;(paths[path] as Record<string, unknown>)[method.toLowerCase()] = {
+      summary: op.summary,
+      ...(op.public === true ? { security: [] } : {}),
+      ...(path.includes('{id}') ? { parameters: [{ name: 'id', in: 'path', required: true, schema: { type: 'string' } }] } : {}),
+      ...(op.body === undefined ? {} : { requestBody: { required: true, content: { 'application/json': { schema: { $ref: `#/components/schemas/${op.body}` } } } } }),
+      responses: { [String(op.status)]: responseFor(op), ...errors }
+    }
+  }
+  return {
+    openapi: '3.1.0',
+    info: { title: 'agentmem-stream', version, description: 'Streams chat replies of memory-augmented agents over Server-Sent Events.' },
+    security: [{ bearer: [] }],
+    paths,
+    components: {
+      securitySchemes: { bearer: { type: 'http', scheme: 'bearer', bearerFormat: 'JWT' } },
+      schemas: { ...schemas, StreamChunk: STREAM_CHUNK, Error: ERROR },
+      responses: { Error: { description: 'An error', content: { 'application/json': { schema: { $ref: '#/components/schemas/Error' } } } } }
+    }
+  }
+}

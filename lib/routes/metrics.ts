@@ -1,0 +1,28 @@
+import { tokenMatches } from '../auth/tokens.js'
+import { isLoopback } from '../config.js'
+import { HttpError, unauthorized } from '../errors.js'
+import type { Router } from '../http/router.js'
+import type { Metrics } from '../observability/metrics.js'
+
+export interface MetricsContext {
+  metrics: Metrics
+  /** With a token, scrapers send `Authorization: Bearer <token>`; without one, only loopback peers may read. */
+  token?: string
+}
+
+/** Who may scrape: the token holder, or (with no token configured) a loopback peer. Null means allowed. */
+export function metricsAccess (remoteAddress: string | undefined, authorization: string | undefined, token: string | undefined): HttpError | null {
+  if (token !== undefined) return tokenMatches(authorization ?? '', `Bearer ${token}`) ? null : unauthorized('Metrics need METRICS_TOKEN')
+  const peer = String(remoteAddress).replace(/^::ffff:/, '')
+  return isLoopback(peer) ? null : new HttpError(403, 'FORBIDDEN', 'Metrics are served to loopback peers only unless METRICS_TOKEN is set')
+}
+
+export function metricsRoutes (router: Router, ctx: MetricsContext): void {
+  router.on('GET', '/metrics', async ({ req, res }) => {
+    const denied = metricsAccess(req.socket.remoteAddress, req.headers.authorization, ctx.token)
+    if (denied !== null) throw denied
+    const body = await ctx.metrics.registry.metrics()
+    res.writeHead(200, { 'Content-Type': ctx.metrics.registry.contentType })
+    res.end(body)
+  })
+}

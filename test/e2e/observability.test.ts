@@ -1,0 +1,79 @@
+import t from 'tap'
+import { Writable } from 'node:stream'
+import { pino } from 'pino'
+import { startApp } from '../helpers/server.js'
+import { request } from '../helpers/sse-client.js'
+import { metricsAccess } from '../../lib/routes/metrics.js'
+import { requestIdFrom } from '../../lib/observability/logger.js'
+
+function captureLogs (): { logger: pino.Logger, lines: () => Array<Record<string, unknown>>, raw: () => string } {
+  let raw = ''
+  const sink = new Writable({ write (chunk, _enc, done) { raw += String(chunk); done() } })
+  return { logger: pino({ level: 'info' }, sink), raw: () => raw, lines: () => raw.trim().split('\n').filter(Boolean).map((l) => JSON.parse(l)) }
+}
+
+t.test('metrics count what happened, in Prometheus text, for loopback scrapers', async (t) => {
+  const { url, stream, createAgent, call } = await startApp(t, { streamMaxPerTenant: 1, streamKeepaliveMs: 20, builtinTokenDelayMs: 30 })
+  const agentId = await createAgent('org-a')
+  const first = stream('org-a', agentId, { message: 'remember that I like tea and more words here' })
+  await first.untilEvents(3)
+  const refused = stream('org-a', agentId, { message: 'second' })
+  t.equal((await refused.response()).status, 429)
+  await first.ended
+  await call('org-a', 'POST', `/api/v1/agents/${agentId}/chat`, { message: 'hi, my name is Ada' })
+  const res = await request(`${url}/metrics`, { method: 'GET' })
+  t.equal(res.status, 200)
+  t.match(res.headers['content-type'], /^text\/plain/)
+  const text = res.raw
+  const value = (pattern: string): number => Number(new RegExp(`^${pattern} (\\S+)$`, 'm').exec(text)?.[1])
+  t.equal(value('agentmem_streams_started_total'), 2)
+  t.equal(value('agentmem_streams_ended_total\\{outcome="done"\\}'), 2)
+  t.equal(value('agentmem_limit_rejections_total\\{scope="tenant"\\}'), 1)
+  t.equal(value('agentmem_active_streams\\{tenant="org-a"\\}'), 0)
+  t.equal(value('agentmem_tool_calls_total\\{outcome="completed"\\}'), 1)
+  t.equal(value('agentmem_memories_written_total\\{op="ADD"\\}'), 2, 'one by the tool, one by extraction')
+  t.equal(value('agentmem_time_to_first_token_seconds_count'), 2)
+  t.equal(value('agentmem_stream_duration_seconds_count'), 2)
+  t.equal(value('agentmem_events_sent_total'), first.events.length, 'events of the SSE stream (the one-shot chat sends none)')
+  t.ok(value('agentmem_event_bytes_total') > 0)
+  t.ok(value('agentmem_keepalives_total') >= 1, 'keep-alives while the slow builtin model answered')
+})
+
+t.test('with METRICS_TOKEN, scrapers must present it', async (t) => {
+  const { url } = await startApp(t, { metricsToken: 'scrape-token-1234567890' })
+  t.equal((await request(`${url}/metrics`, { method: 'GET' })).status, 401)
+  t.equal((await request(`${url}/metrics`, { method: 'GET', headers: { authorization: 'Bearer wrong' } })).status, 401)
+  t.equal((await request(`${url}/metrics`, { method: 'GET', headers: { authorization: 'Bearer scrape-token-1234567890' } })).status, 200)
+})
+
+t.test('metrics access rule', async (t) => {
+  t.equal(metricsAccess('127.0.0.1', undefined, undefined), null)
+  t.equal(metricsAccess('::ffff:127.0.0.1', undefined, undefined), null)
+  t.equal(metricsAccess('::1', undefined, undefined), null)
+  t.match(metricsAccess('10.1.2.3', undefined, undefined), { status: 403, code: 'FORBIDDEN' })
+  t.match(metricsAccess('127.0.0.1', undefined, 'tok'), { status: 401 }, 'a token, once set, is required from loopback too')
+  t.equal(metricsAccess('10.1.2.3', 'Bearer tok', 'tok'), null)
+})
+
+t.test('logs: one line per request and per stream end, with the request id, never secrets or message text', async (t) => {
+  const logs = captureLogs()
+  const { url, stream, createAgent, token } = await startApp(t, {}, { logger: logs.logger })
+  const agentId = await createAgent('org-a')
+  const secretMessage = 'my bank password is hunter2'
+  const client = stream('org-a', agentId, { message: secretMessage }, { headers: { 'x-request-id': 'req-abc.123' } })
+  await client.ended
+  t.equal(client.headers['x-request-id'], 'req-abc.123', 'echoed')
+  const resumeToken = client.events[0]?.json.resume_token as string
+  const streamId = client.events[0]?.json.stream_id as string
+  await request(`${url}/api/v1/streams/${streamId}?resume_token=${resumeToken}`, { method: 'GET' })
+  const generated = await request(`${url}/healthz`, { method: 'GET', headers: { 'x-request-id': 'bad id with spaces' } })
+  t.match(generated.headers['x-request-id'], /^[0-9a-f-]{36}$/, 'an unusable id is replaced')
+  await new Promise((resolve) => setTimeout(resolve, 20))
+  const lines = logs.lines()
+  t.match(lines.find((l) => l.msg === 'stream end'), { req_id: 'req-abc.123', org: 'org-a', agent: agentId, stream_id: streamId, outcome: 'done', ms: Number, events: client.events.length })
+  t.match(lines.find((l) => l.msg === 'request' && l.req_id === 'req-abc.123'), { method: 'POST', path: `/api/v1/agents/${agentId}/chat/stream`, status: 200 })
+  t.ok(lines.some((l) => l.msg === 'request' && l.path === `/api/v1/streams/${streamId}`), 'resume logged by path')
+  const raw = logs.raw()
+  for (const secret of [secretMessage, 'hunter2', resumeToken, token('org-a')]) t.notOk(raw.includes(secret), 'no secret or message text in logs')
+  t.equal(requestIdFrom(['a', 'b'], () => 'made'), 'made')
+})
