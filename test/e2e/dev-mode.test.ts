@@ -56,7 +56,7 @@ t.test('npm start path: the CLI prints a curl line that streams, and exits clean
     if (typeof chunk !== 'string' && chunk !== undefined) break
   }
   const text = output()
-  t.match(text, /agentmem-stream listening on http:\/\/127\.0\.0\.1:\d+/)
+  t.match(text, /agentmem-stream \d+\.\d+\.\d+ listening on http:\/\/127\.0\.0\.1:\d+/)
   t.match(text, /llm: builtin \(builtin-echo\)\s+store: sqlite/)
   const url = /curl -N -X POST (\S+)/.exec(text)?.[1] as string
   const token = /Bearer ([^"]+)"/.exec(text)?.[1] as string

