@@ -145,7 +145,7 @@ export async function createServer (input: ServerOptionsInput = {}, deps: Server
     metrics.streamEnded(run.orgId, outcome, ms / 1000)
     metrics.eventsSent.inc(events)
     metrics.bytesSent.inc(bytes)
-    logger.info({ req_id: run.requestId, org: run.orgId, agent: run.agentId, stream_id: run.id, outcome, ms: Math.round(ms), events }, 'stream end')
+    logger.info({ req_id: run.requestId, org: run.orgId, agent: run.agentId, stream_id: run.id, outcome, ms: Math.round(ms), events, tokens: run.usage?.completion_tokens ?? null }, 'stream end')
     deps.onStreamEnd?.({ id: run.id, orgId: run.orgId, outcome })
     if (runs.size === 0) drained?.()
   }

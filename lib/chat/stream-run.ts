@@ -53,6 +53,7 @@ export class StreamRun {
   readonly #maxDurationTimer: NodeJS.Timeout
   #idleTimer: NodeJS.Timeout | undefined
   #sink: ChunkSink | undefined
+  #usage: TokenUsage | null = null
   #outcome: StreamOutcome | undefined
 
   constructor (opts: StreamRunOptions) {
@@ -72,6 +73,11 @@ export class StreamRun {
 
   get bufferedBytes (): number {
     return this.#sink?.bufferedBytes ?? 0
+  }
+
+  /** Token usage the model reported, summed over tool rounds (null when it reported none). */
+  get usage (): TokenUsage | null {
+    return this.#usage
   }
 
   get sent (): { events: number, bytes: number } {
@@ -126,6 +132,7 @@ export class StreamRun {
       }
     }
     const outcome = failure?.outcome ?? 'done'
+    this.#usage = usage
     sink.end(outcome === 'slow_consumer')
     if (state.terminated) state.close()
     this.release(outcome)

@@ -43,11 +43,11 @@ export const SSE_HEADERS: Readonly<Record<string, string>> = {
 const KEEP_ALIVE = frameComment('keep-alive')
 
 /*
- * Deflate state is about (1 << (windowBits + 2)) + (1 << (memLevel + 9)) bytes: 8 KiB + 16 KiB
+ * Deflate state is about (1 << (windowBits + 2)) + (1 << (memLevel + 9)) bytes: 4 KiB + 4 KiB
  * here instead of 256 KiB with the defaults. SSE events are short and repetitive, so the small
- * window costs little ratio (bench/RESULTS.md has the figures).
+ * window costs little ratio (bench/RESULTS.md has the figures, and the per-stream RSS).
  */
-const GZIP_OPTIONS = { level: 6, windowBits: 11, memLevel: 5, chunkSize: 4096 }
+const GZIP_OPTIONS = { level: 6, windowBits: 10, memLevel: 3, chunkSize: 1024 }
 
 /**
  * Thin I/O around the pure framer. When `write` reports a full buffer the producer awaits

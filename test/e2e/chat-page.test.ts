@@ -1,5 +1,6 @@
 import t from 'tap'
 import { mkdirSync } from 'node:fs'
+import type { IncomingMessage, ServerResponse } from 'node:http'
 import { chromium } from 'playwright-core'
 import { createServer } from '../../lib/server.js'
 import { startApp } from '../helpers/server.js'
@@ -51,4 +52,30 @@ t.test('the page is served in dev mode or with UI=on, never with UI=off', async 
   const devUrl = await devOff.listen()
   t.teardown(() => devOff.close())
   t.equal((await request(`${devUrl}/`, { method: 'GET' })).status, 404, 'UI=off wins over dev mode')
+})
+
+t.test('the chat page resumes with Last-Event-ID when its stream is cut', async (t) => {
+  const app = await createServer({ port: 0, databaseUrl: 'sqlite::memory:', builtinTokenDelayMs: 40, logLevel: 'silent' })
+  const url = await app.listen()
+  t.teardown(() => app.close())
+  const seen: Array<{ method: string, path: string, lastEventId: string | undefined, res: ServerResponse }> = []
+  app.http.on('request', (req: IncomingMessage, res: ServerResponse) => {
+    seen.push({ method: req.method as string, path: (req.url as string).split('?')[0] as string, lastEventId: req.headers['last-event-id'] as string | undefined, res })
+  })
+  const browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking'] })
+  t.teardown(() => browser.close())
+  const page = await browser.newPage()
+  await page.goto(`${url}/`)
+  await page.waitForSelector('#agent option', { state: 'attached' })
+  const message = 'one two three four five six seven eight nine ten'
+  await page.fill('#message', message)
+  await page.press('#message', 'Enter')
+  await page.waitForFunction(() => (document.querySelector('.assistant span')?.textContent ?? '').split(' ').length >= 4)
+  // Cut the POST stream's connection from the server side, mid-reply.
+  seen.find((r) => r.method === 'POST' && r.path.endsWith('/chat/stream'))?.res.socket?.destroy()
+  await page.waitForSelector('.memory_update')
+  t.equal(await page.textContent('.assistant span'), `You said: ${message}`, 'the whole reply, once')
+  const resume = seen.find((r) => r.path.startsWith('/api/v1/streams/'))
+  t.ok(resume, 'the page reconnected to the resume endpoint')
+  t.match(resume?.lastEventId, /^\d+$/, 'with Last-Event-ID')
 })

@@ -70,7 +70,7 @@ t.test('logs: one line per request and per stream end, with the request id, neve
   t.match(generated.headers['x-request-id'], /^[0-9a-f-]{36}$/, 'an unusable id is replaced')
   await new Promise((resolve) => setTimeout(resolve, 20))
   const lines = logs.lines()
-  t.match(lines.find((l) => l.msg === 'stream end'), { req_id: 'req-abc.123', org: 'org-a', agent: agentId, stream_id: streamId, outcome: 'done', ms: Number, events: client.events.length })
+  t.match(lines.find((l) => l.msg === 'stream end'), { req_id: 'req-abc.123', org: 'org-a', agent: agentId, stream_id: streamId, outcome: 'done', ms: Number, events: client.events.length, tokens: 7 })
   t.match(lines.find((l) => l.msg === 'request' && l.req_id === 'req-abc.123'), { method: 'POST', path: `/api/v1/agents/${agentId}/chat/stream`, status: 200 })
   t.ok(lines.some((l) => l.msg === 'request' && l.path === `/api/v1/streams/${streamId}`), 'resume logged by path')
   const raw = logs.raw()
