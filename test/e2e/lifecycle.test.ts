@@ -179,7 +179,8 @@ t.test('client disconnect aborts the upstream before a 100 ms idle timer could',
 })
 
 t.test('a reader that stops reading pauses the upstream and is cut after the drain bound', async (t) => {
-  const { app, stream, upstream, agentId, ends } = await setup(t, { streamDrainTimeoutMs: 4000 })
+  // Keep-alive ticks often here, to check they skip a full buffer instead of piling onto it.
+  const { app, stream, upstream, agentId, ends } = await setup(t, { streamDrainTimeoutMs: 4000, streamKeepaliveMs: 50 })
   upstream.script = { tokens: ['token '], forever: true }
   const client = stream('org-a', agentId, { message: 'hi' })
   await client.untilEvents(2)
