@@ -55,7 +55,7 @@ const schema = {
     jwtPublicKey: { type: 'string', minLength: 1 },
     jwtIssuer: { type: 'string', minLength: 1 },
     jwtAudience: { type: 'string', minLength: 1 },
-    databaseUrl: { type: 'string', pattern: '^(sqlite:.+)$', default: 'sqlite:./data/agentmem.db' },
+    databaseUrl: { type: 'string', pattern: '^(sqlite:.+|postgres(ql)?://.+)$', default: 'sqlite:./data/agentmem.db' },
     llmProvider: { type: 'string', enum: ['builtin', 'openai'] },
     openaiApiKey: { type: 'string', minLength: 1 },
     openaiBaseUrl: { type: 'string', pattern: '^https?://' },

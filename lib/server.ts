@@ -37,6 +37,7 @@ import { agentRoutes } from './routes/agents.js'
 import { chatRoutes } from './routes/chat.js'
 import type { AppContext } from './routes/context.js'
 import { SqliteStore, sqlitePathFromUrl } from './store/sqlite.js'
+import { PostgresStore } from './store/postgres.js'
 import type { Store } from './store/store.js'
 
 /** Seams an embedding app may fill with its own implementations. */
@@ -84,6 +85,12 @@ export interface AgentMemServer {
 /** What a browser EventSource waits before reconnecting. */
 const RETRY_MS = 1000
 
+/** `sqlite:…` is the embedded default; `postgres://…` is for several instances sharing one database. */
+async function openStore (url: string): Promise<Store> {
+  if (url.startsWith('sqlite:')) return new SqliteStore(sqlitePathFromUrl(url))
+  return await PostgresStore.open({ connectionString: url })
+}
+
 function openAi (options: ServerOptions): OpenAiProvider {
   return new OpenAiProvider({
     apiKey: options.openaiApiKey as string,
@@ -112,7 +119,7 @@ export async function createServer (input: ServerOptionsInput = {}, deps: Server
     issuer: options.jwtIssuer,
     audience: options.jwtAudience
   })
-  const store = deps.store ?? new SqliteStore(sqlitePathFromUrl(options.databaseUrl))
+  const store = deps.store ?? await openStore(options.databaseUrl)
   const llm = deps.llm ?? createLlm(options)
   const embedder = deps.embedder ?? (options.embeddingModel === undefined ? undefined : openAi(options))
   const memories = new MemoryService(store, embedder)

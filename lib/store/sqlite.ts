@@ -2,6 +2,7 @@ import { mkdirSync } from 'node:fs'
 import { dirname } from 'node:path'
 import { createHash, randomUUID } from 'node:crypto'
 import Database from 'better-sqlite3'
+import { ftsWords } from './search.js'
 import type {
   Agent, AgentInput, AgentPatch, HistoryQuery, Memory, MemoryInput, MemoryPatch, MemoryQuery, MemorySearch, MemoryVector,
   Message, MessageInput, Page, Store
@@ -68,9 +69,7 @@ const MEMORY_COLUMNS = 'm.id, m.organization_id, m.agent_id, m.user_id, m.sessio
 
 /** Words of free text as an FTS5 OR-query of quoted terms, so user input is never FTS syntax. */
 export function ftsQuery (text: string): string | null {
-  const words = text.toLowerCase().match(/[\p{L}\p{N}]+/gu)
-  if (words === null) return null
-  return [...new Set(words)].map((w) => `"${w}"`).join(' OR ')
+  return ftsWords(text)?.map((w) => `"${w}"`).join(' OR ') ?? null
 }
 
 /**
@@ -138,7 +137,7 @@ export class SqliteStore implements Store {
         VALUES (@id, @organization_id, @name, @description, @system, @llm_config, @metadata, @created_at, @updated_at)`),
       getAgent: db.prepare<[string, string], AgentRow>('SELECT * FROM agents WHERE organization_id = ? AND id = ?'),
       listAgents: db.prepare<[string, number, number], AgentRow>(
-        'SELECT * FROM agents WHERE organization_id = ? ORDER BY created_at, id LIMIT ? OFFSET ?'),
+        'SELECT * FROM agents WHERE organization_id = ? ORDER BY created_at, rowid LIMIT ? OFFSET ?'),
       updateAgent: db.prepare(`UPDATE agents SET name = @name, description = @description, system = @system,
         llm_config = @llm_config, metadata = @metadata, updated_at = @updated_at WHERE organization_id = @organization_id AND id = @id`),
       deleteAgent: db.prepare<[string, string]>('DELETE FROM agents WHERE organization_id = ? AND id = ?'),

@@ -1,0 +1,237 @@
+import { randomUUID } from 'node:crypto'
+import pg from 'pg'
+import { ftsWords } from './search.js'
+import type {
+  Agent, AgentInput, AgentPatch, HistoryQuery, Memory, MemoryInput, MemoryPatch, MemoryQuery, MemorySearch, MemoryVector,
+  Message, MessageInput, Page, Store
+} from './store.js'
+
+/**
+ * Versioned, append-only, applied at start-up under an advisory lock so that several instances
+ * starting together migrate once.
+ */
+const MIGRATIONS: readonly string[] = [
+  `CREATE TABLE agents (
+     seq bigserial UNIQUE,
+     id text PRIMARY KEY,
+     organization_id text NOT NULL,
+     name text NOT NULL,
+     description text,
+     system text,
+     llm_config jsonb NOT NULL,
+     metadata jsonb NOT NULL,
+     created_at text NOT NULL,
+     updated_at text NOT NULL
+   );
+   CREATE INDEX agents_by_org ON agents (organization_id, created_at);
+   CREATE TABLE messages (
+     seq bigserial PRIMARY KEY,
+     id text NOT NULL UNIQUE,
+     organization_id text NOT NULL,
+     agent_id text NOT NULL REFERENCES agents (id) ON DELETE CASCADE,
+     user_id text NOT NULL,
+     session_id text NOT NULL,
+     role text NOT NULL,
+     content text NOT NULL,
+     metadata jsonb NOT NULL,
+     created_at text NOT NULL
+   );
+   CREATE INDEX messages_by_session ON messages (organization_id, agent_id, session_id, seq);
+   CREATE TABLE memories (
+     seq bigserial PRIMARY KEY,
+     id text NOT NULL UNIQUE,
+     organization_id text NOT NULL,
+     agent_id text NOT NULL REFERENCES agents (id) ON DELETE CASCADE,
+     user_id text NOT NULL,
+     session_id text,
+     content text NOT NULL,
+     memory_type text NOT NULL,
+     importance real NOT NULL,
+     metadata jsonb NOT NULL,
+     embedding jsonb,
+     tsv tsvector GENERATED ALWAYS AS (to_tsvector('english', content)) STORED,
+     created_at text NOT NULL,
+     updated_at text NOT NULL
+   );
+   CREATE INDEX memories_by_agent_user ON memories (organization_id, agent_id, user_id, seq);
+   CREATE INDEX memories_tsv ON memories USING gin (tsv);`
+]
+
+const MIGRATION_LOCK = 0x61676d73 // 'agms'
+
+const AGENT_COLUMNS = 'id, organization_id, name, description, system, llm_config, metadata, created_at, updated_at'
+const MESSAGE_COLUMNS = 'id, organization_id, agent_id, user_id, session_id, role, content, metadata, created_at'
+const MEMORY_COLUMNS = 'id, organization_id, agent_id, user_id, session_id, content, memory_type, importance, metadata, created_at, updated_at'
+
+/** The same Store contract on PostgreSQL, for several instances sharing one database. */
+export class PostgresStore implements Store {
+  readonly kind = 'postgres'
+  readonly #pool: pg.Pool
+
+  private constructor (pool: pg.Pool) {
+    this.#pool = pool
+  }
+
+  static async open (config: pg.PoolConfig): Promise<PostgresStore> {
+    const pool = new pg.Pool({ max: 10, ...config })
+    const client = await pool.connect()
+    try {
+      await client.query('BEGIN')
+      await client.query('SELECT pg_advisory_xact_lock($1)', [MIGRATION_LOCK])
+      await client.query('CREATE TABLE IF NOT EXISTS agentmem_migrations (version integer PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())')
+      const { rows } = await client.query<{ v: number }>('SELECT coalesce(max(version), 0) AS v FROM agentmem_migrations')
+      for (let v = (rows[0] as { v: number }).v; v < MIGRATIONS.length; v++) {
+        await client.query(MIGRATIONS[v] as string)
+        await client.query('INSERT INTO agentmem_migrations (version) VALUES ($1)', [v + 1])
+      }
+      await client.query('COMMIT')
+    } catch (err) {
+      await client.query('ROLLBACK')
+      throw err
+    } finally {
+      client.release()
+    }
+    return new PostgresStore(pool)
+  }
+
+  async #rows<T extends pg.QueryResultRow> (sql: string, params: unknown[]): Promise<T[]> {
+    return (await this.#pool.query<T>(sql, params)).rows
+  }
+
+  async createAgent (orgId: string, input: AgentInput): Promise<Agent> {
+    const now = new Date().toISOString()
+    const agent: Agent = {
+      id: `agent-${randomUUID()}`,
+      organization_id: orgId,
+      name: input.name,
+      description: input.description ?? null,
+      system: input.system ?? null,
+      llm_config: input.llm_config ?? {},
+      metadata: input.metadata ?? {},
+      created_at: now,
+      updated_at: now
+    }
+    await this.#rows(`INSERT INTO agents (${AGENT_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
+      [agent.id, orgId, agent.name, agent.description, agent.system, agent.llm_config, agent.metadata, now, now])
+    return agent
+  }
+
+  async getAgent (orgId: string, agentId: string): Promise<Agent | null> {
+    const [row] = await this.#rows<Agent>(`SELECT ${AGENT_COLUMNS} FROM agents WHERE organization_id = $1 AND id = $2`, [orgId, agentId])
+    return row ?? null
+  }
+
+  async listAgents (orgId: string, page: Page): Promise<Agent[]> {
+    return await this.#rows<Agent>(`SELECT ${AGENT_COLUMNS} FROM agents WHERE organization_id = $1 ORDER BY created_at, seq LIMIT $2 OFFSET $3`,
+      [orgId, page.limit, page.offset])
+  }
+
+  async updateAgent (orgId: string, agentId: string, patch: AgentPatch): Promise<Agent | null> {
+    const current = await this.getAgent(orgId, agentId)
+    if (current === null) return null
+    const next: Agent = { ...current, ...patch, updated_at: new Date().toISOString() }
+    await this.#rows(`UPDATE agents SET name = $3, description = $4, system = $5, llm_config = $6, metadata = $7, updated_at = $8
+      WHERE organization_id = $1 AND id = $2`, [orgId, agentId, next.name, next.description, next.system, next.llm_config, next.metadata, next.updated_at])
+    return next
+  }
+
+  async deleteAgent (orgId: string, agentId: string): Promise<boolean> {
+    return ((await this.#pool.query('DELETE FROM agents WHERE organization_id = $1 AND id = $2', [orgId, agentId]))).rowCount as number) > 0
+  }
+
+  async appendMessage (input: MessageInput): Promise<Message> {
+    const message: Message = { ...input, id: `msg-${randomUUID()}`, created_at: new Date().toISOString() }
+    await this.#rows(`INSERT INTO messages (${MESSAGE_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`, [
+      message.id, message.organization_id, message.agent_id, message.user_id, message.session_id, message.role, message.content,
+      message.metadata, message.created_at
+    ])
+    return message
+  }
+
+  async listMessages (orgId: string, agentId: string, query: HistoryQuery): Promise<Message[]> {
+    return await this.#rows<Message>(`SELECT ${MESSAGE_COLUMNS} FROM (SELECT seq, ${MESSAGE_COLUMNS} FROM messages
+      WHERE organization_id = $1 AND agent_id = $2 AND ($3::text IS NULL OR session_id = $3) ORDER BY seq DESC LIMIT $4) recent ORDER BY seq`,
+    [orgId, agentId, query.sessionId ?? null, query.limit])
+  }
+
+  async addMemory (orgId: string, agentId: string, input: MemoryInput): Promise<Memory> {
+    const now = new Date().toISOString()
+    const memory: Memory = {
+      id: `mem-${randomUUID()}`,
+      organization_id: orgId,
+      agent_id: agentId,
+      user_id: input.user_id,
+      session_id: input.session_id ?? null,
+      content: input.content,
+      memory_type: input.memory_type ?? 'Semantic',
+      importance: input.importance ?? 0.5,
+      metadata: input.metadata ?? {},
+      created_at: now,
+      updated_at: now
+    }
+    await this.#rows(`INSERT INTO memories (${MEMORY_COLUMNS}, embedding) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)`, [
+      memory.id, orgId, agentId, memory.user_id, memory.session_id, memory.content, memory.memory_type, memory.importance,
+      memory.metadata, now, now, vectorJson(input.embedding)
+    ])
+    return memory
+  }
+
+  async getMemory (orgId: string, memoryId: string): Promise<Memory | null> {
+    const [row] = await this.#rows<Memory>(`SELECT ${MEMORY_COLUMNS} FROM memories WHERE organization_id = $1 AND id = $2`, [orgId, memoryId])
+    return row ?? null
+  }
+
+  async listMemories (orgId: string, agentId: string, query: MemoryQuery): Promise<Memory[]> {
+    return await this.#rows<Memory>(`SELECT ${MEMORY_COLUMNS} FROM memories WHERE organization_id = $1 AND agent_id = $2
+      AND ($3::text IS NULL OR user_id = $3) ORDER BY seq DESC LIMIT $4 OFFSET $5`, [orgId, agentId, query.userId ?? null, query.limit, query.offset])
+  }
+
+  async searchMemories (orgId: string, agentId: string, search: MemorySearch): Promise<Memory[]> {
+    const words = ftsWords(search.query)
+    if (words === null) return []
+    // Words are letters and digits only, so joining them with | is a safe tsquery.
+    return await this.#rows<Memory>(`SELECT ${MEMORY_COLUMNS} FROM memories, to_tsquery('english', $4) AS q
+      WHERE organization_id = $1 AND agent_id = $2 AND user_id = $3 AND tsv @@ q
+      ORDER BY ts_rank(tsv, q) DESC, seq DESC LIMIT $5`, [orgId, agentId, search.userId, words.join(' | '), search.limit])
+  }
+
+  async memoryVectors (orgId: string, agentId: string, userId: string, limit: number): Promise<MemoryVector[]> {
+    return await this.#rows<MemoryVector>(`SELECT id, embedding FROM memories WHERE organization_id = $1 AND agent_id = $2 AND user_id = $3
+      AND embedding IS NOT NULL ORDER BY seq DESC LIMIT $4`, [orgId, agentId, userId, limit])
+  }
+
+  async getMemoriesByIds (orgId: string, ids: string[]): Promise<Memory[]> {
+    const rows = await this.#rows<Memory>(`SELECT ${MEMORY_COLUMNS} FROM memories WHERE organization_id = $1 AND id = ANY($2::text[])`, [orgId, ids])
+    const byId = new Map(rows.map((m) => [m.id, m]))
+    return ids.flatMap((id) => byId.get(id) ?? [])
+  }
+
+  async updateMemory (orgId: string, memoryId: string, patch: MemoryPatch): Promise<Memory | null> {
+    const current = await this.getMemory(orgId, memoryId)
+    if (current === null) return null
+    const { embedding, ...fields } = patch
+    const next: Memory = { ...current, ...fields, updated_at: new Date().toISOString() }
+    // A new text without a new vector drops the old vector: it no longer describes the memory.
+    await this.#rows(`UPDATE memories SET memory_type = $3, importance = $4, metadata = $5,
+      embedding = CASE WHEN $6 THEN $7::jsonb WHEN content <> $8 THEN NULL ELSE embedding END, content = $8, updated_at = $9
+      WHERE organization_id = $1 AND id = $2`,
+    [orgId, memoryId, next.memory_type, next.importance, next.metadata, embedding !== undefined, vectorJson(embedding), next.content, next.updated_at])
+    return next
+  }
+
+  async deleteMemory (orgId: string, memoryId: string): Promise<boolean> {
+    return ((await this.#pool.query('DELETE FROM memories WHERE organization_id = $1 AND id = $2', [orgId, memoryId]))).rowCount as number) > 0
+  }
+
+  async ping (): Promise<void> {
+    await this.#pool.query('SELECT 1')
+  }
+
+  async close (): Promise<void> {
+    await this.#pool.end()
+  }
+}
+
+function vectorJson (embedding: number[] | null | undefined): string | null {
+  return embedding == null ? null : JSON.stringify(embedding)
+}
