@@ -136,7 +136,8 @@ export class PostgresStore implements Store {
   }
 
   async deleteAgent (orgId: string, agentId: string): Promise<boolean> {
-    return ((await this.#pool.query('DELETE FROM agents WHERE organization_id = $1 AND id = $2', [orgId, agentId]))).rowCount as number) > 0
+    const result = await this.#pool.query('DELETE FROM agents WHERE organization_id = $1 AND id = $2', [orgId, agentId])
+    return (result.rowCount as number) > 0
   }
 
   async appendMessage (input: MessageInput): Promise<Message> {
@@ -220,7 +221,8 @@ export class PostgresStore implements Store {
   }
 
   async deleteMemory (orgId: string, memoryId: string): Promise<boolean> {
-    return ((await this.#pool.query('DELETE FROM memories WHERE organization_id = $1 AND id = $2', [orgId, memoryId]))).rowCount as number) > 0
+    const result = await this.#pool.query('DELETE FROM memories WHERE organization_id = $1 AND id = $2', [orgId, memoryId])
+    return (result.rowCount as number) > 0
   }
 
   async ping (): Promise<void> {
