@@ -1,6 +1,6 @@
-import { randomUUID } from 'node:crypto'
 import pg from 'pg'
 import { ftsWords } from './search.js'
+import { newAgent, newMemory, newMessage } from './records.js'
 import type {
   Agent, AgentInput, AgentPatch, HistoryQuery, Memory, MemoryInput, MemoryPatch, MemoryQuery, MemorySearch, MemoryVector,
   Message, MessageInput, Page, Store
@@ -99,20 +99,9 @@ export class PostgresStore implements Store {
   }
 
   async createAgent (orgId: string, input: AgentInput): Promise<Agent> {
-    const now = new Date().toISOString()
-    const agent: Agent = {
-      id: `agent-${randomUUID()}`,
-      organization_id: orgId,
-      name: input.name,
-      description: input.description ?? null,
-      system: input.system ?? null,
-      llm_config: input.llm_config ?? {},
-      metadata: input.metadata ?? {},
-      created_at: now,
-      updated_at: now
-    }
+    const agent = newAgent(orgId, input)
     await this.#rows(`INSERT INTO agents (${AGENT_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
-      [agent.id, orgId, agent.name, agent.description, agent.system, agent.llm_config, agent.metadata, now, now])
+      [agent.id, orgId, agent.name, agent.description, agent.system, agent.llm_config, agent.metadata, agent.created_at, agent.updated_at])
     return agent
   }
 
@@ -141,7 +130,7 @@ export class PostgresStore implements Store {
   }
 
   async appendMessage (input: MessageInput): Promise<Message> {
-    const message: Message = { ...input, id: `msg-${randomUUID()}`, created_at: new Date().toISOString() }
+    const message = newMessage(input)
     await this.#rows(`INSERT INTO messages (${MESSAGE_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`, [
       message.id, message.organization_id, message.agent_id, message.user_id, message.session_id, message.role, message.content,
       message.metadata, message.created_at
@@ -156,23 +145,10 @@ export class PostgresStore implements Store {
   }
 
   async addMemory (orgId: string, agentId: string, input: MemoryInput): Promise<Memory> {
-    const now = new Date().toISOString()
-    const memory: Memory = {
-      id: `mem-${randomUUID()}`,
-      organization_id: orgId,
-      agent_id: agentId,
-      user_id: input.user_id,
-      session_id: input.session_id ?? null,
-      content: input.content,
-      memory_type: input.memory_type ?? 'Semantic',
-      importance: input.importance ?? 0.5,
-      metadata: input.metadata ?? {},
-      created_at: now,
-      updated_at: now
-    }
+    const memory = newMemory(orgId, agentId, input)
     await this.#rows(`INSERT INTO memories (${MEMORY_COLUMNS}, embedding) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)`, [
       memory.id, orgId, agentId, memory.user_id, memory.session_id, memory.content, memory.memory_type, memory.importance,
-      memory.metadata, now, now, vectorJson(input.embedding)
+      memory.metadata, memory.created_at, memory.updated_at, vectorJson(input.embedding)
     ])
     return memory
   }

@@ -1,8 +1,9 @@
 import { mkdirSync } from 'node:fs'
 import { dirname } from 'node:path'
-import { createHash, randomUUID } from 'node:crypto'
+import { createHash } from 'node:crypto'
 import Database from 'better-sqlite3'
 import { ftsWords } from './search.js'
+import { newAgent, newMemory, newMessage } from './records.js'
 import type {
   Agent, AgentInput, AgentPatch, HistoryQuery, Memory, MemoryInput, MemoryPatch, MemoryQuery, MemorySearch, MemoryVector,
   Message, MessageInput, Page, Store
@@ -174,18 +175,7 @@ export class SqliteStore implements Store {
   }
 
   async createAgent (orgId: string, input: AgentInput): Promise<Agent> {
-    const now = new Date().toISOString()
-    const agent: Agent = {
-      id: `agent-${randomUUID()}`,
-      organization_id: orgId,
-      name: input.name,
-      description: input.description ?? null,
-      system: input.system ?? null,
-      llm_config: input.llm_config ?? {},
-      metadata: input.metadata ?? {},
-      created_at: now,
-      updated_at: now
-    }
+    const agent = newAgent(orgId, input)
     this.#stmts.insertAgent.run(toAgentRow(agent))
     return agent
   }
@@ -212,7 +202,7 @@ export class SqliteStore implements Store {
   }
 
   async appendMessage (input: MessageInput): Promise<Message> {
-    const message: Message = { ...input, id: `msg-${randomUUID()}`, created_at: new Date().toISOString() }
+    const message = newMessage(input)
     this.#stmts.insertMessage.run({ ...message, metadata: JSON.stringify(message.metadata) })
     return message
   }
@@ -225,20 +215,7 @@ export class SqliteStore implements Store {
   }
 
   async addMemory (orgId: string, agentId: string, input: MemoryInput): Promise<Memory> {
-    const now = new Date().toISOString()
-    const memory: Memory = {
-      id: `mem-${randomUUID()}`,
-      organization_id: orgId,
-      agent_id: agentId,
-      user_id: input.user_id,
-      session_id: input.session_id ?? null,
-      content: input.content,
-      memory_type: input.memory_type ?? 'Semantic',
-      importance: input.importance ?? 0.5,
-      metadata: input.metadata ?? {},
-      created_at: now,
-      updated_at: now
-    }
+    const memory = newMemory(orgId, agentId, input)
     this.#stmts.insertMemory.run({
       ...memory,
       metadata: JSON.stringify(memory.metadata),

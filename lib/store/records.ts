@@ -1,0 +1,39 @@
+import { randomUUID } from 'node:crypto'
+import type { Agent, AgentInput, Memory, MemoryInput, Message, MessageInput } from './store.js'
+
+/** New records with ids, defaults and timestamps, made the same way whichever store keeps them. */
+export function newAgent (orgId: string, input: AgentInput): Agent {
+  const now = new Date().toISOString()
+  return {
+    id: `agent-${randomUUID()}`,
+    organization_id: orgId,
+    name: input.name,
+    description: input.description ?? null,
+    system: input.system ?? null,
+    llm_config: input.llm_config ?? {},
+    metadata: input.metadata ?? {},
+    created_at: now,
+    updated_at: now
+  }
+}
+
+export function newMessage (input: MessageInput): Message {
+  return { ...input, id: `msg-${randomUUID()}`, created_at: new Date().toISOString() }
+}
+
+export function newMemory (orgId: string, agentId: string, input: MemoryInput): Memory {
+  const now = new Date().toISOString()
+  return {
+    id: `mem-${randomUUID()}`,
+    organization_id: orgId,
+    agent_id: agentId,
+    user_id: input.user_id,
+    session_id: input.session_id ?? null,
+    content: input.content,
+    memory_type: input.memory_type ?? 'Semantic',
+    importance: input.importance ?? 0.5,
+    metadata: input.metadata ?? {},
+    created_at: now,
+    updated_at: now
+  }
+}
