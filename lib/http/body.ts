@@ -4,6 +4,13 @@ import { badRequest, payloadTooLarge, unsupportedMediaType } from '../errors.js'
 const JSON_TYPE = /^application\/(?:[\w.+-]+\+)?json\s*(?:;|$)/i
 
 /**
+ * Lone surrogates cannot be stored as UTF-8 (SQLite and PostgreSQL would turn them into U+FFFD
+ * silently); making strings well-formed at the edge keeps what is streamed and what is stored equal.
+ */
+const wellFormed = (_key: string, value: unknown): unknown =>
+  typeof value === 'string' && !value.isWellFormed() ? value.toWellFormed() : value
+
+/**
  * Reads a JSON body, refusing early: a wrong type before reading, a declared length over the
  * limit before reading, and an undeclared (chunked) body as soon as it passes the limit.
  */
@@ -29,7 +36,7 @@ export async function readJsonBody (req: IncomingMessage, limit: number): Promis
   const text = Buffer.concat(chunks, size).toString('utf8')
   if (text.length === 0) throw badRequest('Request body is empty')
   try {
-    return JSON.parse(text)
+    return JSON.parse(text, wellFormed)
   } catch (err) {
     throw badRequest('Request body is not valid JSON', { reason: (err as Error).message })
   }
