@@ -18,6 +18,8 @@ export interface UpstreamScript {
   dieAfterTokens?: number
   /** Send tokens until the client goes away, honouring TCP backpressure. */
   forever?: boolean
+  /** After this many tokens, send a chunk that is not JSON. */
+  garbageAfterTokens?: number
   usage?: boolean
   /** Tool calls streamed after the tokens, each with its arguments split into the given fragments. */
   toolCalls?: Array<{ id?: string, name: string, fragments: string[] }>
@@ -154,6 +156,11 @@ export class FakeOpenAI {
       if (i > 0 && s.tokenDelayMs !== undefined) await sleep(s.tokenDelayMs)
       if (s.hangAfterTokens === i) await new Promise<void>((resolve) => this.#resumers.push(resolve))
       if (res.destroyed) return
+      if (s.garbageAfterTokens === i) {
+        finished = true
+        res.end('data: {"id":"chatcmpl-test","choices":[{"delta":{"content":"trunc\n\n')
+        return
+      }
       if (s.dieAfterTokens === i) {
         finished = true
         res.destroy()
