@@ -230,7 +230,72 @@ async function slowConsumers () {
   ].join('\n')
 }
 
-const SCENARIOS = { short: shortStreams, long: longStream, ttft: timeToFirstToken, idle: idleCapacity, compression, slow: slowConsumers }
+/** autocannon on several servers at once, `connections` spread over them; sums throughput, keeps the worst p99. */
+async function loadAcross (servers, connections, duration) {
+  let bad = 0
+  const results = await Promise.all(servers.map((server, i) => autocannon({
+    url: `http://127.0.0.1:${server.port}`,
+    connections: Math.floor(connections / servers.length) + (i < connections % servers.length ? 1 : 0),
+    duration,
+    requests: [{
+      method: 'POST',
+      path: streamPath(server),
+      headers,
+      body: JSON.stringify({ message: WORDS18 }),
+      onResponse: (status, body) => { if (status !== 200 || !body.includes('"chunk_type":"done"')) bad++ }
+    }]
+  })))
+  return {
+    rps: results.reduce((sum, r) => sum + r.requests.average, 0),
+    p99: Math.max(...results.map((r) => r.latency.p99)),
+    bad: bad + results.reduce((sum, r) => sum + r.errors + r.non2xx, 0)
+  }
+}
+
+/** Scenario 7: the scale-out set-up (PostgreSQL + Redis), one instance and three, beside the embedded default. */
+async function cluster () {
+  const pg = (await import('pg')).default
+  const pgUrl = process.env.BENCH_POSTGRES_URL ?? 'postgres://postgres@127.0.0.1:5432/test'
+  const redisUrl = process.env.BENCH_REDIS_URL ?? 'redis://127.0.0.1:6379'
+  const variants = [
+    { label: '1 instance, SQLite, in-process limits (default)', instances: 1, shared: false },
+    { label: '1 instance, PostgreSQL + Redis', instances: 1, shared: true },
+    { label: '3 instances, PostgreSQL + Redis', instances: 3, shared: true }
+  ]
+  const rows = []
+  for (const variant of variants) {
+    const perRun = { rps: [], p99: [], bad: 0 }
+    for (let r = 0; r < RUNS; r++) {
+      const schema = `bench_${Math.random().toString(36).slice(2, 10)}`
+      const admin = new pg.Client({ connectionString: pgUrl })
+      await admin.connect()
+      await admin.query(`CREATE SCHEMA ${schema}`)
+      const url = new URL(pgUrl)
+      url.searchParams.set('options', `-c search_path=${schema}`)
+      const env = variant.shared ? { DATABASE_URL: url.toString(), REDIS_URL: redisUrl, REDIS_KEY_PREFIX: `${schema}:` } : {}
+      const servers = []
+      for (let i = 0; i < variant.instances; i++) servers.push(await startServer('agentmem', env))
+      const result = await loadAcross(servers, size(100, 10), size(10, 1))
+      for (const server of servers) await server.stop()
+      await admin.query(`DROP SCHEMA ${schema} CASCADE`)
+      await admin.end()
+      perRun.rps.push(result.rps)
+      perRun.p99.push(result.p99)
+      perRun.bad += result.bad
+      log('cluster', variant.label, Math.round(result.rps), 'streams/s')
+    }
+    rows.push({ label: variant.label, rps: stats(perRun.rps), p99: stats(perRun.p99), bad: perRun.bad })
+  }
+  const base = rows[1].rps.median
+  return [
+    `## 7. Several instances\n\nScenario 1's load (${size(100, 10)} connections for ${size(10, 1)} s per run, spread evenly over the instances) against the scale-out set-up: agents and messages in one PostgreSQL, limits, replay logs and cancel in one Redis, all on this one machine. Throughput summed over the instances, p99 the worst instance's. min / **median** / max over ${RUNS} runs.\n`,
+    '| set-up | streams/s | vs 1 instance on PostgreSQL + Redis | p99 ms | failed or incomplete |',
+    '|---|---|---|---|---|',
+    ...rows.map((r) => `| ${r.label} | ${triple(r.rps)} | ${ratio(r.rps.median, base)} | ${triple(r.p99, 1)} | ${r.bad} |`)
+  ].join('\n')
+}
+
+const SCENARIOS = { short: shortStreams, long: longStream, ttft: timeToFirstToken, idle: idleCapacity, compression, slow: slowConsumers, cluster }
 
 const chosen = only.length === 0 ? Object.keys(SCENARIOS) : only
 const header = [

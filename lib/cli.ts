@@ -47,7 +47,7 @@ async function serve (): Promise<void> {
   const url = await server.listen()
   const { options, llm, store } = server
   console.log(`agentmem-stream ${PACKAGE_VERSION} listening on ${url}`)
-  console.log(`  llm: ${llm.name} (${llm.model})  store: ${store.kind}  limits: ${options.streamMaxPerTenant}/tenant, ${options.streamMaxTotal} total`)
+  console.log(`  llm: ${llm.name} (${llm.model})  store: ${store.kind}  coordinator: ${server.coordinator.kind}  limits: ${options.streamMaxPerTenant}/tenant, ${options.streamMaxTotal} total`)
   if (server.dev !== null) {
     console.log('  local dev mode: no JWT key configured, so a random one was generated. Try:\n')
     console.log(devCurl(url, server.dev) + '\n')

@@ -39,6 +39,9 @@ export interface ServerOptions {
   logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent'
   metricsToken?: string
   ui?: 'on' | 'off'
+  redisUrl?: string
+  redisKeyPrefix: string
+  redisLeaseTtlMs: number
 }
 
 export type ServerOptionsInput = Partial<ServerOptions>
@@ -81,7 +84,10 @@ const schema = {
     shutdownGraceMs: { type: 'integer', minimum: 0, maximum: 2_147_483_647, default: 10_000 },
     logLevel: { type: 'string', enum: ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], default: 'info' },
     metricsToken: { type: 'string', minLength: 16 },
-    ui: { type: 'string', enum: ['on', 'off'] }
+    ui: { type: 'string', enum: ['on', 'off'] },
+    redisUrl: { type: 'string', pattern: '^rediss?://' },
+    redisKeyPrefix: { type: 'string', default: 'agentmem:' },
+    redisLeaseTtlMs: { type: 'integer', minimum: 100, maximum: 2_147_483_647, default: 30_000 }
   }
 } as const
 
@@ -119,7 +125,10 @@ export const ENV_VARS: Readonly<Record<string, keyof ServerOptions>> = {
   SHUTDOWN_GRACE_MS: 'shutdownGraceMs',
   LOG_LEVEL: 'logLevel',
   METRICS_TOKEN: 'metricsToken',
-  UI: 'ui'
+  UI: 'ui',
+  REDIS_URL: 'redisUrl',
+  REDIS_KEY_PREFIX: 'redisKeyPrefix',
+  REDIS_LEASE_TTL_MS: 'redisLeaseTtlMs'
 }
 
 export class ConfigError extends Error {

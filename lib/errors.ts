@@ -86,5 +86,9 @@ export const upstreamTimeout = (ms: number): HttpError =>
 export const serviceUnavailable = (message: string): HttpError =>
   new HttpError(503, 'SERVICE_UNAVAILABLE', message)
 
+export const coordinatorUnavailable = (): HttpError =>
+  new HttpError(503, 'SERVICE_UNAVAILABLE', 'Stream coordinator (Redis) unreachable; try again shortly', { dependency: 'redis' },
+    { 'Retry-After': '1' })
+
 export const internalError = (): HttpError =>
   new HttpError(500, 'INTERNAL_ERROR', 'Internal server error')

@@ -4,7 +4,7 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import type { AddressInfo } from 'node:net'
 import { createAuthenticator, generateSecret } from './auth/jwt.js'
 import { Orchestrator } from './chat/orchestrator.js'
-import { ServerShutdownError, type StreamOutcome } from './chat/errors.js'
+import { CancelledError, ServerShutdownError, type StreamOutcome } from './chat/errors.js'
 import { StreamRun, type RunObserver } from './chat/stream-run.js'
 import { createLogger, requestIdFrom, type Logger } from './observability/logger.js'
 import { Metrics } from './observability/metrics.js'
@@ -14,6 +14,9 @@ import { buildOpenApi } from './openapi.js'
 import { PACKAGE_VERSION } from './version.js'
 import { isDevMode, resolveOptions, type ServerOptions, type ServerOptionsInput } from './config.js'
 import { prepareDevSession, type DevSession } from './dev.js'
+import { viaCoordinator, type Coordinator } from './coord/coordinator.js'
+import { LocalCoordinator } from './coord/local.js'
+import { RedisCoordinator } from './coord/redis.js'
 import { HttpError, quotaExceeded, serviceUnavailable, upstreamError } from './errors.js'
 import { sendError } from './http/respond.js'
 import { Router } from './http/router.js'
@@ -54,6 +57,8 @@ export interface ServerDeps {
   logger?: Logger
   /** Called once per stream after all its resources were released. */
   onStreamEnd?: (info: StreamEndInfo) => void
+  /** What instances share; by default Redis when `redisUrl` is set, else this process alone. */
+  coordinator?: Coordinator
 }
 
 export interface StreamEndInfo {
@@ -73,6 +78,7 @@ export interface AgentMemServer {
   readonly options: ServerOptions
   readonly http: http.Server
   readonly store: Store
+  readonly coordinator: Coordinator
   readonly llm: LlmProvider
   /** Set in local dev mode only. */
   readonly dev: DevSession | null
@@ -89,6 +95,23 @@ const RETRY_MS = 1000
 async function openStore (url: string): Promise<Store> {
   if (url.startsWith('sqlite:')) return new SqliteStore(sqlitePathFromUrl(url))
   return await PostgresStore.open({ connectionString: url })
+}
+
+async function openCoordinator (options: ServerOptions, onError: (err: unknown) => void): Promise<Coordinator> {
+  const limits = { maxPerTenant: options.streamMaxPerTenant, maxTotal: options.streamMaxTotal }
+  if (options.redisUrl === undefined) return new LocalCoordinator(limits)
+  return await RedisCoordinator.open({
+    ...limits,
+    url: options.redisUrl,
+    keyPrefix: options.redisKeyPrefix,
+    leaseTtlMs: options.redisLeaseTtlMs,
+    resumeTtlMs: options.streamResumeTtlMs,
+    maxDurationMs: options.streamMaxDurationMs,
+    maxEvents: options.streamReplayMaxEvents,
+    // Well inside the grace period, so one lost heartbeat does not end a stream somebody reads.
+    heartbeatMs: Math.max(Math.floor(options.streamDetachGraceMs / 3), 100),
+    onError
+  })
 }
 
 function openAi (options: ServerOptions): OpenAiProvider {
@@ -138,9 +161,16 @@ export async function createServer (input: ServerOptionsInput = {}, deps: Server
   const metrics = new Metrics()
   const dev = devSecret === undefined ? null : await prepareDevSession(store, devSecret, options)
 
-  const limiter = new ConcurrencyLimiter({ maxPerTenant: options.streamMaxPerTenant, maxTotal: options.streamMaxTotal })
+  const coordinator = deps.coordinator ?? await openCoordinator(options, onError)
+  // CPU spent on gzip is this instance's own: its budget is not shared.
   const compression = new ConcurrencyLimiter({ maxPerTenant: options.streamMaxCompressed, maxTotal: options.streamMaxCompressed })
   const registry = new StreamRegistry({ ttlMs: options.streamResumeTtlMs, graceMs: options.streamDetachGraceMs })
+  coordinator.onControl(({ type, id }) => {
+    const stream = registry.get(id)
+    if (stream === undefined) return // another instance's, or already expired
+    if (type === 'cancel') stream.run.abort(new CancelledError())
+    else registry.readRemotely(stream)
+  })
   const runs = new Set<StreamRun>()
   let drained: (() => void) | undefined
   const onRunEnd = (run: StreamRun, outcome: StreamOutcome): void => {
@@ -173,8 +203,9 @@ export async function createServer (input: ServerOptionsInput = {}, deps: Server
     memories,
     orchestrator,
     authenticate,
-    startRun: (orgId, agentId, requestId) => {
-      const acquired = limiter.tryAcquire(orgId)
+    coordinator,
+    startRun: async (orgId, agentId, requestId) => {
+      const acquired = await viaCoordinator(async () => await coordinator.acquire(orgId))
       if (!acquired.ok) {
         metrics.limitRejections.inc({ scope: acquired.scope })
         throw quotaExceeded(acquired.scope, acquired.limit, 1)
@@ -203,7 +234,7 @@ export async function createServer (input: ServerOptionsInput = {}, deps: Server
   chatRoutes(router, app)
   memoryRoutes(router, app)
   streamRoutes(router, app)
-  healthRoutes(router, store)
+  healthRoutes(router, store, coordinator)
   metricsRoutes(router, { metrics, token: options.metricsToken })
   // The chat page: on in dev mode unless UI=off, otherwise only with UI=on.
   if (options.ui === 'on' || (options.ui === undefined && dev !== null)) uiRoutes(router, dev?.token ?? null)
@@ -255,6 +286,7 @@ export async function createServer (input: ServerOptionsInput = {}, deps: Server
     await stopped
     // Extractions that outlived their streams still write memories: let them land first.
     await orchestrator.drain()
+    await coordinator.close()
     await store.close()
   }
 
@@ -262,6 +294,7 @@ export async function createServer (input: ServerOptionsInput = {}, deps: Server
     options,
     http: server,
     store,
+    coordinator,
     llm,
     dev,
     routes: router.routes(),

@@ -1,4 +1,5 @@
 import { serializeChunk, serializeContent, type StreamChunk, type ToolCallInfo } from '../sse/chunk.js'
+import type { StreamFeed } from '../coord/coordinator.js'
 import { ReplayLog } from '../resume/replay-log.js'
 import { ClientGoneError, type SseWriter } from '../sse/writer.js'
 
@@ -25,6 +26,8 @@ export interface ChunkSink {
  */
 export class BroadcastSink implements ChunkSink {
   readonly log: ReplayLog
+  /** Copies every event to the other instances (set once, before the first event), when there are any. */
+  feed: StreamFeed | null = null
   readonly #readers = new Set<SseWriter>()
   readonly #onEmpty: (reason: Error) => void
 
@@ -62,7 +65,9 @@ export class BroadcastSink implements ChunkSink {
   }
 
   #broadcast (data: string): Promise<void> | undefined {
-    const { frame } = this.log.append(data)
+    const event = this.log.append(data)
+    this.feed?.append(event)
+    const frame = event.frame
     let waits: Array<Promise<void>> | undefined
     for (const reader of this.#readers) {
       if (reader.write(frame)) continue
@@ -93,6 +98,7 @@ export class BroadcastSink implements ChunkSink {
 
   end (destroy: boolean): void {
     this.log.end()
+    this.feed?.end()
     for (const reader of this.#readers) reader.end(destroy)
     this.#readers.clear()
   }

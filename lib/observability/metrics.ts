@@ -10,7 +10,7 @@ export class Metrics {
   readonly activeStreams = new Gauge({ name: 'agentmem_active_streams', help: 'Streams running now, per tenant', labelNames: ['tenant'], registers: [this.registry] })
   readonly streamsStarted = new Counter({ name: 'agentmem_streams_started_total', help: 'Streams that sent their 200', registers: [this.registry] })
   readonly streamsEnded = new Counter({ name: 'agentmem_streams_ended_total', help: 'Streams ended, by outcome', labelNames: ['outcome'], registers: [this.registry] })
-  readonly limitRejections = new Counter({ name: 'agentmem_limit_rejections_total', help: 'Requests refused with 429, by limit', labelNames: ['scope'], registers: [this.registry] })
+  readonly limitRejections = new Counter({ name: 'agentmem_limit_rejections_total', help: 'Streams refused with 429, by limit', labelNames: ['scope'], registers: [this.registry] })
   readonly timeToFirstToken = new Histogram({
     name: 'agentmem_time_to_first_token_seconds', help: 'From request accepted to first model output', registers: [this.registry],
     buckets: [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30]

@@ -65,10 +65,18 @@ export class StreamRegistry {
   /** A reader is back: the stream is wanted again. */
   attached (stream: ResumableStream): void {
     clearTimeout(stream.graceTimer)
+    // Cleared, not just stopped: refresh() would re-arm a stopped timer.
+    stream.graceTimer = undefined
+  }
+
+  /** A reader on another instance is following: restart the grace period, if one is running. */
+  readRemotely (stream: ResumableStream): void {
+    stream.graceTimer?.refresh()
   }
 
   ended (stream: ResumableStream): void {
     clearTimeout(stream.graceTimer)
+    stream.graceTimer = undefined
     stream.endedAt = Date.now()
   }
 

@@ -41,7 +41,7 @@ export function chatRoutes (router: Router, app: AppContext): void {
     const request = validateChat(await readJsonBody(req, options.bodyLimitBytes))
     const agent = await store.getAgent(principal.orgId, agentId)
     if (agent === null) throw notFound('Agent')
-    const run = app.startRun(principal.orgId, agent.id, String(res.getHeader('x-request-id')))
+    const run = await app.startRun(principal.orgId, agent.id, String(res.getHeader('x-request-id')))
     // Until the stream exists there is nothing to resume: a client that leaves cancels the turn.
     const onClose = (): void => {
       if (!res.writableFinished) run.abort(new ClientGoneError())
@@ -62,6 +62,7 @@ export function chatRoutes (router: Router, app: AppContext): void {
     res.off('close', onClose)
     const sink = new BroadcastSink(new ReplayLog(app.replayLimits), (reason) => app.registry.detached(stream, reason))
     const stream = app.registry.add(run, sink, principal.userId)
+    sink.feed = app.coordinator.share(stream)
     const writer = app.newWriter(req, res, run.signal)
     res.once('close', () => { if (!res.writableFinished) sink.detach(writer, new ClientGoneError()) })
     sink.attach(writer, 0)

@@ -1,5 +1,6 @@
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { Authenticate, Principal } from '../auth/jwt.js'
+import type { Coordinator } from '../coord/coordinator.js'
 import type { StreamRegistry } from '../resume/registry.js'
 import type { ReplayLimits } from '../resume/replay-log.js'
 import type { SseWriter } from '../sse/writer.js'
@@ -17,8 +18,9 @@ export interface AppContext {
   memories: MemoryService
   orchestrator: Orchestrator
   authenticate: Authenticate
-  /** Reserves a stream slot for the tenant or throws 429. */
-  startRun: (orgId: string, agentId: string, requestId: string) => StreamRun
+  coordinator: Coordinator
+  /** Reserves a stream slot for the tenant or throws 429 (503 when the coordinator is unreachable). */
+  startRun: (orgId: string, agentId: string, requestId: string) => Promise<StreamRun>
   registry: StreamRegistry
   /** An SSE writer for this response, gzip when the client accepts it and the budget allows. */
   newWriter: (req: IncomingMessage, res: ServerResponse, signal: AbortSignal) => SseWriter

@@ -1,5 +1,6 @@
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import { CancelledError } from '../chat/errors.js'
+import { viaCoordinator, type RemoteStream } from '../coord/coordinator.js'
 import { badRequest, conflict, gone, notFound } from '../errors.js'
 import { sendNoContent } from '../http/respond.js'
 import type { Router } from '../http/router.js'
@@ -14,31 +15,48 @@ function cursorOf (req: IncomingMessage, query: URLSearchParams): number {
   return Number(raw)
 }
 
+/** Where a stream lives: in this process, or (with a shared coordinator) on another instance. */
+type Located = { local: ResumableStream, remote?: undefined } | { local?: undefined, remote: RemoteStream }
+
 /** Resume (replay, then follow live) and cancel. Only the stream's own user, or its resume token. */
 export function streamRoutes (router: Router, app: AppContext): void {
-  const { registry } = app
+  const { registry, coordinator } = app
 
-  function readable (req: IncomingMessage, id: string, query: URLSearchParams): ResumableStream {
+  async function locate (id: string): Promise<Located | null> {
+    const local = registry.get(id)
+    if (local !== undefined) return { local }
+    const remote = await viaCoordinator(async () => await coordinator.find(id))
+    return remote === null ? null : { remote }
+  }
+
+  async function readable (req: IncomingMessage, id: string, query: URLSearchParams): Promise<Located> {
     const token = query.get('resume_token')
-    if (token !== null) {
-      const stream = registry.get(id)
-      if (stream === undefined || !tokenMatches(token, stream.resumeToken)) throw notFound('Stream')
-      return stream
+    // Authenticate before looking anything up, so a bad token costs no Redis round trip.
+    const principal = token === null ? app.authenticate(req.headers.authorization) : null
+    const found = await locate(id)
+    if (found === null) throw notFound('Stream')
+    const stream = found.local ?? found.remote
+    const allowed = principal === null
+      ? (found.local !== undefined ? tokenMatches(token as string, found.local.resumeToken) : found.remote.matchesToken(token as string))
+      : stream.orgId === principal.orgId && stream.userId === principal.userId
+    if (!allowed) throw notFound('Stream')
+    return found
+  }
+
+  /** The checks both kinds of stream share; true when there is something left to send. */
+  function wantsMore (res: ServerResponse, cursor: number, lastId: number, ended: boolean): boolean {
+    if (cursor > lastId) throw badRequest('Last-Event-ID is ahead of this stream', { last_event_id: lastId })
+    if (ended && cursor === lastId) {
+      // 204 tells an EventSource to stop reconnecting: there is nothing more, ever.
+      sendNoContent(res)
+      return false
     }
-    const principal = app.authenticate(req.headers.authorization)
-    const stream = registry.get(id)
-    if (stream === undefined || stream.orgId !== principal.orgId || stream.userId !== principal.userId) throw notFound('Stream')
-    return stream
+    return true
   }
 
   function follow (req: IncomingMessage, res: ServerResponse, stream: ResumableStream, cursor: number): void {
     const { sink, run } = stream
-    if (cursor > sink.log.lastId) throw badRequest('Last-Event-ID is ahead of this stream', { last_event_id: sink.log.lastId })
-    if (sink.log.ended && cursor === sink.log.lastId) {
-      // 204 tells an EventSource to stop reconnecting: there is nothing more, ever.
-      sendNoContent(res)
-      return
-    }
+    if (!wantsMore(res, cursor, sink.log.lastId, sink.log.ended)) return
     const writer = app.newWriter(req, res, run.signal)
     if (!sink.attach(writer, cursor)) throw gone('Events after Last-Event-ID are no longer buffered')
     if (sink.log.ended) return
@@ -46,16 +64,40 @@ export function streamRoutes (router: Router, app: AppContext): void {
     res.once('close', () => { if (!res.writableFinished) sink.detach(writer, new ClientGoneError()) })
   }
 
+  /** Another instance generates: read its events from the coordinator until the stream ends. */
+  async function followRemote (req: IncomingMessage, res: ServerResponse, stream: RemoteStream, cursor: number): Promise<void> {
+    // A live stream's newest events may still be on their way to Redis: a cursor ahead of them is followed.
+    if (!wantsMore(res, cursor, stream.ended ? stream.lastId : Number.MAX_SAFE_INTEGER, stream.ended)) return
+    if (cursor < stream.firstId - 1) throw gone('Events after Last-Event-ID are no longer buffered')
+    const reading = new AbortController()
+    res.once('close', () => reading.abort(new ClientGoneError()))
+    const writer = app.newWriter(req, res, reading.signal)
+    writer.open()
+    try {
+      for await (const event of stream.follow(cursor, reading.signal)) {
+        if (!writer.write(event.frame)) await writer.drained()
+      }
+      writer.end()
+    } catch {
+      // Gone, stuck, or the coordinator failed: cut the connection so the client resumes (and learns why).
+      writer.end(true)
+    }
+  }
+
   router.on('GET', '/api/v1/streams/:id', async ({ req, res, params, query }) => {
-    const stream = readable(req, params.id as string, query)
-    follow(req, res, stream, cursorOf(req, query))
+    const found = await readable(req, params.id as string, query)
+    const cursor = cursorOf(req, query)
+    if (found.local !== undefined) follow(req, res, found.local, cursor)
+    else await followRemote(req, res, found.remote, cursor)
   })
 
   router.on('DELETE', '/api/v1/streams/:id', authed(app, async ({ res, params, principal }) => {
-    const stream = registry.get(params.id as string)
-    if (stream === undefined || stream.orgId !== principal.orgId) throw notFound('Stream')
-    if (stream.endedAt !== null) throw conflict('Stream already ended')
-    stream.run.abort(new CancelledError())
+    const found = await locate(params.id as string)
+    if (found === null || (found.local ?? found.remote).orgId !== principal.orgId) throw notFound('Stream')
+    const { local, remote } = found
+    if (local?.endedAt === null) local.run.abort(new CancelledError())
+    else if (remote?.ended === false) await viaCoordinator(async () => await coordinator.cancel(remote.id))
+    else throw conflict('Stream already ended')
     sendNoContent(res)
   }))
 }

@@ -88,7 +88,7 @@ t.test('health: /healthz always, /readyz only while the store answers', async (t
   t.equal(health.status, 200)
   t.same(JSON.parse(health.raw), { status: 'ok' })
   const ready = await request(`${url}/readyz`, { method: 'GET' })
-  t.same(JSON.parse(ready.raw), { status: 'ready', store: 'sqlite' })
+  t.same(JSON.parse(ready.raw), { status: 'ready', store: 'sqlite', coordinator: 'local' })
   fail.add('ping')
   const down = await request(`${url}/readyz`, { method: 'GET' })
   t.equal(down.status, 503)

@@ -1,0 +1,74 @@
+import { coordinatorUnavailable } from '../errors.js'
+import type { AcquireResult } from '../limits/concurrency.js'
+import type { LoggedEvent } from '../resume/replay-log.js'
+
+/**
+ * What instances of the server share. The in-process default (`LocalCoordinator`) shares with
+ * nobody; the Redis one (`RedisCoordinator`) makes limits, resume and cancel hold across every
+ * instance that points at the same Redis. Both run the same contract tests.
+ */
+export interface Coordinator {
+  readonly kind: 'local' | 'redis'
+  /** Takes one stream slot for `tenant`, or says which limit refused it. Throws `CoordinatorUnavailableError`. */
+  acquire: (tenant: string) => Promise<AcquireResult>
+  /** Makes a live stream findable by the other instances; null when there are none to tell. */
+  share: (stream: SharedStreamInfo) => StreamFeed | null
+  /** A stream that another instance runs (or ran), or null. Throws `CoordinatorUnavailableError`. */
+  find: (id: string) => Promise<RemoteStream | null>
+  /** Asks whichever instance runs the stream to cancel it. */
+  cancel: (id: string) => Promise<void>
+  /** Hears what other instances ask of the streams this one runs. */
+  onControl: (listener: ControlListener) => void
+  ping: () => Promise<void>
+  close: () => Promise<void>
+}
+
+export type ControlListener = (message: { type: 'cancel' | 'reader', id: string }) => void
+
+export interface SharedStreamInfo {
+  id: string
+  orgId: string
+  userId: string
+  resumeToken: string
+}
+
+/** Where a running stream copies its framed events for the other instances. */
+export interface StreamFeed {
+  append: (event: LoggedEvent) => void
+  end: () => void
+}
+
+export interface RemoteStream {
+  id: string
+  orgId: string
+  userId: string
+  /** Compares in constant time; only a hash of the token is kept in Redis. */
+  matchesToken: (token: string) => boolean
+  /** Highest event id written so far. */
+  lastId: number
+  ended: boolean
+  /** Oldest event id still kept (events before it were trimmed). */
+  firstId: number
+  /**
+   * Events after `cursor` until the stream ends: replayed, then followed live. Tells the
+   * running instance every `heartbeatMs` that somebody still reads, so it keeps generating.
+   */
+  follow: (cursor: number, signal: AbortSignal) => AsyncIterable<LoggedEvent>
+}
+
+export class CoordinatorUnavailableError extends Error {
+  constructor (cause: unknown) {
+    super('Stream coordinator (Redis) unreachable', { cause })
+    this.name = 'CoordinatorUnavailableError'
+  }
+}
+
+/** Runs a coordinator call for a request: an unreachable coordinator becomes 503, anything else stays as it is. */
+export async function viaCoordinator<T> (call: () => Promise<T>): Promise<T> {
+  try {
+    return await call()
+  } catch (err) {
+    if (err instanceof CoordinatorUnavailableError) throw coordinatorUnavailable()
+    throw err
+  }
+}

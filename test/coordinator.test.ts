@@ -1,0 +1,186 @@
+import t, { type Test } from 'tap'
+import net from 'node:net'
+import { randomBytes } from 'node:crypto'
+import { setTimeout as sleep } from 'node:timers/promises'
+import { CoordinatorUnavailableError, type Coordinator, type RemoteStream } from '../lib/coord/coordinator.js'
+import { LocalCoordinator } from '../lib/coord/local.js'
+import { RedisCoordinator, type RedisCoordinatorOptions } from '../lib/coord/redis.js'
+import { ReplayLog } from '../lib/resume/replay-log.js'
+import type { Lease } from '../lib/limits/concurrency.js'
+import { REDIS_URL } from './helpers/redis.js'
+import { eventually } from './helpers/settle.js'
+
+const LIMITS = { maxPerTenant: 2, maxTotal: 3 }
+
+async function openRedis (t: Test, opts: Partial<RedisCoordinatorOptions> & { keyPrefix?: string } = {}): Promise<RedisCoordinator> {
+  const coordinator = await RedisCoordinator.open({
+    ...LIMITS,
+    url: REDIS_URL,
+    keyPrefix: `test:${randomBytes(6).toString('hex')}:`,
+    leaseTtlMs: 30_000,
+    resumeTtlMs: 60_000,
+    maxDurationMs: 60_000,
+    maxEvents: 100,
+    heartbeatMs: 50,
+    followBlockMs: 100,
+    onError: (err) => { throw err },
+    ...opts
+  })
+  t.teardown(async () => { await coordinator.close() })
+  return coordinator
+}
+
+const implementations: Record<string, (t: Test) => Promise<Coordinator>> = {
+  local: async () => new LocalCoordinator(LIMITS),
+  redis: async (t) => await openRedis(t)
+}
+
+function leaseOf (result: Awaited<ReturnType<Coordinator['acquire']>>): Lease {
+  if (!result.ok) throw new Error(`refused by the ${result.scope} limit`)
+  return result.lease
+}
+
+// The contract: both coordinators answer the same way.
+for (const [kind, open] of Object.entries(implementations)) {
+  t.test(`${kind}: per-tenant and global limits, released exactly once`, async (t) => {
+    const c = await open(t)
+    t.equal(c.kind, kind)
+    const a1 = leaseOf(await c.acquire('a'))
+    leaseOf(await c.acquire('a'))
+    t.same(await c.acquire('a'), { ok: false, scope: 'tenant', limit: 2 }, 'third stream of one tenant refused')
+    leaseOf(await c.acquire('b'))
+    t.same(await c.acquire('c'), { ok: false, scope: 'global', limit: 3 }, 'fourth stream overall refused')
+    a1.release()
+    a1.release()
+    leaseOf(await c.acquire('c'))
+    t.same(await c.acquire('a'), { ok: false, scope: 'global', limit: 3 }, 'a double release freed one slot, not two')
+    await c.ping()
+  })
+
+  t.test(`${kind}: a stream unknown to the coordinator is not found, and cancelling it is harmless`, async (t) => {
+    const c = await open(t)
+    t.equal(await c.find('stream-nope'), null, 'not found')
+    await t.resolves(c.cancel('stream-nope'))
+  })
+}
+
+t.test('local: streams are not shared', async (t) => {
+  const c = new LocalCoordinator(LIMITS)
+  t.equal(c.share({ id: 's', orgId: 'o', userId: 'u', resumeToken: 'x' }), null)
+  await c.close()
+})
+
+t.test('redis: limits hold across instances sharing one Redis', async (t) => {
+  const keyPrefix = `test:${randomBytes(6).toString('hex')}:`
+  const a = await openRedis(t, { keyPrefix })
+  const b = await openRedis(t, { keyPrefix })
+  leaseOf(await a.acquire('tenant'))
+  leaseOf(await b.acquire('tenant'))
+  t.same(await b.acquire('tenant'), { ok: false, scope: 'tenant', limit: 2 })
+  t.same(await a.acquire('tenant'), { ok: false, scope: 'tenant', limit: 2 })
+})
+
+t.test('redis: a crashed instance stops renewing, and its slots come back after the lease TTL', async (t) => {
+  const prefix = `test:${randomBytes(6).toString('hex')}:`
+  const survivor = await openRedis(t, { keyPrefix: prefix, leaseTtlMs: 300 })
+  const crashed = await RedisCoordinator.open({ ...LIMITS, url: REDIS_URL, keyPrefix: prefix, leaseTtlMs: 300, resumeTtlMs: 1000, maxDurationMs: 1000, maxEvents: 10, heartbeatMs: 50, onError: () => {} })
+  leaseOf(await crashed.acquire('t'))
+  leaseOf(await crashed.acquire('t'))
+  // While its owner renews, the lease outlives its TTL.
+  await sleep(600)
+  t.same(await survivor.acquire('t'), { ok: false, scope: 'tenant', limit: 2 }, 'renewed leases still count')
+  await crashed.close() // stops renewing without releasing, as a killed process would
+  t.ok(await eventually(async () => (await survivor.acquire('t')).ok), 'slots came back within the TTL')
+})
+
+t.test('redis: a shared stream is found, replayed and followed live on another instance', async (t) => {
+  const prefix = `test:${randomBytes(6).toString('hex')}:`
+  const runner = await openRedis(t, { keyPrefix: prefix })
+  const reader = await openRedis(t, { keyPrefix: prefix })
+  const heard: string[] = []
+  runner.onControl((m) => heard.push(`${m.type}:${m.id}`))
+  const info = { id: 'stream-1', orgId: 'org', userId: 'user', resumeToken: 'secret-token' }
+  const feed = runner.share(info)
+  const log = new ReplayLog({ maxEvents: 100, maxBytes: 1 << 20 })
+  const append = (data: string): void => feed.append(log.append(data))
+  append('{"n":1}')
+  append('{"n":2}')
+  t.ok(await eventually(async () => (await reader.find('stream-1'))?.lastId === 2))
+  const found = await reader.find('stream-1')
+  t.match(found, { id: 'stream-1', orgId: 'org', userId: 'user', lastId: 2, firstId: 1, ended: false })
+  t.ok(found?.matchesToken('secret-token'))
+  t.notOk(found?.matchesToken('guess-token-!'))
+
+  const got: string[] = []
+  const following = (async () => {
+    for await (const e of (found as NonNullable<typeof found>).follow(1, new AbortController().signal)) got.push(`${e.id}:${e.frame}`)
+  })()
+  t.ok(await eventually(() => got.length === 1))
+  append('{"n":3}')
+  feed.end()
+  await following
+  t.same(got, ['2:id: 2\ndata: {"n":2}\n\n', '3:id: 3\ndata: {"n":3}\n\n'], 'replay after the cursor, then live, then stop at the end')
+  t.ok(heard.includes('reader:stream-1'), 'the running instance heard that somebody reads')
+  t.match(await reader.find('stream-1'), { lastId: 3, ended: true })
+
+  await reader.cancel('stream-1')
+  t.ok(await eventually(() => heard.includes('cancel:stream-1')), 'cancel reached the running instance')
+})
+
+t.test('redis: a follower stops when its reader leaves, and when the stream expired unended', async (t) => {
+  const prefix = `test:${randomBytes(6).toString('hex')}:`
+  const runner = await openRedis(t, { keyPrefix: prefix, maxDurationMs: 300, resumeTtlMs: 100 })
+  const feed = runner.share({ id: 's', orgId: 'o', userId: 'u', resumeToken: 'x' })
+  feed.append({ id: 1, frame: 'id: 1\ndata: {}\n\n' })
+  t.ok(await eventually(async () => (await runner.find('s')) !== null))
+  const found = await runner.find('s') as RemoteStream
+  const leaving = new AbortController()
+  const read = async (signal: AbortSignal): Promise<number> => {
+    let n = 0
+    for await (const e of found.follow(0, signal)) n += e.id
+    return n
+  }
+  const left = read(leaving.signal)
+  await sleep(100)
+  leaving.abort()
+  await t.rejects(left, 'an aborted follow rejects (its connection was closed)')
+  // Nobody ends it: its keys expire, and a follower does not wait forever.
+  t.equal(await read(new AbortController().signal), 1, 'follows until the keys expire')
+})
+
+t.test('redis: events trimmed under a slow reader are reported, not skipped', async (t) => {
+  const c = await openRedis(t, { maxEvents: 1 })
+  const feed = c.share({ id: 's', orgId: 'o', userId: 'u', resumeToken: 'x' })
+  // MAXLEN ~ trims whole nodes: write enough that the first ones surely go.
+  for (let id = 1; id <= 300; id++) feed.append({ id, frame: `id: ${id}\n\n` })
+  t.ok(await eventually(async () => ((await c.find('s'))?.lastId === 300)))
+  const found = await c.find('s') as RemoteStream
+  t.ok(found.firstId > 1, `the oldest events were trimmed (first kept: ${found.firstId})`)
+  const follow = async (): Promise<void> => { for await (const e of found.follow(0, new AbortController().signal)) t.fail(`got ${e.id}`) }
+  await t.rejects(follow(), /trimmed/)
+})
+
+t.test('redis: unreachable Redis refuses new slots with CoordinatorUnavailableError', async (t) => {
+  // A port with nothing behind it: take one, then free it.
+  const port = await new Promise<number>((resolve) => {
+    const s = net.createServer().listen(0, '127.0.0.1', () => {
+      const p = (s.address() as net.AddressInfo).port
+      s.close(() => resolve(p))
+    })
+  })
+  const errors: unknown[] = []
+  const c = await openRedis(t, { url: `redis://127.0.0.1:${port}`, onError: (err) => errors.push(err) })
+  t.equal(errors.length, 1, 'the failed connect was reported')
+  await t.rejects(c.acquire('t'), CoordinatorUnavailableError)
+  await t.rejects(c.find('s'), CoordinatorUnavailableError)
+  await t.rejects(c.cancel('s'), CoordinatorUnavailableError)
+  await t.rejects(c.ping())
+  const feed = c.share({ id: 's', orgId: 'o', userId: 'u', resumeToken: 'x' })
+  feed.append({ id: 1, frame: 'x' })
+  feed.end()
+  t.ok(await eventually(() => errors.length >= 2))
+  await sleep(50)
+  t.equal(errors.length, 2, 'a stream that cannot be shared says so once, not per event')
+  t.match(errors[1], /writeable|closed/, 'the outage itself, not a wrapper')
+})
+
