@@ -127,6 +127,16 @@ t.test('redis: a shared stream is found, replayed and followed live on another i
   t.ok(await eventually(() => heard.includes('cancel:stream-1')), 'cancel reached the running instance')
 })
 
+t.test('redis: a stream shared before its first event, and one ended without any', async (t) => {
+  const c = await openRedis(t)
+  const feed = c.share({ id: 'empty', orgId: 'o', userId: 'u', resumeToken: 'x' })
+  t.ok(await eventually(async () => (await c.find('empty')) !== null))
+  t.match(await c.find('empty'), { lastId: 0, firstId: 1, ended: false }, 'known, with nothing to replay yet')
+  feed.end()
+  t.ok(await eventually(async () => (await c.find('empty'))?.ended === true))
+  t.match(await c.find('empty'), { lastId: 0, firstId: 1, ended: true })
+})
+
 t.test('redis: a follower stops when its reader leaves, and when the stream expired unended', async (t) => {
   const prefix = `test:${randomBytes(6).toString('hex')}:`
   const runner = await openRedis(t, { keyPrefix: prefix, maxDurationMs: 300, resumeTtlMs: 100 })

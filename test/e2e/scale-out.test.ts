@@ -238,7 +238,13 @@ t.test('Redis goes away: new streams get 503, running ones finish, and service r
   upstream.script = { tokens: TOKENS, hangAfterTokens: 3 }
   const running = a.stream('org-a', agentId, { message: 'go' })
   await running.untilEvents(4)
+  const remoteReader = new StreamClient(`${b.url}/api/v1/streams/${startOf(running).stream_id}`, {
+    method: 'GET', headers: { authorization: `Bearer ${b.token('org-a')}` }
+  })
+  await remoteReader.untilEvents(4)
   await redis.stop()
+  await remoteReader.ended
+  t.notOk(remoteReader.types().includes('done'), 'a reader following through Redis is cut, so its client reconnects elsewhere')
 
   const refused = b.stream('org-a', agentId, { message: 'go' })
   await refused.response()
