@@ -40,6 +40,7 @@ export interface ServerOptions {
   metricsToken?: string
   ui?: 'on' | 'off'
   redisUrl?: string
+  requestTimeoutMs: number
   redisKeyPrefix: string
   redisLeaseTtlMs: number
 }
@@ -86,6 +87,7 @@ const schema = {
     metricsToken: { type: 'string', minLength: 16 },
     ui: { type: 'string', enum: ['on', 'off'] },
     redisUrl: { type: 'string', pattern: '^rediss?://' },
+    requestTimeoutMs: { ...positiveMs, default: 30_000 },
     redisKeyPrefix: { type: 'string', default: 'agentmem:' },
     redisLeaseTtlMs: { type: 'integer', minimum: 100, maximum: 2_147_483_647, default: 30_000 }
   }
@@ -126,6 +128,7 @@ export const ENV_VARS: Readonly<Record<string, keyof ServerOptions>> = {
   LOG_LEVEL: 'logLevel',
   METRICS_TOKEN: 'metricsToken',
   UI: 'ui',
+  REQUEST_TIMEOUT_MS: 'requestTimeoutMs',
   REDIS_URL: 'redisUrl',
   REDIS_KEY_PREFIX: 'redisKeyPrefix',
   REDIS_LEASE_TTL_MS: 'redisLeaseTtlMs'

@@ -18,6 +18,7 @@ import { viaCoordinator, type Coordinator } from './coord/coordinator.js'
 import { LocalCoordinator } from './coord/local.js'
 import { RedisCoordinator } from './coord/redis.js'
 import { HttpError, quotaExceeded, serviceUnavailable, upstreamError } from './errors.js'
+import { answerClientError } from './http/client-error.js'
 import { sendError } from './http/respond.js'
 import { Router } from './http/router.js'
 import { ConcurrencyLimiter } from './limits/concurrency.js'
@@ -247,7 +248,12 @@ export async function createServer (input: ServerOptionsInput = {}, deps: Server
   })
 
   let closing = false
-  const server = http.createServer(async (req, res) => {
+  const server = http.createServer({
+    // Slow senders (slowloris) get 408 after this; it bounds receiving the request only, never a stream.
+    requestTimeout: options.requestTimeoutMs,
+    headersTimeout: options.requestTimeoutMs,
+    connectionsCheckingInterval: Math.min(options.requestTimeoutMs, 1000)
+  }, async (req, res) => {
     const startedAt = performance.now()
     const requestId = requestIdFrom(req.headers['x-request-id'], randomUUID)
     res.setHeader('X-Request-Id', requestId)
@@ -267,6 +273,8 @@ export async function createServer (input: ServerOptionsInput = {}, deps: Server
       sendError(res, err)
     }
   })
+
+  server.on('clientError', answerClientError)
 
   let closed: Promise<void> | undefined
   const close = async (): Promise<void> => {

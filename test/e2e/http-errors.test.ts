@@ -142,3 +142,74 @@ t.test('routing: unknown paths 404, wrong methods 405 with Allow, odd encodings 
   const traversal = await request(`${url}/api/v1/agents/..%2F..%2Fetc%2Fpasswd`, { method: 'GET', headers: auth })
   t.equal(traversal.status, 404)
 })
+
+/** Sends raw bytes on a socket of its own and returns everything the server answered before closing. */
+async function rawExchange (url: string, text: string): Promise<{ status: number, body: Record<string, unknown> | null, raw: string }> {
+  const { port } = new URL(url)
+  const socket = net.connect(Number(port), '127.0.0.1')
+  let raw = ''
+  socket.setEncoding('utf8')
+  socket.on('data', (d: string) => { raw += d })
+  socket.on('error', () => {})
+  socket.end(text)
+  await new Promise((resolve) => socket.on('close', resolve))
+  const [head = '', body = ''] = raw.split('\r\n\r\n', 2)
+  return { status: Number(head.split(' ')[1]), body: body.startsWith('{') ? JSON.parse(body) : null, raw }
+}
+
+t.test('requests the HTTP parser rejects still get the JSON error body', async (t) => {
+  const { url, createAgent, token } = await startApp(t)
+  const agentId = await createAgent('org-a')
+  const path = `/api/v1/agents/${agentId}`
+  const cases: Array<[string, string, number, string]> = [
+    ['oversized header', `GET ${path} HTTP/1.1\r\nHost: x\r\nX-Big: ${'a'.repeat(20_000)}\r\n\r\n`, 431, 'HEADERS_TOO_LARGE'],
+    ['huge token', `GET ${path} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${'a'.repeat(20_000)}\r\n\r\n`, 431, 'HEADERS_TOO_LARGE'],
+    ['too many headers in total', `GET ${path} HTTP/1.1\r\nHost: x\r\n${Array.from({ length: 400 }, (_, i) => `X-H${i}: ${'v'.repeat(60)}\r\n`).join('')}\r\n`, 431, 'HEADERS_TOO_LARGE'],
+    ['garbage request line', 'NOT A REQUEST\r\n\r\n', 400, 'BAD_REQUEST'],
+    ['conflicting Content-Length', `POST ${path} HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\nhello!`, 400, 'BAD_REQUEST'],
+    ['Content-Length with chunked', `POST ${path}/chat/stream HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n`, 400, 'BAD_REQUEST'],
+    ['NUL in a header value', `GET ${path} HTTP/1.1\r\nHost: x\r\nX-A: a\0b\r\n\r\n`, 400, 'BAD_REQUEST'],
+    ['CR alone in a header', `GET ${path} HTTP/1.1\r\nHost: x\r\nX-A: a\rInjected: 1\r\n\r\n`, 400, 'BAD_REQUEST']
+  ]
+  for (const [name, text, status, code] of cases) {
+    const answer = await rawExchange(url, text)
+    t.equal(answer.status, status, `${name}: status`)
+    t.equal(answer.body?.code, code, `${name}: code`)
+    t.same(Object.keys(answer.body ?? {}), ERROR_KEYS, `${name}: body keys`)
+  }
+
+  // Duplicate Authorization headers: Node keeps the first one, and so does the server.
+  const good = `Bearer ${token('org-a')}`
+  const first = await rawExchange(url, `GET ${path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\nAuthorization: ${good}\r\nAuthorization: Bearer junk\r\n\r\n`)
+  t.equal(first.status, 200, 'a valid first Authorization is used')
+  const second = await rawExchange(url, `GET ${path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\nAuthorization: Bearer junk\r\nAuthorization: ${good}\r\n\r\n`)
+  t.equal(second.status, 401, 'a valid second one does not rescue an invalid first')
+
+  // A client that resets in the middle of its headers: nobody to answer, nothing breaks.
+  const { port } = new URL(url)
+  const socket = net.connect(Number(port), '127.0.0.1')
+  socket.on('error', () => {})
+  await new Promise((resolve) => socket.once('connect', resolve))
+  socket.write(`GET ${path} HTTP/1.1\r\nHost: x\r\nX-Partial: `)
+  await new Promise((resolve) => setTimeout(resolve, 20))
+  socket.resetAndDestroy()
+  const health = await request(`${url}/healthz`, { method: 'GET' })
+  t.equal(health.status, 200, 'the server goes on serving')
+})
+
+t.test('a client that sends its request too slowly gets 408 and loses the connection', async (t) => {
+  const { url, createAgent } = await startApp(t, { requestTimeoutMs: 300 })
+  const agentId = await createAgent('org-a')
+  const { port } = new URL(url)
+  const socket = net.connect(Number(port), '127.0.0.1')
+  let raw = ''
+  socket.setEncoding('utf8')
+  socket.on('data', (d: string) => { raw += d })
+  // Headers trickle in, never finished.
+  socket.write(`POST /api/v1/agents/${agentId}/chat/stream HTTP/1.1\r\nHost: x\r\n`)
+  const drip = setInterval(() => socket.write('X-Drip: 1\r\n'), 50)
+  await new Promise((resolve) => socket.on('close', resolve))
+  clearInterval(drip)
+  t.match(raw, /^HTTP\/1.1 408 /)
+  t.match(JSON.parse(raw.split('\r\n\r\n')[1] as string), { code: 'REQUEST_TIMEOUT', details: null })
+})
