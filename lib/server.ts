@@ -165,7 +165,7 @@ export async function createServer (input: ServerOptionsInput = {}, deps: Server
   const coordinator = deps.coordinator ?? await openCoordinator(options, onError)
   // CPU spent on gzip is this instance's own: its budget is not shared.
   const compression = new ConcurrencyLimiter({ maxPerTenant: options.streamMaxCompressed, maxTotal: options.streamMaxCompressed })
-  const registry = new StreamRegistry({ ttlMs: options.streamResumeTtlMs, graceMs: options.streamDetachGraceMs })
+  const registry = new StreamRegistry({ ttlMs: options.streamResumeTtlMs, graceMs: options.streamDetachGraceMs, maxRetainedBytes: options.streamResumeMaxBytes })
   coordinator.onControl(({ type, id }) => {
     const stream = registry.get(id)
     if (stream === undefined) return // another instance's, or already expired
@@ -309,7 +309,9 @@ export async function createServer (input: ServerOptionsInput = {}, deps: Server
     listen: async () => {
       await new Promise<void>((resolve, reject) => {
         server.once('error', reject)
-        server.listen(options.port, options.host, () => {
+        // Node's default backlog (511) resets part of a burst, such as every client reconnecting
+        // after a deploy; the kernel caps this at net.core.somaxconn.
+        server.listen({ port: options.port, host: options.host, backlog: 4096 }, () => {
           server.off('error', reject)
           resolve()
         })

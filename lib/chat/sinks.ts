@@ -29,7 +29,7 @@ export class BroadcastSink implements ChunkSink {
   /** Copies every event to the other instances (set once, before the first event), when there are any. */
   feed: StreamFeed | null = null
   readonly #readers = new Set<SseWriter>()
-  readonly #onEmpty: (reason: Error) => void
+  #onEmpty: ((reason: Error) => void) | null
 
   constructor (log: ReplayLog, onEmpty: (reason: Error) => void) {
     this.log = log
@@ -61,7 +61,8 @@ export class BroadcastSink implements ChunkSink {
   detach (writer: SseWriter, reason: Error): void {
     if (!this.#readers.delete(writer)) return
     writer.end(!(reason instanceof ClientGoneError))
-    if (this.#readers.size === 0 && !this.log.ended) this.#onEmpty(reason)
+    // Set until the log ends, which is checked first.
+    if (this.#readers.size === 0 && !this.log.ended) (this.#onEmpty as (reason: Error) => void)(reason)
   }
 
   #broadcast (data: string): Promise<void> | undefined {
@@ -101,6 +102,8 @@ export class BroadcastSink implements ChunkSink {
     this.feed?.end()
     for (const reader of this.#readers) reader.end(destroy)
     this.#readers.clear()
+    // An ended stream stays around for resume: let go of the closure, which holds the request and response.
+    this.#onEmpty = null
   }
 }
 

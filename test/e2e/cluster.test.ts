@@ -1,5 +1,4 @@
 import t, { type Test } from 'tap'
-import { spawn, type ChildProcess } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import { once } from 'node:events'
 import { signToken } from '../../lib/auth/jwt.js'
@@ -9,6 +8,7 @@ import { REDIS_URL } from '../helpers/redis.js'
 import { eventually } from '../helpers/settle.js'
 import { StreamClient, request } from '../helpers/sse-client.js'
 import { FakeOpenAI } from '../helpers/upstream.js'
+import { startServerProcess, type ServerProcess } from '../helpers/process.js'
 
 /*
  * Three server processes on their own ports, sharing one Redis and one PostgreSQL schema:
@@ -17,34 +17,12 @@ import { FakeOpenAI } from '../helpers/upstream.js'
 
 const LEASE_TTL_MS = 1500
 
-interface Instance {
-  url: string
-  proc: ChildProcess
-}
+type Instance = ServerProcess
 
 async function startInstance (t: Test, env: Record<string, string>): Promise<Instance> {
-  // The same loaders tap gave this process, so the child runs lib/*.ts and reports coverage.
-  const proc = spawn(process.execPath, [...process.execArgv, 'lib/cli.ts', 'serve'], {
-    env: { ...process.env, ...env, PORT: '0', HOST: '127.0.0.1' },
-    stdio: ['ignore', 'pipe', 'inherit']
-  })
-  t.teardown(async () => {
-    if (proc.exitCode !== null || proc.signalCode !== null) return
-    proc.kill('SIGTERM')
-    await once(proc, 'exit')
-  })
-  let out = ''
-  proc.stdout?.setEncoding('utf8')
-  const url = await new Promise<string>((resolve, reject) => {
-    proc.stdout?.on('data', (text: string) => {
-      out += text
-      const match = /listening on (http:\/\/\S+)\n.*limits:/.exec(out)
-      if (match !== null) resolve(match[1] as string)
-    })
-    proc.once('exit', (code) => reject(new Error(`instance exited with ${String(code)}: ${out}`)))
-  })
-  t.match(out, /store: postgres {2}coordinator: redis/, 'started on the shared back ends')
-  return { url, proc }
+  const instance = await startServerProcess(t, env)
+  t.match(instance.output(), /store: postgres {2}coordinator: redis/, 'started on the shared back ends')
+  return instance
 }
 
 const token = (org: string, sub = 'user-1'): string => signToken(SECRET, { org, sub, ttlMs: 60_000 })
@@ -74,8 +52,7 @@ t.test('three instances behave as one', async (t) => {
     OPENAI_BASE_URL: upstream.url,
     STREAM_MAX_PER_TENANT: '2',
     STREAM_DETACH_GRACE_MS: '5000',
-    SHUTDOWN_GRACE_MS: '0',
-    LOG_LEVEL: 'silent'
+    SHUTDOWN_GRACE_MS: '0'
   }
   const [a, b, c] = await Promise.all([startInstance(t, env), startInstance(t, env), startInstance(t, env)]) as [Instance, Instance, Instance]
   const created = await call(a, 'POST', '/api/v1/agents', { name: 'shared agent' })

@@ -128,6 +128,20 @@ t.test('expired streams are gone after the TTL', async (t) => {
   t.equal((await resume(id).json()).code, 'NOT_FOUND')
 })
 
+t.test('ended streams share one byte budget: the oldest are forgotten first, before their TTL', async (t) => {
+  const { stream, upstream, agentId, resume, app } = await setup(t, { streamResumeMaxBytes: 10 * 1024 })
+  upstream.script = { tokens: ['x'.repeat(1000)] }
+  const ids: string[] = []
+  for (let i = 0; i < 6; i++) {
+    const c = stream('org-a', agentId, { message: `turn ${i}` })
+    await c.ended
+    ids.push(c.events[0]?.json.stream_id as string)
+  }
+  const found = await Promise.all(ids.map(async (id) => { const r = resume(id); await r.ended; return r.status }))
+  t.same(found, [404, 404, 404, 404, 200, 200], 'about 1.6 KB of frames and 3 KB of bookkeeping each: the two newest fit in 10 KB')
+  t.equal(app.streams().length, 0, 'none of them running')
+})
+
 t.test('a second live reader gets the same events (fan-out), and DELETE cancels for everyone', async (t) => {
   const { stream, upstream, agentId, resume, call, ends } = await setup(t)
   upstream.script = { tokens: TOKENS, hangAfterTokens: 3 }

@@ -1,4 +1,8 @@
 import t from 'tap'
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import Database from 'better-sqlite3'
 import { SqliteStore } from '../../lib/store/sqlite.js'
 import type { Store } from '../../lib/store/store.js'
 import { startApp } from '../helpers/server.js'
@@ -94,4 +98,39 @@ t.test('health: /healthz always, /readyz only while the store answers', async (t
   t.equal(down.status, 503)
   t.match(JSON.parse(down.raw), { code: 'SERVICE_UNAVAILABLE', message: 'Store unreachable' })
   t.equal((await request(`${url}/healthz`, { method: 'GET' })).status, 200, 'alive even when not ready')
+})
+
+t.test('the database file locked by another process mid-turn: an error chunk, nothing announced lost, recovery when released', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'agentmem-lock-'))
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }))
+  const file = join(dir, 'agentmem.db')
+  const upstream = await new FakeOpenAI().start()
+  t.teardown(() => upstream.close())
+  const { stream, createAgent, call } = await startApp(t, { databaseUrl: `sqlite:${file}`, llmProvider: 'openai', openaiApiKey: 'k', openaiBaseUrl: upstream.url })
+  const agentId = await createAgent('org-a')
+  const before = stream('org-a', agentId, { message: 'first' })
+  await before.ended
+  t.equal(before.last()?.chunk_type, 'done')
+
+  upstream.script = { tokens: ['a', 'b'], hangAfterTokens: 1 }
+  const client = stream('org-a', agentId, { message: 'second' })
+  await client.untilEvents(2)
+  // Another process (a backup tool, a migration) takes the write lock and keeps it.
+  const other = new Database(file)
+  other.exec('BEGIN EXCLUSIVE')
+  upstream.resume()
+  await client.ended
+  t.match(client.last(), { chunk_type: 'error', code: 'internal_error' }, 'the reply could not be stored: error, not done')
+  other.exec('ROLLBACK')
+  other.close()
+
+  upstream.script = { tokens: ['c'] }
+  const after = stream('org-a', agentId, { message: 'third' })
+  await after.ended
+  t.equal(after.last()?.chunk_type, 'done', 'writes work again once the lock is gone')
+  const sessions = [before, after].map((c) => (c.events[0]?.json as { session_id: string }).session_id)
+  for (const sessionId of sessions) {
+    const { body } = await call('org-a', 'GET', `/api/v1/agents/${agentId}/chat/history?session_id=${sessionId}`)
+    t.equal((body.data as unknown[]).length, 2, 'turns that said done are all in history')
+  }
 })
