@@ -64,7 +64,7 @@ async function shortStreams () {
 async function longStream () {
   const tokens = size(200_000, 2_000)
   const rows = []
-  for (const name of ['agentmem', 'baseline']) {
+  for (const name of SERVERS) {
     const rates = []
     const cpuPerEvent = []
     for (let r = 0; r < RUNS; r++) {
@@ -86,7 +86,7 @@ async function longStream () {
   }
   const base = rows.find((r) => r.name === 'baseline').rate.median
   return [
-    `## 2. Long stream throughput\n\nOne stream of ${fmt(tokens)} tokens. agentmem-stream reads them from a 0-delay OpenAI-compatible mock through the \`openai\` SDK (the mock shares the machine's two cores); the baseline writes pre-framed events itself. Peers are not run here: without an upstream their loop is the baseline's.\n`,
+    `## 2. Long stream throughput\n\nOne stream of ${fmt(tokens)} tokens. agentmem-stream reads them from a 0-delay OpenAI-compatible mock through the \`openai\` SDK (the mock shares the machine's two cores); the baseline and the peers generate the same token sequence in process (they have no upstream), each through its own SSE API with backpressure.\n`,
     '| server | events/s | vs baseline | server CPU µs per event |',
     '|---|---|---|---|',
     ...rows.map((r) => `| ${r.name} | ${triple(r.rate)} | ${ratio(r.rate.median, base)} | ${triple(r.cpu, 2)} |`)
@@ -195,7 +195,7 @@ async function slowConsumers () {
   const readers = size(100, 5)
   const seconds = size(10, 2)
   const rows = []
-  for (const name of ['agentmem', 'baseline']) {
+  for (const name of SERVERS) {
     const mock = await startMock()
     mock.tokens = 10_000_000
     // No detach grace: when the readers hang up at the end, their streams should stop, not run on for 30 s.

@@ -29,7 +29,13 @@ export function check (authorization, body) {
     return { status: 400 }
   }
   if (!validate(parsed)) return { status: 400 }
-  return { tokens: `You said: ${parsed.message}`.match(/\S+\s*/g), hold: parsed.hold === true }
+  const words = `You said: ${parsed.message}`.match(/\S+\s*/g)
+  // `tokens: n` (long-stream and slow-reader scenarios) cycles the words n times over, lazily.
+  return { tokens: Number.isInteger(parsed.tokens) ? cycle(words, parsed.tokens) : words, hold: parsed.hold === true }
+}
+
+function * cycle (words, count) {
+  for (let i = 0; i < count; i++) yield words[i % words.length]
 }
 
 export const chunk = (type, content = null) => JSON.stringify({ chunk_type: type, content, tool_call: null, memories_count: null })

@@ -15,6 +15,8 @@ serve(async (port) => {
     session.push(chunk('start'), undefined, String(id++))
     for (const token of result.tokens) {
       session.push(chunk('content', token), undefined, String(id++))
+      // better-sse has no backpressure of its own; without this wait a long stream would buffer in memory.
+      if (res.writableNeedDrain) await once(res, 'drain')
       if (result.hold) {
         const timer = setTimeout(() => res.end(), HOLD_MS)
         res.on('close', () => clearTimeout(timer))
