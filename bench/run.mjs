@@ -29,25 +29,13 @@ async function shortStreams () {
     const perRun = { rps: [], p50: [], p99: [], bad: 0 }
     for (let r = 0; r < RUNS; r++) {
       const server = await startServer(name)
-      let bad = 0
-      const result = await autocannon({
-        url: `http://127.0.0.1:${server.port}`,
-        connections: size(100, 10),
-        duration: size(10, 1),
-        requests: [{
-          method: 'POST',
-          path: streamPath(server),
-          headers,
-          body: JSON.stringify({ message: WORDS18 }),
-          onResponse: (status, body) => { if (status !== 200 || !body.includes('"chunk_type":"done"')) bad++ }
-        }]
-      })
+      const result = await loadAcross([server], size(100, 10), size(10, 1))
       await server.stop()
-      perRun.rps.push(result.requests.average)
-      perRun.p50.push(result.latency.p50)
-      perRun.p99.push(result.latency.p99)
-      perRun.bad += bad + result.errors + result.non2xx
-      log('short', name, Math.round(result.requests.average), 'streams/s')
+      perRun.rps.push(result.rps)
+      perRun.p50.push(result.p50)
+      perRun.p99.push(result.p99)
+      perRun.bad += result.bad
+      log('short', name, Math.round(result.rps), 'streams/s')
     }
     rows.push({ name, rps: stats(perRun.rps), p50: stats(perRun.p50), p99: stats(perRun.p99), bad: perRun.bad })
   }
@@ -230,7 +218,7 @@ async function slowConsumers () {
   ].join('\n')
 }
 
-/** autocannon on several servers at once, `connections` spread over them; sums throughput, keeps the worst p99. */
+/** autocannon on several servers at once, `connections` spread over them; sums throughput, keeps the worst p50 and p99. */
 async function loadAcross (servers, connections, duration) {
   let bad = 0
   const results = await Promise.all(servers.map((server, i) => autocannon({
@@ -247,6 +235,7 @@ async function loadAcross (servers, connections, duration) {
   })))
   return {
     rps: results.reduce((sum, r) => sum + r.requests.average, 0),
+    p50: Math.max(...results.map((r) => r.latency.p50)),
     p99: Math.max(...results.map((r) => r.latency.p99)),
     bad: bad + results.reduce((sum, r) => sum + r.errors + r.non2xx, 0)
   }

@@ -1,6 +1,6 @@
 import { createHash, randomUUID, timingSafeEqual } from 'node:crypto'
 import { Redis, type Result } from 'ioredis'
-import type { AcquireResult, ConcurrencyLimits } from '../limits/concurrency.js'
+import { leaseOnce, type AcquireResult, type ConcurrencyLimits } from '../limits/concurrency.js'
 import type { LoggedEvent } from '../resume/replay-log.js'
 import {
   CoordinatorUnavailableError, type ControlListener, type Coordinator, type RemoteStream, type SharedStreamInfo, type StreamFeed
@@ -132,20 +132,14 @@ export class RedisCoordinator implements Coordinator {
     if (verdict === 2) return { ok: false, scope: 'global', limit: maxTotal }
     if (verdict === 1) return { ok: false, scope: 'tenant', limit: maxPerTenant }
     this.#leases.set(id, tenant)
-    let released = false
     return {
       ok: true,
-      lease: {
-        tenant,
-        release: () => {
-          if (released) return
-          released = true
-          this.#leases.delete(id)
-          // If Redis is away the slot is not lost: the lease expires unrenewed.
-          this.#redis.zrem(this.#limitKey(null), id).catch(() => {})
-          this.#redis.zrem(this.#limitKey(tenant), id).catch(() => {})
-        }
-      }
+      lease: leaseOnce(tenant, () => {
+        this.#leases.delete(id)
+        // If Redis is away the slot is not lost: the lease expires unrenewed.
+        this.#redis.zrem(this.#limitKey(null), id).catch(() => {})
+        this.#redis.zrem(this.#limitKey(tenant), id).catch(() => {})
+      })
     }
   }
 

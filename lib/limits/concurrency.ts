@@ -17,6 +17,19 @@ export interface ConcurrencyLimits {
   maxTotal: number
 }
 
+/** A lease whose `release` runs `free` the first time it is called and never again. */
+export function leaseOnce (tenant: string, free: () => void): Lease {
+  let released = false
+  return {
+    tenant,
+    release: () => {
+      if (released) return
+      released = true
+      free()
+    }
+  }
+}
+
 export class ConcurrencyLimiter {
   readonly limits: ConcurrencyLimits
   #perTenant = new Map<string, number>()
@@ -40,18 +53,7 @@ export class ConcurrencyLimiter {
     if (current >= this.limits.maxPerTenant) return { ok: false, scope: 'tenant', limit: this.limits.maxPerTenant }
     this.#perTenant.set(tenant, current + 1)
     this.#total++
-    let released = false
-    return {
-      ok: true,
-      lease: {
-        tenant,
-        release: () => {
-          if (released) return
-          released = true
-          this.#release(tenant)
-        }
-      }
-    }
+    return { ok: true, lease: leaseOnce(tenant, () => this.#release(tenant)) }
   }
 
   #release (tenant: string): void {

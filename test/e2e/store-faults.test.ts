@@ -1,4 +1,5 @@
-import t from 'tap'
+import t, { type Test } from 'tap'
+import { execFileSync } from 'node:child_process'
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -7,7 +8,7 @@ import { SqliteStore } from '../../lib/store/sqlite.js'
 import type { Store } from '../../lib/store/store.js'
 import { startApp } from '../helpers/server.js'
 import { FakeOpenAI } from '../helpers/upstream.js'
-import { request } from '../helpers/sse-client.js'
+import { request, type StreamClient } from '../helpers/sse-client.js'
 
 /** The real SQLite store with a switch that makes chosen methods fail, as a full or read-only disk would. */
 function faultyStore (): { store: Store, fail: Set<keyof Store> } {
@@ -132,5 +133,58 @@ t.test('the database file locked by another process mid-turn: an error chunk, no
   for (const sessionId of sessions) {
     const { body } = await call('org-a', 'GET', `/api/v1/agents/${agentId}/chat/history?session_id=${sessionId}`)
     t.equal((body.data as unknown[]).length, 2, 'turns that said done are all in history')
+  }
+})
+
+/** A small filesystem of the test's own (tmpfs) to fill up; null where mount is not permitted. */
+function smallFilesystem (t: Test): string | null {
+  const dir = mkdtempSync(join(tmpdir(), 'agentmem-fs-'))
+  try {
+    execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=2m', 'tmpfs', dir], { stdio: 'ignore' })
+  } catch {
+    rmSync(dir, { recursive: true, force: true })
+    return null
+  }
+  t.teardown(() => {
+    execFileSync('umount', ['-l', dir])
+    rmSync(dir, { recursive: true, force: true })
+  })
+  return dir
+}
+
+t.test('the disk fills up mid-run: an error chunk, nothing announced lost, recovery once there is space', async (t) => {
+  const dir = smallFilesystem(t)
+  if (dir === null) return t.skip('mounting a tmpfs needs root (CI runs as root)')
+  const upstream = await new FakeOpenAI().start()
+  t.teardown(() => upstream.close())
+  const { stream, createAgent, call } = await startApp(t, {
+    databaseUrl: `sqlite:${join(dir, 'agentmem.db')}`, llmProvider: 'openai', openaiApiKey: 'k', openaiBaseUrl: upstream.url
+  })
+  const agentId = await createAgent('org-a')
+  const done: string[] = []
+  const turn = async (tokens: string[], during?: () => void): Promise<StreamClient> => {
+    upstream.script = { tokens, hangAfterTokens: 1 }
+    const client = stream('org-a', agentId, { message: `turn ${done.length}` })
+    await client.untilEvents(2)
+    during?.()
+    upstream.resume()
+    await client.ended
+    if (client.last()?.chunk_type === 'done') done.push((client.events[0]?.json as { session_id: string }).session_id)
+    return client
+  }
+  t.equal((await turn(['a', 'b'])).last()?.chunk_type, 'done')
+
+  // Full: a filler file takes every free byte while the reply streams.
+  const filler = join(dir, 'filler')
+  const full = await turn(['x'.repeat(64 * 1024), 'y'.repeat(64 * 1024)], () => {
+    try { execFileSync('dd', ['if=/dev/zero', `of=${filler}`, 'bs=64k'], { stdio: 'ignore' }) } catch { /* stops at ENOSPC, as intended */ }
+  })
+  t.match(full.last(), { chunk_type: 'error', code: 'internal_error' }, 'disk full: an error chunk, not done')
+  rmSync(filler)
+  t.equal((await turn(['c'])).last()?.chunk_type, 'done', 'space freed: writes work again')
+
+  for (const sessionId of done) {
+    const { body } = await call('org-a', 'GET', `/api/v1/agents/${agentId}/chat/history?session_id=${sessionId}`)
+    t.equal((body.data as unknown[]).length, 2, 'every turn that said done is in history')
   }
 })
