@@ -128,7 +128,7 @@ export class Orchestrator {
       abandon: async (content, usage) => {
         if (content !== '') await save(content, 'incomplete', usage)
       },
-      extract: (content) => this.#extract(scope, sessionId, request.message, content, found.slice(0, EXTRACTION_CONTEXT), memoryOps)
+      extract: (content) => this.#extract(scope, sessionId, request.message, content, found.slice(0, EXTRACTION_CONTEXT), memoryOps, signal)
     }
   }
 
@@ -172,7 +172,7 @@ export class Orchestrator {
   }
 
   async * #extract (scope: MemoryScope, sessionId: string, userMessage: string, reply: string, retrieved: Memory[],
-    toolOps: MemoryOp[]): AsyncIterable<MemoryUpdateEvent> {
+    toolOps: MemoryOp[], streamSignal: AbortSignal): AsyncIterable<MemoryUpdateEvent> {
     yield { type: 'memory_update', content: 'extracting', memories_count: null, memories: [] }
     const { memories, extractor, extractionTimeoutMs } = this.#opts
     // Extraction belongs to the conversation, not the connection: a client leaving does not cancel it.
@@ -187,10 +187,18 @@ export class Orchestrator {
     this.#background.add(job)
     void job.catch(() => {}).finally(() => this.#background.delete(job))
     let timer: NodeJS.Timeout | undefined
+    let onAbort: (() => void) | undefined
     const deferred = new Promise<'extraction_deferred'>((resolve) => { timer = setTimeout(resolve, extractionTimeoutMs, 'extraction_deferred') })
+    // The stream may end while it waits (client gone, timeout, shutdown); the extraction goes on.
+    const ended = new Promise<'ended'>((resolve) => {
+      onAbort = () => resolve('ended')
+      streamSignal.addEventListener('abort', onAbort, { once: true })
+    })
     // A failed extraction costs the turn its new memories, not its reply.
-    const ops = await Promise.race([job.catch(() => 'extraction_failed' as const), deferred])
+    const ops = await Promise.race([job.catch(() => 'extraction_failed' as const), deferred, ended])
     clearTimeout(timer)
+    streamSignal.removeEventListener('abort', onAbort as () => void)
+    streamSignal.throwIfAborted()
     if (typeof ops === 'string') {
       yield { type: 'memory_update', content: ops, memories_count: toolOps.length, memories: toolOps }
       return

@@ -1,6 +1,7 @@
 import net from 'node:net'
 import t from 'tap'
 import { createSigner } from 'fast-jwt'
+import { SqliteStore } from '../../lib/store/sqlite.js'
 import { startApp, SECRET } from '../helpers/server.js'
 import { request } from '../helpers/sse-client.js'
 
@@ -212,4 +213,49 @@ t.test('a client that sends its request too slowly gets 408 and loses the connec
   clearInterval(drip)
   t.match(raw, /^HTTP\/1.1 408 /)
   t.match(JSON.parse(raw.split('\r\n\r\n')[1] as string), { code: 'REQUEST_TIMEOUT', details: null })
+})
+
+t.test('tenants: a foreign id and a missing one take the same path through the store, so no timing tells them apart', async (t) => {
+  // The real store, with every call recorded: what differs in work is what could differ in time.
+  const calls: string[] = []
+  const inner = new SqliteStore(':memory:')
+  const store = new Proxy(inner, {
+    get (target, prop, receiver) {
+      const value = Reflect.get(target, prop, receiver)
+      if (typeof value !== 'function') return value
+      return (...args: unknown[]) => {
+        calls.push(String(prop))
+        return value.apply(target, args)
+      }
+    }
+  })
+  const { createAgent, call } = await startApp(t, {}, { store })
+  const agentA = await createAgent('org-a')
+  const memory = await call('org-a', 'POST', `/api/v1/agents/${agentA}/memories`, { content: 'a fact', user_id: 'user-1' })
+  const memoryA = (memory.body.data as { id: string }).id
+  const routes: Array<[string, (id: string) => string, unknown]> = [
+    ['GET', (id) => `/api/v1/agents/${id}`, undefined],
+    ['PUT', (id) => `/api/v1/agents/${id}`, { name: 'x' }],
+    ['POST', (id) => `/api/v1/agents/${id}/chat/stream`, { message: 'hi' }],
+    ['GET', (id) => `/api/v1/agents/${id}/memories`, undefined],
+    ['GET', (id) => `/api/v1/agents/${id}/memories/search?q=fact`, undefined],
+    ['GET', (id) => `/api/v1/agents/${id}/chat/history`, undefined]
+  ]
+  const probe = async (method: string, path: string, body: unknown): Promise<{ calls: string[], status: number, body: unknown }> => {
+    calls.length = 0
+    const res = await call('org-b', method, path, body)
+    return { calls: [...calls], status: res.status, body: { ...res.body, timestamp: null } }
+  }
+  for (const [method, path, body] of routes) {
+    const foreign = await probe(method, path(agentA), body)
+    const missing = await probe(method, path('agent-00000000-0000-0000-0000-000000000000'), body)
+    t.equal(foreign.status, 404, `${method} ${path(':id')}: 404`)
+    t.same(foreign, missing, `${method} ${path(':id')}: same store calls, same answer`)
+  }
+  for (const method of ['GET', 'PUT', 'DELETE']) {
+    const foreign = await probe(method, `/api/v1/memories/${memoryA}`, method === 'PUT' ? { content: 'x' } : undefined)
+    const missing = await probe(method, '/api/v1/memories/mem-00000000-0000-0000-0000-000000000000', method === 'PUT' ? { content: 'x' } : undefined)
+    t.equal(foreign.status, 404)
+    t.same(foreign, missing, `${method} /api/v1/memories/:id: same store calls, same answer`)
+  }
 })

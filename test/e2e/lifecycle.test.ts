@@ -264,3 +264,38 @@ t.test('graceful close: streams that finish within SHUTDOWN_GRACE_MS end normall
   t.match(stuck.last(), { chunk_type: 'error', code: 'server_shutdown' })
   t.same(ends.map((e) => e.outcome).sort(), ['done', 'server_shutdown'])
 })
+
+t.test('a client that leaves during memory extraction ends the stream as client_gone, released once', async (t) => {
+  const { app, stream, upstream, agentId, ends } = await setup(t)
+  const baseline = timerCount()
+  upstream.script = { tokens: ['I ', 'see'] }
+  // Slower than the drop, faster than EXTRACTION_TIMEOUT_MS (5 s): the stream must not wait it out.
+  upstream.jsonScript = { json: { facts: [] }, jsonDelayMs: 1000 }
+  const c = stream('org-a', agentId, { message: 'my name is Ada' })
+  await c.until((x) => x.events.some((e) => e.json.chunk_type === 'memory_update' && e.json.content === 'extracting'))
+  c.destroy()
+  t.ok(await eventually(() => app.streams().length === 0, 50), 'released at once, while the extraction still runs')
+  t.equal(upstream.jsonRequests.length, 1, 'the extraction was under way')
+  t.equal(ends.at(-1)?.outcome, 'client_gone')
+  t.equal(ends.length, 1, 'released once')
+  // The extraction belongs to the conversation and finishes in the background; then nothing is left.
+  await assertSettled(t, app, baseline)
+})
+
+t.test('a half-open client (request sent, then its side closed) counts as gone: nothing held, nothing leaked', async (t) => {
+  const { app, url, upstream, agentId, token, stream } = await setup(t, { streamMaxPerTenant: 1 })
+  const baseline = timerCount()
+  upstream.script = { tokens: ['one ', 'two ', 'three'], tokenDelayMs: 20 }
+  const { port } = new URL(url)
+  const body = JSON.stringify({ message: 'hi' })
+  const socket = net.connect({ port: Number(port), host: '127.0.0.1', allowHalfOpen: true })
+  socket.on('error', () => {})
+  // The whole request, then FIN. Node's server (httpAllowHalfOpen off) takes that as the client leaving.
+  socket.end(`POST /api/v1/agents/${agentId}/chat/stream HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n` +
+    `Authorization: Bearer ${token('org-a')}\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`)
+  await once(socket, 'close')
+  await assertSettled(t, app, baseline)
+  const next = stream('org-a', agentId, { message: 'next' })
+  await next.ended
+  t.equal(next.last()?.chunk_type, 'done', 'the tenant\'s single slot is free')
+})

@@ -188,3 +188,62 @@ t.test('the disk fills up mid-run: an error chunk, nothing announced lost, recov
     t.equal((body.data as unknown[]).length, 2, 'every turn that said done is in history')
   }
 })
+
+/** An ext4 filesystem of the test's own on a loop device (chattr needs one); null where that is not permitted. */
+function ext4Filesystem (t: Test): string | null {
+  const dir = mkdtempSync(join(tmpdir(), 'agentmem-ext4-'))
+  const image = `${dir}.img`
+  let device = ''
+  try {
+    execFileSync('truncate', ['-s', '16M', image])
+    execFileSync('mkfs.ext4', ['-q', image])
+    device = execFileSync('losetup', ['-f', '--show', image], { encoding: 'utf8' }).trim()
+    execFileSync('blockdev', ['--setrw', device])
+    execFileSync('mount', [device, dir], { stdio: 'ignore' })
+  } catch {
+    if (device !== '') execFileSync('losetup', ['-d', device])
+    rmSync(image, { force: true })
+    rmSync(dir, { recursive: true, force: true })
+    return null
+  }
+  t.teardown(() => {
+    execFileSync('sh', ['-c', `chattr -R -i ${dir} 2>/dev/null; umount ${dir}; losetup -d ${device}`])
+    rmSync(image, { force: true })
+    rmSync(dir, { recursive: true, force: true })
+  })
+  return dir
+}
+
+t.test('the database files become read-only mid-run: an error chunk, nothing announced lost, recovery once writable', async (t) => {
+  const dir = ext4Filesystem(t)
+  if (dir === null) return t.skip('a loop-mounted ext4 needs root (CI runs as root)')
+  const upstream = await new FakeOpenAI().start()
+  t.teardown(() => upstream.close())
+  const file = join(dir, 'agentmem.db')
+  const { stream, createAgent, call } = await startApp(t, {
+    databaseUrl: `sqlite:${file}`, llmProvider: 'openai', openaiApiKey: 'k', openaiBaseUrl: upstream.url
+  })
+  const agentId = await createAgent('org-a')
+  const immutable = (flag: '+i' | '-i'): void => { execFileSync('chattr', [flag, file, `${file}-wal`]) }
+  const turn = async (during?: () => void): Promise<StreamClient> => {
+    upstream.script = { tokens: ['a', 'b'], hangAfterTokens: 1 }
+    const client = stream('org-a', agentId, { message: 'hello' })
+    await client.untilEvents(2)
+    during?.()
+    upstream.resume()
+    await client.ended
+    return client
+  }
+  const first = await turn()
+  t.equal(first.last()?.chunk_type, 'done')
+  // chattr +i refuses writes even through descriptors already open, as a read-only remount would.
+  const refused = await turn(() => immutable('+i'))
+  t.match(refused.last(), { chunk_type: 'error', code: 'internal_error' }, 'read-only: an error chunk, not done')
+  immutable('-i')
+  const after = await turn()
+  t.equal(after.last()?.chunk_type, 'done', 'writable again: writes work again')
+  for (const c of [first, after]) {
+    const { body } = await call('org-a', 'GET', `/api/v1/agents/${agentId}/chat/history?session_id=${(c.events[0]?.json as { session_id: string }).session_id}`)
+    t.equal((body.data as unknown[]).length, 2, 'every turn that said done is in history')
+  }
+})
