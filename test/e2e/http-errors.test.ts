@@ -4,11 +4,13 @@ import { createSigner } from 'fast-jwt'
 import { SqliteStore } from '../../lib/store/sqlite.js'
 import { startApp, SECRET } from '../helpers/server.js'
 import { request } from '../helpers/sse-client.js'
+import { assertSettled, timerCount } from '../helpers/settle.js'
 
 const ERROR_KEYS = ['code', 'message', 'details', 'timestamp']
 
 t.test('bad requests get a status and the JSON error body, never a crash', async (t) => {
-  const { url, stream, createAgent, token } = await startApp(t)
+  const { app, url, stream, createAgent, token } = await startApp(t)
+  const timersBefore = timerCount()
   const agentId = await createAgent('org-a')
   const cases: Array<[string, string | undefined, string, number, string]> = [
     ['malformed JSON', 'application/json', '{"message": ', 400, 'BAD_REQUEST'],
@@ -40,10 +42,12 @@ t.test('bad requests get a status and the JSON error body, never a crash', async
 
   async function client (c: typeof charset): Promise<void> { await c.ended }
   t.ok(url)
+  await assertSettled(t, app, timersBefore)
 })
 
 t.test('a body over the limit is refused with 413 without reading it all', async (t) => {
-  const { stream, createAgent, url, token } = await startApp(t, { bodyLimitBytes: 1024 })
+  const { app, stream, createAgent, url, token } = await startApp(t, { bodyLimitBytes: 1024 })
+  const timersBefore = timerCount()
   const agentId = await createAgent('org-a')
   const declared = stream('org-a', agentId, JSON.stringify({ message: 'x'.repeat(2000) }))
   t.equal((await declared.json()).code, 'PAYLOAD_TOO_LARGE')
@@ -68,10 +72,12 @@ t.test('a body over the limit is refused with 413 without reading it all', async
   await closed
   t.match(answer, /^HTTP\/1.1 413/)
   t.match(answer, /PAYLOAD_TOO_LARGE/)
+  await assertSettled(t, app, timersBefore)
 })
 
-t.test('authentication: missing, malformed, wrong key, alg none, expired, missing claims', async (t) => {
-  const { stream, createAgent } = await startApp(t, { jwtIssuer: 'agentmem', jwtAudience: 'agentmem-stream' })
+t.test('authentication: missing, malformed, wrong key, alg none, expired, not yet valid, missing claims', async (t) => {
+  const { app, stream, createAgent } = await startApp(t, { jwtIssuer: 'agentmem', jwtAudience: 'agentmem-stream' })
+  const timersBefore = timerCount()
   const agentId = await createAgent('org-a').catch(() => null)
   t.equal(agentId, null, 'a token without the configured iss/aud is refused')
   const sign = (payload: Record<string, unknown>, opts: Record<string, unknown> = {}): string =>
@@ -87,6 +93,7 @@ t.test('authentication: missing, malformed, wrong key, alg none, expired, missin
     ['alg none', { authorization: `Bearer ${header}.${payload}.` }, /Invalid token/],
     ['HS512 with the right secret', { authorization: `Bearer ${sign({ sub: 'u1', org_id: 'org-a' }, { algorithm: 'HS512' })}` }, /Invalid token/],
     ['expired', { authorization: `Bearer ${sign({ sub: 'u1', org_id: 'org-a', exp: Math.floor(Date.now() / 1000) - 10 }, { expiresIn: undefined })}` }, /Token expired/],
+    ['not yet valid (nbf)', { authorization: `Bearer ${sign({ sub: 'u1', org_id: 'org-a', nbf: Math.floor(Date.now() / 1000) + 600 })}` }, /Invalid token|not yet/],
     ['no exp', { authorization: `Bearer ${sign({ sub: 'u1', org_id: 'org-a' }, { expiresIn: undefined })}` }, /Invalid token/],
     ['no org_id', { authorization: `Bearer ${sign({ sub: 'u1' })}` }, /Invalid token/],
     ['org_id not a string', { authorization: `Bearer ${sign({ sub: 'u1', org_id: 7 })}` }, /sub and org_id/],
@@ -102,10 +109,12 @@ t.test('authentication: missing, malformed, wrong key, alg none, expired, missin
   }
   const ok = stream('org-a', 'agent-missing', { message: 'hi' }, { headers: { authorization: `Bearer ${good}` } })
   t.equal((await ok.json()).code, 'NOT_FOUND', 'a valid token gets past auth')
+  await assertSettled(t, app, timersBefore)
 })
 
 t.test('tenants: another org\'s agent is a 404 indistinguishable from a missing one', async (t) => {
-  const { stream, createAgent, call } = await startApp(t)
+  const { app, stream, createAgent, call } = await startApp(t)
+  const timersBefore = timerCount()
   const agentA = await createAgent('org-a')
   const foreign = stream('org-b', agentA, { message: 'hi' })
   const missing = stream('org-b', 'agent-does-not-exist', { message: 'hi' })
@@ -125,10 +134,12 @@ t.test('tenants: another org\'s agent is a 404 indistinguishable from a missing 
   }
   t.same((await call('org-b', 'GET', '/api/v1/agents')).body.data, [], 'org-b lists nothing')
   t.equal((await call('org-a', 'GET', `/api/v1/agents/${agentA}`)).status, 200, 'owner still sees it')
+  await assertSettled(t, app, timersBefore)
 })
 
 t.test('routing: unknown paths 404, wrong methods 405 with Allow, odd encodings 400', async (t) => {
-  const { url, token } = await startApp(t)
+  const { app, url, token } = await startApp(t)
+  const timersBefore = timerCount()
   const auth = { authorization: `Bearer ${token('org-a')}` }
   const unknown = await request(`${url}/nope`, { method: 'GET', headers: auth })
   t.equal(unknown.status, 404)
@@ -142,6 +153,7 @@ t.test('routing: unknown paths 404, wrong methods 405 with Allow, odd encodings 
   t.equal(bad.status, 400)
   const traversal = await request(`${url}/api/v1/agents/..%2F..%2Fetc%2Fpasswd`, { method: 'GET', headers: auth })
   t.equal(traversal.status, 404)
+  await assertSettled(t, app, timersBefore)
 })
 
 /** Sends raw bytes on a socket of its own and returns everything the server answered before closing. */
@@ -159,7 +171,8 @@ async function rawExchange (url: string, text: string): Promise<{ status: number
 }
 
 t.test('requests the HTTP parser rejects still get the JSON error body', async (t) => {
-  const { url, createAgent, token } = await startApp(t)
+  const { app, url, createAgent, token } = await startApp(t)
+  const timersBefore = timerCount()
   const agentId = await createAgent('org-a')
   const path = `/api/v1/agents/${agentId}`
   const cases: Array<[string, string, number, string]> = [
@@ -196,10 +209,12 @@ t.test('requests the HTTP parser rejects still get the JSON error body', async (
   socket.resetAndDestroy()
   const health = await request(`${url}/healthz`, { method: 'GET' })
   t.equal(health.status, 200, 'the server goes on serving')
+  await assertSettled(t, app, timersBefore)
 })
 
 t.test('a client that sends its request too slowly gets 408 and loses the connection', async (t) => {
-  const { url, createAgent } = await startApp(t, { requestTimeoutMs: 300 })
+  const { app, url, createAgent } = await startApp(t, { requestTimeoutMs: 300 })
+  const timersBefore = timerCount()
   const agentId = await createAgent('org-a')
   const { port } = new URL(url)
   const socket = net.connect(Number(port), '127.0.0.1')
@@ -213,6 +228,7 @@ t.test('a client that sends its request too slowly gets 408 and loses the connec
   clearInterval(drip)
   t.match(raw, /^HTTP\/1.1 408 /)
   t.match(JSON.parse(raw.split('\r\n\r\n')[1] as string), { code: 'REQUEST_TIMEOUT', details: null })
+  await assertSettled(t, app, timersBefore)
 })
 
 t.test('tenants: a foreign id and a missing one take the same path through the store, so no timing tells them apart', async (t) => {
@@ -229,7 +245,8 @@ t.test('tenants: a foreign id and a missing one take the same path through the s
       }
     }
   })
-  const { createAgent, call } = await startApp(t, {}, { store })
+  const { app, createAgent, call } = await startApp(t, {}, { store })
+  const timersBefore = timerCount()
   const agentA = await createAgent('org-a')
   const memory = await call('org-a', 'POST', `/api/v1/agents/${agentA}/memories`, { content: 'a fact', user_id: 'user-1' })
   const memoryA = (memory.body.data as { id: string }).id
@@ -258,4 +275,5 @@ t.test('tenants: a foreign id and a missing one take the same path through the s
     t.equal(foreign.status, 404)
     t.same(foreign, missing, `${method} /api/v1/memories/:id: same store calls, same answer`)
   }
+  await assertSettled(t, app, timersBefore)
 })
