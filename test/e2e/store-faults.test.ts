@@ -136,6 +136,41 @@ t.test('the database file locked by another process mid-turn: an error chunk, no
   }
 })
 
+/**
+ * The server on a database file at `file`, fed by an upstream the test holds after one token:
+ * `turn(tokens, during)` streams one reply and runs `during` while it is held, which is when the
+ * fault strikes. `storedTurns()` counts the turns that said `done` and are in history.
+ */
+async function appOnDisk (t: Test, file: string): Promise<{ turn: (tokens: string[], during?: () => void) => Promise<StreamClient>, doneTurns: () => Promise<{ said: number, stored: number }> }> {
+  const upstream = await new FakeOpenAI().start()
+  t.teardown(() => upstream.close())
+  const { stream, createAgent, call } = await startApp(t, {
+    databaseUrl: `sqlite:${file}`, llmProvider: 'openai', openaiApiKey: 'k', openaiBaseUrl: upstream.url
+  })
+  const agentId = await createAgent('org-a')
+  const done: string[] = []
+  return {
+    turn: async (tokens, during) => {
+      upstream.script = { tokens, hangAfterTokens: 1 }
+      const client = stream('org-a', agentId, { message: 'hello' })
+      await client.untilEvents(2)
+      during?.()
+      upstream.resume()
+      await client.ended
+      if (client.last()?.chunk_type === 'done') done.push((client.events[0]?.json as { session_id: string }).session_id)
+      return client
+    },
+    doneTurns: async () => {
+      let stored = 0
+      for (const sessionId of done) {
+        const { body } = await call('org-a', 'GET', `/api/v1/agents/${agentId}/chat/history?session_id=${sessionId}`)
+        if ((body.data as unknown[]).length === 2) stored++
+      }
+      return { said: done.length, stored }
+    }
+  }
+}
+
 /** A small filesystem of the test's own (tmpfs) to fill up; null where mount is not permitted. */
 function smallFilesystem (t: Test): string | null {
   const dir = mkdtempSync(join(tmpdir(), 'agentmem-fs-'))
@@ -155,25 +190,8 @@ function smallFilesystem (t: Test): string | null {
 t.test('the disk fills up mid-run: an error chunk, nothing announced lost, recovery once there is space', async (t) => {
   const dir = smallFilesystem(t)
   if (dir === null) return t.skip('mounting a tmpfs needs root (CI runs as root)')
-  const upstream = await new FakeOpenAI().start()
-  t.teardown(() => upstream.close())
-  const { stream, createAgent, call } = await startApp(t, {
-    databaseUrl: `sqlite:${join(dir, 'agentmem.db')}`, llmProvider: 'openai', openaiApiKey: 'k', openaiBaseUrl: upstream.url
-  })
-  const agentId = await createAgent('org-a')
-  const done: string[] = []
-  const turn = async (tokens: string[], during?: () => void): Promise<StreamClient> => {
-    upstream.script = { tokens, hangAfterTokens: 1 }
-    const client = stream('org-a', agentId, { message: `turn ${done.length}` })
-    await client.untilEvents(2)
-    during?.()
-    upstream.resume()
-    await client.ended
-    if (client.last()?.chunk_type === 'done') done.push((client.events[0]?.json as { session_id: string }).session_id)
-    return client
-  }
+  const { turn, doneTurns } = await appOnDisk(t, join(dir, 'agentmem.db'))
   t.equal((await turn(['a', 'b'])).last()?.chunk_type, 'done')
-
   // Full: a filler file takes every free byte while the reply streams.
   const filler = join(dir, 'filler')
   const full = await turn(['x'.repeat(64 * 1024), 'y'.repeat(64 * 1024)], () => {
@@ -182,11 +200,7 @@ t.test('the disk fills up mid-run: an error chunk, nothing announced lost, recov
   t.match(full.last(), { chunk_type: 'error', code: 'internal_error' }, 'disk full: an error chunk, not done')
   rmSync(filler)
   t.equal((await turn(['c'])).last()?.chunk_type, 'done', 'space freed: writes work again')
-
-  for (const sessionId of done) {
-    const { body } = await call('org-a', 'GET', `/api/v1/agents/${agentId}/chat/history?session_id=${sessionId}`)
-    t.equal((body.data as unknown[]).length, 2, 'every turn that said done is in history')
-  }
+  t.same(await doneTurns(), { said: 2, stored: 2 }, 'every turn that said done is in history')
 })
 
 /** An ext4 filesystem of the test's own on a loop device (chattr needs one); null where that is not permitted. */
@@ -217,33 +231,14 @@ function ext4Filesystem (t: Test): string | null {
 t.test('the database files become read-only mid-run: an error chunk, nothing announced lost, recovery once writable', async (t) => {
   const dir = ext4Filesystem(t)
   if (dir === null) return t.skip('a loop-mounted ext4 needs root (CI runs as root)')
-  const upstream = await new FakeOpenAI().start()
-  t.teardown(() => upstream.close())
   const file = join(dir, 'agentmem.db')
-  const { stream, createAgent, call } = await startApp(t, {
-    databaseUrl: `sqlite:${file}`, llmProvider: 'openai', openaiApiKey: 'k', openaiBaseUrl: upstream.url
-  })
-  const agentId = await createAgent('org-a')
+  const { turn, doneTurns } = await appOnDisk(t, file)
   const immutable = (flag: '+i' | '-i'): void => { execFileSync('chattr', [flag, file, `${file}-wal`]) }
-  const turn = async (during?: () => void): Promise<StreamClient> => {
-    upstream.script = { tokens: ['a', 'b'], hangAfterTokens: 1 }
-    const client = stream('org-a', agentId, { message: 'hello' })
-    await client.untilEvents(2)
-    during?.()
-    upstream.resume()
-    await client.ended
-    return client
-  }
-  const first = await turn()
-  t.equal(first.last()?.chunk_type, 'done')
+  t.equal((await turn(['a', 'b'])).last()?.chunk_type, 'done')
   // chattr +i refuses writes even through descriptors already open, as a read-only remount would.
-  const refused = await turn(() => immutable('+i'))
+  const refused = await turn(['a', 'b'], () => immutable('+i'))
   t.match(refused.last(), { chunk_type: 'error', code: 'internal_error' }, 'read-only: an error chunk, not done')
   immutable('-i')
-  const after = await turn()
-  t.equal(after.last()?.chunk_type, 'done', 'writable again: writes work again')
-  for (const c of [first, after]) {
-    const { body } = await call('org-a', 'GET', `/api/v1/agents/${agentId}/chat/history?session_id=${(c.events[0]?.json as { session_id: string }).session_id}`)
-    t.equal((body.data as unknown[]).length, 2, 'every turn that said done is in history')
-  }
+  t.equal((await turn(['c'])).last()?.chunk_type, 'done', 'writable again: writes work again')
+  t.same(await doneTurns(), { said: 2, stored: 2 }, 'every turn that said done is in history')
 })
