@@ -41,7 +41,7 @@ export interface ServerOptions {
   metricsToken?: string
   ui?: 'on' | 'off'
   redisUrl?: string
-  requestTimeoutMs: number
+  headersTimeoutMs: number
   redisKeyPrefix: string
   redisLeaseTtlMs: number
 }
@@ -89,7 +89,7 @@ const schema = {
     metricsToken: { type: 'string', minLength: 16 },
     ui: { type: 'string', enum: ['on', 'off'] },
     redisUrl: { type: 'string', pattern: '^rediss?://' },
-    requestTimeoutMs: { ...positiveMs, default: 30_000 },
+    headersTimeoutMs: { ...positiveMs, default: 30_000 },
     redisKeyPrefix: { type: 'string', default: 'agentmem:' },
     redisLeaseTtlMs: { type: 'integer', minimum: 100, maximum: 2_147_483_647, default: 30_000 }
   }
@@ -131,7 +131,7 @@ export const ENV_VARS: Readonly<Record<string, keyof ServerOptions>> = {
   LOG_LEVEL: 'logLevel',
   METRICS_TOKEN: 'metricsToken',
   UI: 'ui',
-  REQUEST_TIMEOUT_MS: 'requestTimeoutMs',
+  HEADERS_TIMEOUT_MS: 'headersTimeoutMs',
   REDIS_URL: 'redisUrl',
   REDIS_KEY_PREFIX: 'redisKeyPrefix',
   REDIS_LEASE_TTL_MS: 'redisLeaseTtlMs'

@@ -249,10 +249,10 @@ export async function createServer (input: ServerOptionsInput = {}, deps: Server
 
   let closing = false
   const server = http.createServer({
-    // Slow senders (slowloris) get 408 after this; it bounds receiving the request only, never a stream.
-    requestTimeout: options.requestTimeoutMs,
-    headersTimeout: options.requestTimeoutMs,
-    connectionsCheckingInterval: Math.min(options.requestTimeoutMs, 1000)
+    // Clients trickling headers (slowloris) get 408. requestTimeout stays at Node's 300 s: set
+    // this short as well, it made requests on kept-alive connections wait for seconds under load.
+    headersTimeout: options.headersTimeoutMs,
+    connectionsCheckingInterval: Math.min(options.headersTimeoutMs, 1000)
   }, async (req, res) => {
     const startedAt = performance.now()
     const requestId = requestIdFrom(req.headers['x-request-id'], randomUUID)

@@ -213,7 +213,7 @@ t.test('requests the HTTP parser rejects still get the JSON error body', async (
 })
 
 t.test('a client that sends its request too slowly gets 408 and loses the connection', async (t) => {
-  const { app, url, createAgent } = await startApp(t, { requestTimeoutMs: 300 })
+  const { app, url, createAgent } = await startApp(t, { headersTimeoutMs: 300 })
   const timersBefore = timerCount()
   const agentId = await createAgent('org-a')
   const { port } = new URL(url)
