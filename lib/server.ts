@@ -206,7 +206,7 @@ export async function createServer (input: ServerOptionsInput = {}, deps: Server
     authenticate,
     coordinator,
     startRun: async (orgId, agentId, requestId) => {
-      const acquired = await viaCoordinator(async () => await coordinator.acquire(orgId))
+      const acquired = await viaCoordinator(coordinator.acquire(orgId))
       if (!acquired.ok) {
         metrics.limitRejections.inc({ scope: acquired.scope })
         throw quotaExceeded(acquired.scope, acquired.limit, 1)

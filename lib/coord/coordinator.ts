@@ -63,10 +63,10 @@ export class CoordinatorUnavailableError extends Error {
   }
 }
 
-/** Runs a coordinator call for a request: an unreachable coordinator becomes 503, anything else stays as it is. */
-export async function viaCoordinator<T> (call: () => Promise<T>): Promise<T> {
+/** A coordinator call for a request: an unreachable coordinator becomes 503, anything else stays as it is. */
+export async function viaCoordinator<T> (pending: Promise<T>): Promise<T> {
   try {
-    return await call()
+    return await pending
   } catch (err) {
     if (err instanceof CoordinatorUnavailableError) throw coordinatorUnavailable()
     throw err

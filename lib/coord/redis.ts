@@ -61,6 +61,15 @@ const hashToken = (token: string): Buffer => createHash('sha256').update(token).
 
 type Entry = [id: string, fields: string[]]
 
+/** A Redis call on a request's path: when it fails, Redis counts as unreachable (the caller answers 503). */
+async function reachable<T> (pending: Promise<T>): Promise<T> {
+  try {
+    return await pending
+  } catch (err) {
+    throw new CoordinatorUnavailableError(err)
+  }
+}
+
 /**
  * Limits, resume and cancel shared by every instance on one Redis. Leases are members of sorted
  * sets scored by expiry (taken atomically by a script, renewed by one timer for all of this
@@ -123,12 +132,7 @@ export class RedisCoordinator implements Coordinator {
   async acquire (tenant: string): Promise<AcquireResult> {
     const { maxPerTenant, maxTotal, leaseTtlMs } = this.#opts
     const id = randomUUID()
-    let verdict: number
-    try {
-      verdict = await this.#redis.amAcquire(this.#limitKey(null), this.#limitKey(tenant), id, maxPerTenant, maxTotal, leaseTtlMs)
-    } catch (err) {
-      throw new CoordinatorUnavailableError(err)
-    }
+    const verdict = await reachable(this.#redis.amAcquire(this.#limitKey(null), this.#limitKey(tenant), id, maxPerTenant, maxTotal, leaseTtlMs))
     if (verdict === 2) return { ok: false, scope: 'global', limit: maxTotal }
     if (verdict === 1) return { ok: false, scope: 'tenant', limit: maxPerTenant }
     this.#leases.set(id, tenant)
@@ -180,16 +184,11 @@ export class RedisCoordinator implements Coordinator {
 
   async find (id: string): Promise<RemoteStream | null> {
     const events = this.#streamKey(id, 'events')
-    let meta: Record<string, string>, newest: Entry[], oldest: Entry[]
-    try {
-      [meta, newest, oldest] = await Promise.all([
-        this.#redis.hgetall(this.#streamKey(id, 'meta')),
-        this.#redis.xrevrange(events, '+', '-', 'COUNT', 2) as Promise<Entry[]>,
-        this.#redis.xrange(events, '-', '+', 'COUNT', 1) as Promise<Entry[]>
-      ])
-    } catch (err) {
-      throw new CoordinatorUnavailableError(err)
-    }
+    const [meta, newest, oldest] = await reachable(Promise.all([
+      this.#redis.hgetall(this.#streamKey(id, 'meta')),
+      this.#redis.xrevrange(events, '+', '-', 'COUNT', 2) as Promise<Entry[]>,
+      this.#redis.xrange(events, '-', '+', 'COUNT', 1) as Promise<Entry[]>
+    ]))
     if (meta.org === undefined) return null
     const ended = newest[0]?.[0] === END_ID
     const last = ended ? newest[1] : newest[0]
@@ -244,11 +243,7 @@ export class RedisCoordinator implements Coordinator {
   }
 
   async cancel (id: string): Promise<void> {
-    try {
-      await this.#redis.publish(this.#channel, `c:${id}`)
-    } catch (err) {
-      throw new CoordinatorUnavailableError(err)
-    }
+    await reachable(this.#redis.publish(this.#channel, `c:${id}`))
   }
 
   onControl (listener: ControlListener): void {

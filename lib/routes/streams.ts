@@ -25,7 +25,7 @@ export function streamRoutes (router: Router, app: AppContext): void {
   async function locate (id: string): Promise<Located | null> {
     const local = registry.get(id)
     if (local !== undefined) return { local }
-    const remote = await viaCoordinator(async () => await coordinator.find(id))
+    const remote = await viaCoordinator(coordinator.find(id))
     return remote === null ? null : { remote }
   }
 
@@ -96,7 +96,7 @@ export function streamRoutes (router: Router, app: AppContext): void {
     if (found === null || (found.local ?? found.remote).orgId !== principal.orgId) throw notFound('Stream')
     const { local, remote } = found
     if (local?.endedAt === null) local.run.abort(new CancelledError())
-    else if (remote?.ended === false) await viaCoordinator(async () => await coordinator.cancel(remote.id))
+    else if (remote?.ended === false) await viaCoordinator(coordinator.cancel(remote.id))
     else throw conflict('Stream already ended')
     sendNoContent(res)
   }))
