@@ -31,7 +31,7 @@ export interface RegistryOptions {
 
 /**
  * Streams that can be resumed, in this process. Ended streams expire lazily on lookup and by
- * one unref'd sweeper, so a stream costs no timer of its own unless it is detached. Under
+ * one unref'd sweeper that looks at ended streams only, so a stream costs no timer of its own unless it is detached. Under
  * sustained load the TTL alone would let memory grow with the stream rate, so ended streams
  * also share one byte budget.
  */
@@ -83,9 +83,7 @@ export class StreamRegistry {
 
   /** A reader is back: the stream is wanted again. */
   attached (stream: ResumableStream): void {
-    clearTimeout(stream.graceTimer)
-    // Cleared, not just stopped: refresh() would re-arm a stopped timer.
-    stream.graceTimer = undefined
+    stopGrace(stream)
   }
 
   /** A reader on another instance is following: restart the grace period, if one is running. */
@@ -94,8 +92,7 @@ export class StreamRegistry {
   }
 
   ended (stream: ResumableStream): void {
-    clearTimeout(stream.graceTimer)
-    stream.graceTimer = undefined
+    stopGrace(stream)
     stream.endedAt = Date.now()
     const bytes = stream.sink.log.bytes + ENDED_STREAM_OVERHEAD
     this.#ended.set(stream.id, bytes)
@@ -117,7 +114,17 @@ export class StreamRegistry {
     return stream.endedAt !== null && Date.now() - stream.endedAt >= this.#opts.ttlMs
   }
 
+  /** Ended streams are kept in the order they ended, so the expired ones are all at the front. */
   #sweep (): void {
-    for (const id of this.#streams.keys()) this.get(id)
+    for (const id of this.#ended.keys()) {
+      if (!this.#expired(this.#streams.get(id) as ResumableStream)) break
+      this.#forget(id)
+    }
   }
+}
+
+function stopGrace (stream: ResumableStream): void {
+  clearTimeout(stream.graceTimer)
+  // Cleared, not just stopped: refresh() would re-arm a stopped timer.
+  stream.graceTimer = undefined
 }

@@ -1,0 +1,39 @@
+import t from 'tap'
+import { setFlagsFromString } from 'node:v8'
+import { runInNewContext } from 'node:vm'
+import { setTimeout as sleep } from 'node:timers/promises'
+import { BroadcastSink } from '../lib/chat/sinks.js'
+import { StreamRun } from '../lib/chat/stream-run.js'
+import { leaseOnce } from '../lib/limits/concurrency.js'
+import { StreamRegistry, type ResumableStream } from '../lib/resume/registry.js'
+import { ReplayLog } from '../lib/resume/replay-log.js'
+
+setFlagsFromString('--expose-gc')
+const gc = runInNewContext('gc') as () => void
+
+function endedStream (registry: StreamRegistry): ResumableStream {
+  const run = new StreamRun({
+    orgId: 'org', agentId: 'agent', requestId: 'req', lease: leaseOnce('org', () => {}),
+    timeouts: { firstTokenMs: 60_000, idleMs: 60_000, maxDurationMs: 60_000 }, onEnd: () => {}
+  })
+  run.release('done')
+  const stream = registry.add(run, new BroadcastSink(new ReplayLog({ maxEvents: 10, maxBytes: 1024 }), () => {}), 'user')
+  registry.ended(stream)
+  return stream
+}
+
+t.test('the sweeper lets go of an expired stream that nobody looks up', async (t) => {
+  const registry = new StreamRegistry({ ttlMs: 100, graceMs: 0, maxRetainedBytes: 1 << 30 })
+  t.teardown(() => registry.close())
+  const ended = new WeakRef(endedStream(registry))
+  await sleep(0)
+  gc()
+  t.ok(ended.deref() !== undefined, 'kept while within its TTL, for resume')
+  let released = false
+  for (let i = 0; i < 100 && !released; i++) {
+    await sleep(20)
+    gc()
+    released = ended.deref() === undefined
+  }
+  t.ok(released, 'released after its TTL without a lookup')
+})
