@@ -6,11 +6,12 @@ export function acceptsGzip (header: string | undefined): boolean {
   if (header === undefined) return false
   let star: boolean | null = null
   for (const part of header.split(',')) {
-    const [name = '', ...params] = part.trim().toLowerCase().split(';')
+    const [rawName = '', ...params] = part.toLowerCase().split(';')
+    const name = rawName.trim()
     const q = params.map((p) => p.trim()).find((p) => p.startsWith('q='))
     const allowed = q === undefined || Number(q.slice(2)) > 0
-    if (name.trim() === 'gzip' || name.trim() === 'x-gzip') return allowed
-    if (name.trim() === '*') star = allowed
+    if (name === 'gzip' || name === 'x-gzip') return allowed
+    if (name === '*') star = allowed
   }
   return star === true
 }
