@@ -260,7 +260,9 @@ export async function createServer (input: ServerOptionsInput = {}, deps: Server
     res.once('close', () => {
       // The path only: query strings can carry resume tokens.
       const path = (req.url as string).split('?', 1)[0]
-      logger.info({ req_id: requestId, method: req.method, path, status: res.statusCode, ms: Math.round(performance.now() - startedAt) }, 'request')
+      // No status when the client left before any answer: none was sent.
+      const status = res.headersSent ? res.statusCode : null
+      logger.info({ req_id: requestId, method: req.method, path, status, ms: Math.round(performance.now() - startedAt) }, 'request')
     })
     try {
       if (closing) throw serviceUnavailable('Server is shutting down')

@@ -18,3 +18,18 @@ t.test('the content fast path equals the general serializer, for awkward text to
     t.same(JSON.parse(serializeContent(text)), { chunk_type: 'content', content: text, tool_call: null, memories_count: null })
   }
 })
+
+t.test('the serializer writes the same JSON as JSON.stringify, with the core keys first, for any extras', async (t) => {
+  const { default: fc } = await import('fast-check')
+  const extras = fc.dictionary(fc.string(), fc.oneof(fc.jsonValue(), fc.constant(undefined)))
+  fc.assert(fc.property(fc.constantFrom('start', 'done', 'error', 'memory_update'), fc.option(fc.string()), extras, (type, content, extra) => {
+    const chunk = makeChunk(type, { content }, extra)
+    const { chunk_type: chunkType, content: c, tool_call: toolCall, memories_count: count, ...rest } = chunk
+    const reference = JSON.stringify({ chunk_type: chunkType, content: c, tool_call: toolCall, memories_count: count, ...rest })
+    const json = serializeChunk(chunk)
+    // JSON.stringify would put integer-like extra keys before the core ones; the serializer never does.
+    const core = `{"chunk_type":"${type}","content":${JSON.stringify(content)},"tool_call":null,"memories_count":null`
+    return json.startsWith(core) && JSON.stringify(JSON.parse(json)) === JSON.stringify(JSON.parse(reference))
+  }))
+  t.pass('100 random chunks matched')
+})

@@ -20,24 +20,53 @@ export async function readJsonBody (req: IncomingMessage, limit: number): Promis
   const declared = Number(req.headers['content-length'])
   if (declared > limit) throw payloadTooLarge(limit)
 
-  const chunks: Buffer[] = []
-  let size = 0
-  try {
-    for await (const chunk of req) {
-      size += (chunk as Buffer).length
-      if (size > limit) throw payloadTooLarge(limit)
-      chunks.push(chunk as Buffer)
-    }
-  } catch (err) {
-    // Stop reading: the 413 goes out with Connection: close and the rest is never buffered.
-    req.pause()
-    throw err
-  }
-  const text = Buffer.concat(chunks, size).toString('utf8')
+  const text = await readText(req, limit)
   if (text.length === 0) throw badRequest('Request body is empty')
   try {
-    return JSON.parse(text, wellFormed)
+    // Decoded UTF-8 holds no lone surrogates; only a \uD800-\uDFFF escape can make one, so the
+    // (slower) reviver runs only for bodies that have such an escape.
+    return LONE_SURROGATE_ESCAPE.test(text) ? JSON.parse(text, wellFormed) : JSON.parse(text)
   } catch (err) {
     throw badRequest('Request body is not valid JSON', { reason: (err as Error).message })
   }
+}
+
+const LONE_SURROGATE_ESCAPE = /\\u[dD][89a-fA-F]/
+
+/** Listeners instead of an async iterator: a small body arrives in one chunk, and this stays one promise. */
+async function readText (req: IncomingMessage, limit: number): Promise<string> {
+  return await new Promise<string>((resolve, reject) => {
+    const chunks: Buffer[] = []
+    let size = 0
+    const onData = (chunk: Buffer): void => {
+      size += chunk.length
+      if (size <= limit) chunks.push(chunk)
+      else {
+        // Stop reading: the 413 goes out with Connection: close and the rest is never buffered.
+        cleanup()
+        req.pause()
+        reject(payloadTooLarge(limit))
+      }
+    }
+    const onEnd = (): void => {
+      cleanup()
+      resolve(chunks.length === 1 ? (chunks[0] as Buffer).toString('utf8') : Buffer.concat(chunks, size).toString('utf8'))
+    }
+    // A request that errors or closes before its end (the client left) would otherwise leave
+    // this pending. A 400, not a 500: nobody reads it, but the fault is the client's, not ours.
+    const onGone = (): void => {
+      cleanup()
+      reject(badRequest('Request body ended early: the client closed the connection'))
+    }
+    const cleanup = (): void => {
+      req.off('data', onData)
+      req.off('end', onEnd)
+      req.off('error', onGone)
+      req.off('close', onGone)
+    }
+    req.on('data', onData)
+    req.once('end', onEnd)
+    req.once('error', onGone)
+    req.once('close', onGone)
+  })
 }

@@ -1,6 +1,6 @@
-import { randomBytes } from 'node:crypto'
 import type { BroadcastSink } from '../chat/sinks.js'
 import type { StreamRun } from '../chat/stream-run.js'
+import { newResumeToken } from './token.js'
 
 export interface ResumableStream {
   readonly id: string
@@ -51,7 +51,7 @@ export class StreamRegistry {
 
   add (run: StreamRun, sink: BroadcastSink, userId: string): ResumableStream {
     const stream: ResumableStream = {
-      id: run.id, orgId: run.orgId, userId, run, sink, resumeToken: randomBytes(24).toString('base64url'), endedAt: null, graceTimer: undefined
+      id: run.id, orgId: run.orgId, userId, run, sink, resumeToken: newResumeToken(), endedAt: null, graceTimer: undefined
     }
     this.#streams.set(run.id, stream)
     return stream

@@ -34,10 +34,21 @@ export function makeChunk (chunkType: ChunkType, fields: CoreFields = {}, extra:
   }
 }
 
-/** Key order fixed so the output reads like AgentMem's serde output. */
+const CORE_KEYS = new Set(['chunk_type', 'content', 'tool_call', 'memories_count'])
+
+/**
+ * Key order fixed so the output reads like AgentMem's serde output: the four core keys, then
+ * the extras in insertion order. Built as text, without the copy a rest-spread would make.
+ */
 export function serializeChunk (chunk: StreamChunk): string {
-  const { chunk_type: chunkType, content, tool_call: toolCall, memories_count: memoriesCount, ...extra } = chunk
-  return JSON.stringify({ chunk_type: chunkType, content, tool_call: toolCall, memories_count: memoriesCount, ...extra })
+  let json = `{"chunk_type":"${chunk.chunk_type}","content":${JSON.stringify(chunk.content)},"tool_call":${JSON.stringify(chunk.tool_call)},"memories_count":${JSON.stringify(chunk.memories_count)}`
+  for (const key in chunk) {
+    const value = chunk[key]
+    // JSON.stringify leaves undefined properties out; so does this.
+    if (value === undefined || CORE_KEYS.has(key)) continue
+    json += `,${JSON.stringify(key)}:${JSON.stringify(value)}`
+  }
+  return json + '}'
 }
 
 const CONTENT_PREFIX = '{"chunk_type":"content","content":'

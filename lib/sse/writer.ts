@@ -78,7 +78,9 @@ export class SseWriter {
     res.socket?.setNoDelay(true)
     const encoding: Record<string, string> = this.#gzip === undefined ? {} : { 'Content-Encoding': 'gzip', Vary: 'Accept-Encoding' }
     res.writeHead(200, { ...SSE_HEADERS, ...encoding })
-    res.flushHeaders()
+    // Without gzip the headers ride in the first corked write (one syscall, not two); gzip
+    // output comes later, off the main thread, so then they go out on their own right away.
+    if (this.#gzip !== undefined || this.#opts.retryMs === undefined) res.flushHeaders()
     this.#gzip?.pipe(res)
     if (this.#opts.retryMs !== undefined) this.write(frameRetry(this.#opts.retryMs))
     this.#keepAlive = setInterval(() => {

@@ -1,8 +1,10 @@
 import t from 'tap'
+import net from 'node:net'
 import { Writable } from 'node:stream'
 import { pino } from 'pino'
 import { startApp } from '../helpers/server.js'
 import { request } from '../helpers/sse-client.js'
+import { eventually } from '../helpers/settle.js'
 import { metricsAccess } from '../../lib/routes/metrics.js'
 import { requestIdFrom } from '../../lib/observability/logger.js'
 
@@ -76,4 +78,25 @@ t.test('logs: one line per request and per stream end, with the request id, neve
   const raw = logs.raw()
   for (const secret of [secretMessage, 'hunter2', resumeToken, token('org-a')]) t.notOk(raw.includes(secret), 'no secret or message text in logs')
   t.equal(requestIdFrom(['a', 'b'], () => 'made'), 'made')
+})
+
+t.test('a client that leaves in the middle of its request body is logged without a status, not reported as our error', async (t) => {
+  const logs = captureLogs()
+  const errors: unknown[] = []
+  const { app, url, createAgent, token, stream } = await startApp(t, {}, { logger: logs.logger, onError: (err) => errors.push(err) })
+  const agentId = await createAgent('org-a')
+  const path = `/api/v1/agents/${agentId}/chat/stream`
+  const socket = net.connect(Number(new URL(url).port), '127.0.0.1')
+  socket.write(`POST ${path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nAuthorization: Bearer ${token('org-a')}\r\n` +
+    'Content-Length: 500\r\n\r\n{"message": "only the start')
+  // The server is reading the body once the handler runs; then the client goes.
+  await new Promise((resolve) => setTimeout(resolve, 50))
+  socket.destroy()
+  t.ok(await eventually(() => logs.lines().some((l) => l.msg === 'request' && l.path === path)), 'the request is logged')
+  t.equal(logs.lines().find((l) => l.msg === 'request' && l.path === path)?.status, null, 'no status: nothing was answered')
+  t.same(errors, [], 'not reported as an unexpected error')
+  t.equal(app.streams().length, 0)
+  const next = stream('org-a', agentId, { message: 'still here' })
+  await next.ended
+  t.equal(next.last()?.chunk_type, 'done', 'the server goes on')
 })
