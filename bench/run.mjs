@@ -1,11 +1,12 @@
 // npm run bench [-- <scenario>...] [-- --smoke] [-- --out FILE]
 // Runs each scenario for agentmem-stream, the raw node:http baseline and the peers, each
 // server in its own process, and writes bench/RESULTS.md (ratios to the baseline of the same run).
+import http from 'node:http'
 import os from 'node:os'
 import { writeFileSync } from 'node:fs'
 import { setTimeout as sleep } from 'node:timers/promises'
 import autocannon from 'autocannon'
-import { SERVERS, headers, now, openIdleStreams, percentile, runStream, startMock, startServer, stats, streamPath } from './lib/harness.mjs'
+import { SERVERS, headers, now, openIdleStreams, percentile, runStream, startMock, startServer, stats, streamPath, upstreamEnv } from './lib/harness.mjs'
 
 const args = process.argv.slice(2)
 const smoke = args.includes('--smoke')
@@ -48,7 +49,7 @@ async function shortStreams () {
   ].join('\n')
 }
 
-/** Scenario 2: one long stream from a 0-delay upstream (agentmem) or generated in-process (baseline). */
+/** Scenario 2: one long stream from a 0-delay upstream, every server relaying it through the openai SDK. */
 async function longStream () {
   const tokens = size(200_000, 2_000)
   const rows = []
@@ -58,10 +59,10 @@ async function longStream () {
     for (let r = 0; r < RUNS; r++) {
       const mock = await startMock()
       mock.tokens = tokens
-      const server = await startServer(name, { LLM_PROVIDER: 'openai', OPENAI_API_KEY: 'k', OPENAI_BASE_URL: mock.url, STREAM_REPLAY_MAX_BYTES: String(1 << 20) })
+      const server = await startServer(name, { ...upstreamEnv(mock), STREAM_REPLAY_MAX_BYTES: String(1 << 20) })
       const before = await server.stats()
       const t0 = now()
-      const result = await runStream(server, { message: `long ${r}`, tokens })
+      const result = await runStream(server, { message: `long ${r}` })
       const seconds = (now() - t0) / 1000
       const after = await server.stats()
       await server.stop()
@@ -74,40 +75,57 @@ async function longStream () {
   }
   const base = rows.find((r) => r.name === 'baseline').rate.median
   return [
-    `## 2. Long stream throughput\n\nOne stream of ${fmt(tokens)} tokens. agentmem-stream reads them from a 0-delay OpenAI-compatible mock through the \`openai\` SDK (the mock shares the machine's two cores); the baseline and the peers generate the same token sequence in process (they have no upstream), each through its own SSE API with backpressure.\n`,
+    `## 2. Long stream throughput\n\nOne stream of ${fmt(tokens)} tokens from a 0-delay OpenAI-compatible mock, which every server reads through the \`openai\` SDK and relays (the mock runs in the harness process and shares the machine's two cores). Server CPU is the server process's own.\n`,
     '| server | events/s | vs baseline | server CPU µs per event |',
     '|---|---|---|---|',
     ...rows.map((r) => `| ${r.name} | ${triple(r.rate)} | ${ratio(r.rate.median, base)} | ${triple(r.cpu, 2)} |`)
   ].join('\n')
 }
 
-/** Scenario 3: added latency between the upstream's first token and the client's first content event. */
+/**
+ * Scenario 3: added latency between the upstream's first token and the client's first content
+ * event, with `concurrency` streams open all the time (each client starts its next stream when
+ * one ends, over a kept-alive connection). First tokens come 50–100 ms after each request, so
+ * they are spread as real ones are, and every later token 100 ms apart.
+ */
 async function timeToFirstToken () {
   const levels = smoke ? [1, 5] : [1, 100, 1000]
-  const lines = []
-  for (const concurrency of levels) {
-    const mock = await startMock()
-    mock.tokens = 3
-    mock.firstTokenDelayMs = 50
-    const server = await startServer('agentmem', { LLM_PROVIDER: 'openai', OPENAI_API_KEY: 'k', OPENAI_BASE_URL: mock.url })
-    const added = []
-    for (let r = 0; r < RUNS; r++) {
-      const results = await Promise.all(Array.from({ length: concurrency }, (_, i) => {
-        const nonce = `ttft-${r}-${i}`
-        return runStream(server, { message: nonce }).then((res) => res.firstContentAt - mock.firstTokenAt.get(nonce))
-      }))
-      added.push(...results)
+  const seconds = size(8, 1.5)
+  const warmupMs = size(2000, 200)
+  const rows = []
+  for (const name of SERVERS) {
+    for (const concurrency of levels) {
+      const mock = await startMock()
+      Object.assign(mock, { tokens: 10, tokenDelayMs: 100, firstTokenDelayMs: 50, firstTokenJitterMs: 50 })
+      const server = await startServer(name, upstreamEnv(mock))
+      const agent = new http.Agent({ keepAlive: true, maxSockets: concurrency })
+      const added = []
+      let failed = 0
+      let n = 0
+      const t0 = now()
+      const client = async (i) => {
+        while (now() - t0 < seconds * 1000) {
+          const nonce = `ttft-${i}-${n++}`
+          const startedAt = now()
+          const res = await runStream(server, { message: nonce }, { agent })
+          if (!res.done) failed++
+          else if (startedAt - t0 >= warmupMs) added.push(res.firstContentAt - mock.firstTokenAt.get(nonce))
+        }
+      }
+      await Promise.all(Array.from({ length: concurrency }, (_, i) => client(i)))
+      agent.destroy()
+      await server.stop()
+      mock.close()
+      rows.push({ name, concurrency, p50: percentile(added, 50), p99: percentile(added, 99), max: Math.max(...added), samples: added.length, failed })
+      log('ttft', name, concurrency, 'p99', percentile(added, 99).toFixed(2), 'ms')
     }
-    await server.stop()
-    mock.close()
-    lines.push(`| ${concurrency} | ${fmt(percentile(added, 50), 2)} | ${fmt(percentile(added, 99), 2)} | ${fmt(Math.max(...added), 2)} | ${added.length} |`)
-    log('ttft', concurrency, 'p99', percentile(added, 99).toFixed(2), 'ms')
   }
+  const baseP99 = (c) => rows.find((r) => r.name === 'baseline' && r.concurrency === c).p99
   return [
-    '## 3. Time-to-first-token overhead\n\nThe mock upstream waits 50 ms, then sends its first token; the figure is (client sees the first content event) − (mock wrote its first token), both clocks in the harness process, so it includes the client-side parse and both loopback hops. Only agentmem-stream has an upstream to measure.\n',
-    '| concurrent streams | p50 ms | p99 ms | max ms | samples |',
-    '|---|---|---|---|---|',
-    ...lines
+    `## 3. Time-to-first-token overhead\n\nEvery server relays a mock upstream through the \`openai\` SDK. N clients each run streams back to back over a kept-alive connection for ${seconds} s (the first ${warmupMs / 1000} s are not counted); the mock sends the first token 50–100 ms after the request (uniformly random), then 9 more 100 ms apart. The figure is (client sees the first content event) − (mock wrote its first token), both clocks in the harness process, so it includes the client-side parse and both loopback hops. One run per level.\n`,
+    '| server | concurrent streams | p50 ms | p99 ms | p99 vs baseline | max ms | samples | failed or incomplete |',
+    '|---|---|---|---|---|---|---|---|',
+    ...rows.map((r) => `| ${r.name} | ${fmt(r.concurrency)} | ${fmt(r.p50, 2)} | ${fmt(r.p99, 2)} | ${ratio(r.p99, baseP99(r.concurrency))} | ${fmt(r.max, 2)} | ${fmt(r.samples)} | ${r.failed} |`)
   ].join('\n')
 }
 
@@ -116,7 +134,7 @@ async function idleCapacity () {
   const count = size(10_000, 50)
   const rows = []
   for (const name of SERVERS) {
-    const server = await startServer(name, { BUILTIN_TOKEN_DELAY_MS: '600000', STREAM_IDLE_TIMEOUT_MS: '3600000', STREAM_MAX_DURATION_MS: '3600000', STREAM_KEEPALIVE_MS: '1000' })
+    const server = await startServer(name, { BUILTIN_TOKEN_DELAY_MS: '600000', STREAM_IDLE_TIMEOUT_MS: '3600000', STREAM_MAX_DURATION_MS: '3600000', STREAM_KEEPALIVE_MS: '1000', KEEPALIVE_MS: '1000' })
     const before = await server.stats()
     const sockets = await openIdleStreams(server, count)
     await sleep(500)
@@ -131,7 +149,7 @@ async function idleCapacity () {
   }
   const base = rows.find((r) => r.name === 'baseline').rss
   return [
-    `## 4. Idle capacity\n\n${fmt(count)} streams held open after their first content event (source addresses spread over 127.0.0.2–9), measured after a forced GC; keep-alive every 1 s (agentmem-stream; peers use their own heartbeat), CPU over the next ${size(5, 1)} s. One run (a run takes a while and the figure is stable).\n`,
+    `## 4. Idle capacity\n\n${fmt(count)} streams held open after their first content event (source addresses spread over 127.0.0.2–9), measured after a forced GC; a keep-alive comment every 1 s from every server (each through its own heartbeat; the baseline and Hono, which have none, with a timer per stream), CPU over the next ${size(5, 1)} s. One run (a run takes a while and the figure is stable).\n`,
     '| server | RSS bytes per stream | vs baseline | heap bytes per stream | server CPU ms per second |',
     '|---|---|---|---|---|',
     ...rows.map((r) => `| ${r.name} | ${fmt(r.rss)} | ${ratio(r.rss, base)} | ${fmt(r.heap)} | ${fmt(r.cpu, 1)} |`)
@@ -140,41 +158,44 @@ async function idleCapacity () {
 
 const REPLY_WORDS = 'The quick brown fox jumps over the lazy dog while the agent remembers that the user likes green tea and lives in Paris.'.split(' ')
 
-/** Scenario 5: gzip vs identity for a typical reply (300 tokens of prose). */
+/**
+ * Scenario 5: gzip vs identity for a typical reply (300 tokens of prose), agentmem-stream and the
+ * baseline (with the same zlib settings). The peers' SSE helpers do not compress by themselves.
+ */
 async function compression () {
   const message = Array.from({ length: 298 }, (_, i) => REPLY_WORDS[i % REPLY_WORDS.length]).join(' ')
   const streams = size(200, 10)
-  const rows = []
-  for (const encoding of ['identity', 'gzip']) {
-    const server = await startServer('agentmem')
-    const before = await server.stats()
-    let bytes = 0
-    for (let i = 0; i < streams; i += 10) {
-      const batch = await Promise.all(Array.from({ length: 10 }, () => runStream(server, { message }, { headers: { 'accept-encoding': encoding }, raw: true })))
-      for (const r of batch) bytes += r.bytes
-    }
-    const after = await server.stats()
-    await server.stop()
-    rows.push({ encoding, bytes: bytes / streams, cpu: (after.cpuMs - before.cpuMs) / streams })
-  }
-  // Memory of the compressor: idle streams held open with and without gzip, after a forced GC.
   const idle = size(1000, 20)
-  for (const row of rows) {
-    const server = await startServer('agentmem', { BUILTIN_TOKEN_DELAY_MS: '600000', STREAM_IDLE_TIMEOUT_MS: '3600000' })
-    const before = await server.stats()
-    const sockets = await openIdleStreams(server, idle, row.encoding === 'gzip' ? 'Accept-Encoding: gzip\r\n' : '')
-    await sleep(300)
-    const held = await server.stats()
-    for (const s of sockets) s.destroy()
-    await server.stop()
-    row.rss = (held.rss - before.rss) / idle
+  const rows = []
+  for (const name of ['agentmem', 'baseline']) {
+    for (const encoding of ['identity', 'gzip']) {
+      const server = await startServer(name)
+      const before = await server.stats()
+      let bytes = 0
+      for (let i = 0; i < streams; i += 10) {
+        const batch = await Promise.all(Array.from({ length: 10 }, () => runStream(server, { message }, { headers: { 'accept-encoding': encoding }, raw: true })))
+        for (const r of batch) bytes += r.bytes
+      }
+      const after = await server.stats()
+      await server.stop()
+      // Memory of the compressor: idle streams held open, after a forced GC.
+      const holder = await startServer(name, { BUILTIN_TOKEN_DELAY_MS: '600000', STREAM_IDLE_TIMEOUT_MS: '3600000' })
+      const empty = await holder.stats()
+      const sockets = await openIdleStreams(holder, idle, encoding === 'gzip' ? 'Accept-Encoding: gzip\r\n' : '')
+      await sleep(300)
+      const held = await holder.stats()
+      for (const s of sockets) s.destroy()
+      await holder.stop()
+      rows.push({ name, encoding, bytes: bytes / streams, cpu: (after.cpuMs - before.cpuMs) / streams, rss: (held.rss - empty.rss) / idle })
+      log('compression', name, encoding, Math.round(bytes / streams), 'B per stream')
+    }
   }
-  const plain = rows[0]
+  const find = (name, encoding) => rows.find((r) => r.name === name && r.encoding === encoding)
   return [
-    `## 5. Compression\n\n${streams} streams of a 300-token reply, 10 at a time; body bytes on the wire per stream (headers excluded) and server CPU per stream. gzip uses windowBits 10 / memLevel 3 and a sync flush after every event. Memory: ${fmt(idle)} idle streams held open with and without gzip, RSS per stream after a forced GC (the difference is the compressor's state).\n`,
-    '| encoding | bytes per stream | vs identity | server CPU ms per stream | RSS bytes per idle stream |',
-    '|---|---|---|---|---|',
-    ...rows.map((r) => `| ${r.encoding} | ${fmt(r.bytes)} | ${ratio(r.bytes, plain.bytes)} | ${fmt(r.cpu, 2)} | ${fmt(r.rss)} |`)
+    `## 5. Compression\n\n${streams} streams of a 300-token reply, 10 at a time; body bytes on the wire per stream (headers excluded) and server CPU per stream. gzip uses windowBits 10 / memLevel 3 and a sync flush after every event, in agentmem-stream and in the baseline alike (the peers' SSE helpers do not compress by themselves, so they are not in this table). Memory: ${fmt(idle)} idle streams held open with and without gzip, RSS per stream after a forced GC (the difference is the compressor's state).\n`,
+    '| server | encoding | bytes per stream | vs identity | server CPU ms per stream | CPU vs baseline | RSS bytes per idle stream |',
+    '|---|---|---|---|---|---|---|',
+    ...rows.map((r) => `| ${r.name} | ${r.encoding} | ${fmt(r.bytes)} | ${ratio(r.bytes, find(r.name, 'identity').bytes)} | ${fmt(r.cpu, 2)} | ${ratio(r.cpu, find('baseline', r.encoding).cpu)} | ${fmt(r.rss)} |`)
   ].join('\n')
 }
 
@@ -185,9 +206,12 @@ async function slowConsumers () {
   const rows = []
   for (const name of SERVERS) {
     const mock = await startMock()
-    mock.tokens = 10_000_000
     // No detach grace: when the readers hang up at the end, their streams should stop, not run on for 30 s.
-    const server = await startServer(name, { LLM_PROVIDER: 'openai', OPENAI_API_KEY: 'k', OPENAI_BASE_URL: mock.url, STREAM_DRAIN_TIMEOUT_MS: '600000', STREAM_DETACH_GRACE_MS: '0' })
+    const server = await startServer(name, { ...upstreamEnv(mock), STREAM_DRAIN_TIMEOUT_MS: '600000', STREAM_DETACH_GRACE_MS: '0' })
+    // One short stream first: Node loads fetch (undici) on first use, megabytes that are no reader's.
+    mock.tokens = 5
+    await runStream(server, { message: 'warm-up' })
+    mock.tokens = 10_000_000
     const before = await server.stats()
     const sockets = []
     const runs = Array.from({ length: readers }, (_, i) => runStream(server, { message: `slow ${i}`, tokens: 10_000_000 }, {
@@ -211,7 +235,7 @@ async function slowConsumers () {
     log('slow', name, Math.round((during.rss - before.rss) / readers), 'B RSS per reader')
   }
   return [
-    `## 6. Slow consumers\n\n${readers} readers reading 1 KiB/s for ${seconds} s while the upstream could send 10 million tokens. Growth of the server after a forced GC, per reader. The bound per reader is one socket buffer (16 KiB) plus the replay buffer (\`STREAM_REPLAY_MAX_BYTES\`, 1 MiB) plus the kernel's socket buffers, which are not in RSS.\n`,
+    `## 6. Slow consumers\n\n${readers} readers reading 1 KiB/s for ${seconds} s while the upstream could send 10 million tokens (every server relays the mock through the \`openai\` SDK). Growth of the server after a forced GC, per reader. The bound per reader is one socket buffer (16 KiB) plus the replay buffer (\`STREAM_REPLAY_MAX_BYTES\`, 1 MiB) plus the kernel's socket buffers, which are not in RSS.\n`,
     '| server | RSS growth per reader (bytes) | heap growth per reader (bytes) |',
     '|---|---|---|',
     ...rows.map((r) => `| ${r.name} | ${fmt(r.growth)} | ${fmt(r.heap)} |`)

@@ -3,6 +3,7 @@ import { fork } from 'node:child_process'
 import http from 'node:http'
 import net from 'node:net'
 import { once } from 'node:events'
+import { setTimeout as sleep } from 'node:timers/promises'
 import { createSigner } from 'fast-jwt'
 import { SECRET } from '../servers/contract.mjs'
 
@@ -36,7 +37,7 @@ export async function startServer (name, env = {}) {
     child.kill('SIGKILL')
     await once(child, 'exit')
   }
-  const server = { name, port: msg.port, stats, stop, agent: 'agent-bench' }
+  const server = { name, port: msg.port, child, stats, stop, agent: 'agent-bench' }
   if (name === 'agentmem') server.agent = await createAgent(msg.port)
   return server
 }
@@ -50,6 +51,9 @@ async function createAgent (port) {
   return (await res.json()).data.id
 }
 
+/** Environment that points every server at the mock: agentmem-stream's provider, the others' relay. */
+export const upstreamEnv = (mock) => ({ LLM_PROVIDER: 'openai', OPENAI_API_KEY: 'k', OPENAI_BASE_URL: mock.url, UPSTREAM_URL: mock.url })
+
 export const streamPath = (server) => `/api/v1/agents/${server.agent}/chat/stream`
 export const headers = { 'content-type': 'application/json', authorization: `Bearer ${token}` }
 
@@ -61,8 +65,8 @@ export function runStream (server, body, opts = {}) {
   return new Promise((resolve, reject) => {
     const result = { status: 0, events: 0, bytes: 0, firstContentAt: 0, done: false }
     const req = http.request({
-      host: '127.0.0.1', port: server.port, path: streamPath(server), method: 'POST', agent: false,
-      headers: { ...headers, ...opts.headers }, localAddress: opts.localAddress
+      host: '127.0.0.1', port: server.port, path: streamPath(server), method: 'POST',
+      headers: { ...headers, ...opts.headers }, localAddress: opts.localAddress, agent: opts.agent ?? false
     }, (res) => {
       result.status = res.statusCode
       let tail = ''
@@ -99,10 +103,14 @@ export function percentile (values, p) {
   return sorted[Math.min(sorted.length - 1, Math.floor(p / 100 * sorted.length))]
 }
 
-/** A minimal OpenAI-compatible streaming endpoint: n tokens as fast as the socket takes them. */
+/**
+ * A minimal OpenAI-compatible streaming endpoint: n tokens as fast as the socket takes them, or
+ * one every `tokenDelayMs`, after a first-token delay of `firstTokenDelayMs` plus up to
+ * `firstTokenJitterMs` at random (so concurrent streams do not all get their first token at once).
+ */
 export async function startMock () {
   const firstTokenAt = new Map()
-  const mock = { firstTokenAt, tokens: 20, firstTokenDelayMs: 0, hold: false }
+  const mock = { firstTokenAt, tokens: 20, firstTokenDelayMs: 0, firstTokenJitterMs: 0, tokenDelayMs: 0 }
   const server = http.createServer(async (req, res) => {
     let raw = ''
     for await (const d of req) raw += d
@@ -114,8 +122,11 @@ export async function startMock () {
     }
     const nonce = body.messages.at(-1).content
     res.writeHead(200, { 'content-type': 'text/event-stream' })
-    if (mock.firstTokenDelayMs > 0) await new Promise((resolve) => setTimeout(resolve, mock.firstTokenDelayMs))
+    const firstDelay = mock.firstTokenDelayMs + Math.random() * mock.firstTokenJitterMs
+    if (firstDelay > 0) await sleep(firstDelay)
     for (let i = 0; i < mock.tokens; i++) {
+      if (i > 0 && mock.tokenDelayMs > 0) await sleep(mock.tokenDelayMs)
+      if (res.destroyed) return
       const ok = res.write(`data: {"id":"c","object":"chat.completion.chunk","created":1,"model":"m","choices":[{"index":0,"delta":{"content":"tok${i % 10} "},"finish_reason":null}]}\n\n`)
       if (i === 0) firstTokenAt.set(nonce, now())
       if (!ok) {

@@ -4,6 +4,11 @@
 // ("You said: <words>"), as agentmem-stream's built-in model makes them.
 import { createVerifier } from 'fast-jwt'
 import { Ajv } from 'ajv'
+import OpenAI from 'openai'
+import { readFileSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { writeHeapSnapshot } from 'node:v8'
 
 export const SECRET = 'bench-secret-bench-secret-bench-secret'
 export const AGENT_PATH = /^\/api\/v1\/agents\/([^/]+)\/chat\/stream$/
@@ -15,8 +20,24 @@ const validate = new Ajv().compile({
   properties: { message: { type: 'string', minLength: 1, maxLength: 100000 }, session_id: { type: 'string' } }
 })
 
-/** Returns an error status, or the tokens to stream. */
-export function check (authorization, body) {
+// With UPSTREAM_URL set (scenarios with an upstream), tokens come from the OpenAI-compatible
+// mock through the openai SDK, as agentmem-stream gets them; otherwise they are made in process.
+const upstream = process.env.UPSTREAM_URL === undefined ? null : new OpenAI({ apiKey: 'k', baseURL: process.env.UPSTREAM_URL, maxRetries: 0 })
+
+/** The upstream's text deltas for one message, as an async iterable; the signal cuts the request. */
+export async function * relay (message, signal) {
+  const stream = await upstream.chat.completions.create({ model: 'm', stream: true, messages: [{ role: 'user', content: message }] }, { signal })
+  for await (const part of stream) {
+    const text = part.choices[0]?.delta?.content
+    if (text) yield text
+  }
+}
+
+/**
+ * Returns an error status, or the tokens to stream: an array or generator in process, an async
+ * iterable when relaying (`signal` then aborts the upstream request).
+ */
+export function check (authorization, body, signal) {
   try {
     verify((authorization ?? '').slice(7))
   } catch {
@@ -29,6 +50,7 @@ export function check (authorization, body) {
     return { status: 400 }
   }
   if (!validate(parsed)) return { status: 400 }
+  if (upstream !== null) return { tokens: relay(parsed.message, signal), hold: false }
   const words = `You said: ${parsed.message}`.match(/\S+\s*/g)
   // `tokens: n` (long-stream and slow-reader scenarios) cycles the words n times over, lazily.
   return { tokens: Number.isInteger(parsed.tokens) ? cycle(words, parsed.tokens) : words, hold: parsed.hold === true }
@@ -42,6 +64,10 @@ export const chunk = (type, content = null) => JSON.stringify({ chunk_type: type
 
 /** In hold mode (idle-capacity scenario) the stream sends start and one token, then stays open. */
 export const HOLD_MS = 10 * 60 * 1000
+
+/** Heartbeat comment interval, set like agentmem-stream's STREAM_KEEPALIVE_MS (15 s by default). */
+export const KEEPALIVE_MS = Number(process.env.KEEPALIVE_MS ?? 15_000)
+export const KEEP_ALIVE = ': keep-alive\n\n'
 
 export function readBody (req) {
   return new Promise((resolve) => {
@@ -60,6 +86,7 @@ export function serve (listen) {
   process.on('message', (msg) => {
     // A normal exit, so --cpu-prof writes its profile.
     if (msg.type === 'exit') process.exit(0)
+    if (msg.type === 'heap') process.send?.({ type: 'heap', summary: heapSummary() })
     if (msg.type === 'stats') {
       globalThis.gc?.()
       globalThis.gc?.()
@@ -67,4 +94,22 @@ export function serve (listen) {
       process.send?.({ type: 'stats', rss, heapUsed, cpu: process.cpuUsage() })
     }
   })
+}
+
+/** Live heap after GC, as bytes and counts per constructor (objects, closures) or per node type. */
+function heapSummary () {
+  globalThis.gc?.()
+  const file = writeHeapSnapshot(join(tmpdir(), `bench-${process.pid}.heapsnapshot`))
+  const snapshot = JSON.parse(readFileSync(file, 'utf8'))
+  rmSync(file)
+  const { node_fields: fields, node_types: [types] } = snapshot.snapshot.meta
+  const summary = {}
+  for (let i = 0; i < snapshot.nodes.length; i += fields.length) {
+    const type = types[snapshot.nodes[i]]
+    const key = type === 'object' || type === 'closure' ? `${type} ${snapshot.strings[snapshot.nodes[i + 1]]}` : type
+    const entry = summary[key] ??= { count: 0, bytes: 0 }
+    entry.count++
+    entry.bytes += snapshot.nodes[i + 3]
+  }
+  return summary
 }
