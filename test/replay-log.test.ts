@@ -1,4 +1,5 @@
 import t from 'tap'
+import { frameEvent } from '../lib/sse/frame.js'
 import { ReplayLog } from '../lib/resume/replay-log.js'
 import { acceptsGzip } from '../lib/sse/encoding.js'
 
@@ -43,4 +44,14 @@ t.test('Accept-Encoding: gzip only when allowed', async (t) => {
     ['gzip;q=0', false], ['gzip; q=0.0', false], ['*', true], ['*;q=0', false], ['br, *', true], ['x-gzip', true], ['gzip;q=0, *', false]
   ]
   for (const [header, expected] of cases) t.equal(acceptsGzip(header), expected, String(header))
+})
+
+t.test('the byte bound counts each event\'s bookkeeping, not only its characters', async (t) => {
+  const size = frameEvent('x'.repeat(20), { id: '1' }).length + 80
+  const log = new ReplayLog({ maxEvents: 100, maxBytes: 3 * size })
+  for (let i = 0; i < 4; i++) log.append('x'.repeat(20))
+  t.equal(log.after(0), null, 'four events of that size do not fit, though their characters would')
+  t.same(log.after(1)?.map((e) => e.id), [2, 3, 4])
+  t.equal(log.bytes, 3 * size)
+  t.equal(log.totalBytes, 4 * (size - 80), 'the byte count of what was sent is characters only')
 })

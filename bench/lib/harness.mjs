@@ -31,7 +31,7 @@ export async function startServer (name, env = {}) {
   const stats = async () => {
     child.send({ type: 'stats' })
     const [reply] = await once(child, 'message')
-    return { rss: reply.rss, heapUsed: reply.heapUsed, cpuMs: (reply.cpu.user + reply.cpu.system) / 1000 }
+    return { rss: reply.rss, heapUsed: reply.heapUsed, cpuMs: (reply.cpu.user + reply.cpu.system) / 1000, loopDelayMs: reply.loopDelayMs }
   }
   const stop = async () => {
     child.kill('SIGKILL')

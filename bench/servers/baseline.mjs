@@ -5,7 +5,7 @@
 import http from 'node:http'
 import { once } from 'node:events'
 import { constants, createGzip } from 'node:zlib'
-import { HOLD_MS, KEEP_ALIVE, KEEPALIVE_MS, readBody, relay, serve } from './contract.mjs'
+import { closeSignal, HOLD_MS, KEEP_ALIVE, KEEPALIVE_MS, readBody, relay, serve } from './contract.mjs'
 
 const frame = (id, data) => `id: ${id}\ndata: ${data}\n\n`
 const content = (text) => `{"chunk_type":"content","content":${JSON.stringify(text)},"tool_call":null,"memories_count":null}`
@@ -27,9 +27,7 @@ serve(async (port) => {
     let id = 1
     write(frame(id++, START))
     if (process.env.UPSTREAM_URL !== undefined) {
-      const closed = new AbortController()
-      res.once('close', () => closed.abort())
-      for await (const text of relay(body.message, closed.signal)) await write(frame(id++, content(text)))
+      for await (const text of relay(body.message, closeSignal(res))) await write(frame(id++, content(text)))
       return out.end(frame(id, DONE))
     }
     const tokens = `You said: ${body.message}`.match(/\S+\s*/g)

@@ -9,6 +9,7 @@ import { readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { writeHeapSnapshot } from 'node:v8'
+import { monitorEventLoopDelay } from 'node:perf_hooks'
 
 export const SECRET = 'bench-secret-bench-secret-bench-secret'
 export const AGENT_PATH = /^\/api\/v1\/agents\/([^/]+)\/chat\/stream$/
@@ -23,6 +24,15 @@ const validate = new Ajv().compile({
 // With UPSTREAM_URL set (scenarios with an upstream), tokens come from the OpenAI-compatible
 // mock through the openai SDK, as agentmem-stream gets them; otherwise they are made in process.
 const upstream = process.env.UPSTREAM_URL === undefined ? null : new OpenAI({ apiKey: 'k', baseURL: process.env.UPSTREAM_URL, maxRetries: 0 })
+export const RELAYING = upstream !== null
+
+/** Aborts when the response closes, so a relayed upstream request ends with it; nothing to make when not relaying. */
+export function closeSignal (res) {
+  if (upstream === null) return undefined
+  const closed = new AbortController()
+  res.once('close', () => closed.abort())
+  return closed.signal
+}
 
 /** The upstream's text deltas for one message, as an async iterable; the signal cuts the request. */
 export async function * relay (message, signal) {
@@ -80,6 +90,9 @@ export function readBody (req) {
 
 /** IPC with the harness: report the port, and memory/CPU after a forced GC on request. */
 export function serve (listen) {
+  // How late the server's event loop ran timers since the last stats call: tells its own queueing from the harness's.
+  const loopDelay = monitorEventLoopDelay({ resolution: 1 })
+  loopDelay.enable()
   listen(Number(process.env.PORT ?? 0)).then((port) => {
     process.send?.({ type: 'ready', port })
   })
@@ -91,7 +104,8 @@ export function serve (listen) {
       globalThis.gc?.()
       globalThis.gc?.()
       const { rss, heapUsed } = process.memoryUsage()
-      process.send?.({ type: 'stats', rss, heapUsed, cpu: process.cpuUsage() })
+      process.send?.({ type: 'stats', rss, heapUsed, cpu: process.cpuUsage(), loopDelayMs: { p99: loopDelay.percentile(99) / 1e6, max: loopDelay.max / 1e6 } })
+      loopDelay.reset()
     }
   })
 }

@@ -1,15 +1,13 @@
 import express from 'express'
 import { createSession } from 'better-sse'
 import { once } from 'node:events'
-import { check, chunk, HOLD_MS, KEEPALIVE_MS, serve } from './contract.mjs'
+import { check, chunk, closeSignal, HOLD_MS, KEEPALIVE_MS, serve } from './contract.mjs'
 
 serve(async (port) => {
   const app = express()
   app.use(express.text({ type: 'application/json', limit: '1mb' }))
   app.post('/api/v1/agents/:id/chat/stream', async (req, res) => {
-    const closed = new AbortController()
-    res.once('close', () => closed.abort())
-    const result = check(req.headers.authorization, req.body, closed.signal)
+    const result = check(req.headers.authorization, req.body, closeSignal(res))
     if (result.status !== undefined) return res.status(result.status).json({ code: 'ERROR' })
     // better-sse serializes with JSON.stringify by default; the chunks are already JSON text.
     const session = await createSession(req, res, { serializer: (d) => d, keepAlive: KEEPALIVE_MS })

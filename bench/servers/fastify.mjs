@@ -1,6 +1,6 @@
 import Fastify from 'fastify'
 import fastifySse from '@fastify/sse'
-import { check, chunk, HOLD_MS, KEEPALIVE_MS, serve } from './contract.mjs'
+import { check, chunk, closeSignal, HOLD_MS, KEEPALIVE_MS, serve } from './contract.mjs'
 
 serve(async (port) => {
   const app = Fastify()
@@ -9,9 +9,7 @@ serve(async (port) => {
   // Parse the body as text so the shared contract validates it, exactly as the others do.
   app.addContentTypeParser('application/json', { parseAs: 'string' }, (_req, body, done) => done(null, body))
   app.post('/api/v1/agents/:id/chat/stream', { sse: 'manual' }, async (request, reply) => {
-    const closed = new AbortController()
-    reply.raw.once('close', () => closed.abort())
-    const result = check(request.headers.authorization, request.body, closed.signal)
+    const result = check(request.headers.authorization, request.body, closeSignal(reply.raw))
     if (result.status !== undefined) return reply.code(result.status).send({ code: 'ERROR' })
     let id = 1
     await reply.sse.send({ id: String(id++), data: chunk('start') })

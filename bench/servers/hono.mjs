@@ -1,12 +1,12 @@
 import { Hono } from 'hono'
 import { streamSSE } from 'hono/streaming'
 import { serve as honoServe } from '@hono/node-server'
-import { check, chunk, HOLD_MS, KEEP_ALIVE, KEEPALIVE_MS, serve } from './contract.mjs'
+import { check, chunk, RELAYING, HOLD_MS, KEEP_ALIVE, KEEPALIVE_MS, serve } from './contract.mjs'
 
 serve(async (port) => {
   const app = new Hono()
   app.post('/api/v1/agents/:id/chat/stream', async (c) => {
-    const result = check(c.req.header('authorization'), await c.req.text(), c.req.raw.signal)
+    const result = check(c.req.header('authorization'), await c.req.text(), RELAYING ? c.req.raw.signal : undefined)
     if (result.status !== undefined) return c.json({ code: 'ERROR' }, result.status)
     return streamSSE(c, async (stream) => {
       let id = 1

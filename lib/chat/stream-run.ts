@@ -36,8 +36,8 @@ export interface StreamRunOptions {
 }
 
 /**
- * One stream's lifetime: its abort signal (which reaches the upstream request), its three
- * timers, its concurrency slot and its state machine. Whatever ends it (done, error, timeout,
+ * One stream's lifetime: its abort signal (which reaches the upstream request), its timer (first
+ * token, idle and total bounds), its concurrency slot and its state machine. Whatever ends it (done, error, timeout,
  * disconnect, shutdown), `#release` runs once and frees all of them.
  */
 export class StreamRun {
@@ -49,9 +49,10 @@ export class StreamRun {
   readonly state = new StreamStateMachine()
   readonly #controller = new AbortController()
   readonly #opts: StreamRunOptions
-  readonly #firstTokenTimer: NodeJS.Timeout
-  readonly #maxDurationTimer: NodeJS.Timeout
-  #idleTimer: NodeJS.Timeout | undefined
+  /** One timer for all three bounds, armed for the nearest; activity only records the time. */
+  #timer: NodeJS.Timeout
+  /** When the last token or event came; -1 until the first. */
+  #lastActivity = -1
   #sink: ChunkSink | undefined
   #usage: TokenUsage | null = null
   #outcome: StreamOutcome | undefined
@@ -61,10 +62,28 @@ export class StreamRun {
     this.orgId = opts.orgId
     this.agentId = opts.agentId
     this.requestId = opts.requestId
-    const { firstTokenMs, maxDurationMs } = opts.timeouts
     // The first-token clock starts now: it also bounds opening the upstream.
-    this.#firstTokenTimer = setTimeout(() => this.abort(new StreamTimeoutError('first_token', firstTokenMs)), firstTokenMs)
-    this.#maxDurationTimer = setTimeout(() => this.abort(new StreamTimeoutError('max_duration', maxDurationMs)), maxDurationMs)
+    this.#timer = setTimeout(this.#onTimer, this.#nextDeadline() - this.startedAt)
+  }
+
+  /** The nearest bound: max duration, and first token or idle depending on whether anything came yet. */
+  #nextDeadline (): number {
+    const { firstTokenMs, idleMs, maxDurationMs } = this.#opts.timeouts
+    const quiet = this.#lastActivity < 0 ? this.startedAt + firstTokenMs : this.#lastActivity + idleMs
+    return Math.min(quiet, this.startedAt + maxDurationMs)
+  }
+
+  /**
+   * Checks the bounds when the timer fires: activity since it was armed moved the idle bound
+   * later, so it re-arms for that instead of aborting. A token costs a clock read, not a timer update.
+   */
+  readonly #onTimer = (): void => {
+    const now = performance.now()
+    const { firstTokenMs, idleMs, maxDurationMs } = this.#opts.timeouts
+    if (now - this.startedAt >= maxDurationMs) this.abort(new StreamTimeoutError('max_duration', maxDurationMs))
+    else if (this.#lastActivity < 0 && now - this.startedAt >= firstTokenMs) this.abort(new StreamTimeoutError('first_token', firstTokenMs))
+    else if (this.#lastActivity >= 0 && now - this.#lastActivity >= idleMs) this.abort(new StreamTimeoutError('idle', idleMs))
+    else this.#timer = setTimeout(this.#onTimer, Math.max(this.#nextDeadline() - now, 1))
   }
 
   get signal (): AbortSignal {
@@ -154,23 +173,21 @@ export class StreamRun {
   }
 
   #onActivity (): void {
-    if (this.#idleTimer === undefined) {
-      clearTimeout(this.#firstTokenTimer)
-      this.#opts.observer?.firstToken?.((performance.now() - this.startedAt) / 1000)
-      const { idleMs } = this.#opts.timeouts
-      this.#idleTimer = setTimeout(() => this.abort(new StreamTimeoutError('idle', idleMs)), idleMs)
-    } else {
-      this.#idleTimer.refresh()
-    }
+    const now = performance.now()
+    const first = this.#lastActivity < 0
+    this.#lastActivity = now
+    if (!first) return
+    this.#opts.observer?.firstToken?.((now - this.startedAt) / 1000)
+    // The idle bound may be nearer than the first-token one the timer is armed for.
+    clearTimeout(this.#timer)
+    this.#timer = setTimeout(this.#onTimer, this.#nextDeadline() - now)
   }
 
   /** Frees slot, timers and upstream request. Safe to call from every exit path; acts once. */
   release (outcome: StreamOutcome): void {
     if (this.#outcome !== undefined) return
     this.#outcome = outcome
-    clearTimeout(this.#firstTokenTimer)
-    clearTimeout(this.#maxDurationTimer)
-    clearTimeout(this.#idleTimer)
+    clearTimeout(this.#timer)
     this.#opts.lease.release()
     // Aborting after a clean finish is a no-op for the upstream; on any other path it cuts it.
     if (!this.signal.aborted) this.#controller.abort(RELEASED)

@@ -11,7 +11,7 @@ export interface OpenAiProviderOptions {
   embeddingModel?: string
 }
 
-const toTools = (tools: ToolSpec[]): OpenAI.Chat.Completions.ChatCompletionTool[] =>
+const toTools = (tools: readonly ToolSpec[]): OpenAI.Chat.Completions.ChatCompletionTool[] =>
   tools.map((t) => ({ type: 'function', function: { name: t.name, description: t.description, parameters: t.parameters } }))
 
 /** Any OpenAI-compatible backend (OpenAI, Azure, Ollama, vLLM, Gemini compat) through the official SDK. */

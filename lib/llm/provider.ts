@@ -44,7 +44,7 @@ export interface LlmRequest {
   messages: ChatMessage[]
   model?: string
   temperature?: number
-  tools?: ToolSpec[]
+  tools?: readonly ToolSpec[]
   signal: AbortSignal
 }
 

@@ -34,6 +34,7 @@ export class ToolRegistry {
   readonly #tools = new Map<string, { def: ToolDefinition, validate: ValidateFunction }>()
   readonly #ajv = new Ajv({ allErrors: true, strict: false })
   readonly #timeoutMs: number
+  #specs: readonly ToolSpec[] | null = null
 
   constructor (timeoutMs: number) {
     this.#timeoutMs = timeoutMs
@@ -43,11 +44,14 @@ export class ToolRegistry {
     if (!NAME.test(def.name)) throw new Error(`Tool name must match ${String(NAME)}: ${def.name}`)
     if (this.#tools.has(def.name)) throw new Error(`Tool already registered: ${def.name}`)
     this.#tools.set(def.name, { def, validate: this.#ajv.compile(def.parameters) })
+    this.#specs = null
     return this
   }
 
-  specs (): ToolSpec[] {
-    return [...this.#tools.values()].map(({ def }) => ({ name: def.name, description: def.description, parameters: def.parameters }))
+  /** Built once and shared by every turn (each live turn holds it), rebuilt after a registration. */
+  specs (): readonly ToolSpec[] {
+    this.#specs ??= Object.freeze([...this.#tools.values()].map(({ def }) => Object.freeze({ name: def.name, description: def.description, parameters: def.parameters })))
+    return this.#specs
   }
 
   async run (name: string, rawArgs: string, ctx: ToolContext): Promise<ToolOutcome> {
