@@ -189,8 +189,9 @@ export class StreamRun {
     this.#outcome = outcome
     clearTimeout(this.#timer)
     this.#opts.lease.release()
-    // Aborting after a clean finish is a no-op for the upstream; on any other path it cuts it.
-    if (!this.signal.aborted) this.#controller.abort(RELEASED)
+    // On every path but a clean finish this cuts the upstream request. After `done` the upstream
+    // has ended already, and dispatching an abort nobody needs is the dearest part of a release.
+    if (outcome !== 'done' && !this.signal.aborted) this.#controller.abort(RELEASED)
     this.#opts.onEnd(this, outcome)
   }
 }
