@@ -35,6 +35,7 @@ import { healthRoutes } from './routes/health.js'
 import { StreamRegistry } from './resume/registry.js'
 import { acceptsGzip } from './sse/encoding.js'
 import { SseWriter } from './sse/writer.js'
+import { KeepAliveTicker } from './sse/keep-alive.js'
 import { builtinTools } from './tools/builtin.js'
 import { ToolRegistry, type ToolDefinition } from './tools/registry.js'
 import { agentRoutes } from './routes/agents.js'
@@ -187,7 +188,7 @@ export async function createServer (input: ServerOptionsInput = {}, deps: Server
     deps.onStreamEnd?.({ id: run.id, orgId: run.orgId, outcome })
     if (runs.size === 0) drained?.()
   }
-  const onKeepAlive = (): void => { metrics.keepAlives.inc() }
+  const keepAlive = new KeepAliveTicker(options.streamKeepaliveMs, (sent) => { metrics.keepAlives.inc(sent) })
   const observer: RunObserver = {
     firstToken: (seconds) => metrics.timeToFirstToken.observe(seconds),
     toolCall: (status) => metrics.toolCalls.inc({ outcome: status }),
@@ -225,7 +226,7 @@ export async function createServer (input: ServerOptionsInput = {}, deps: Server
       const gzip = lease?.ok === true
       if (gzip) res.once('close', lease.lease.release)
       return new SseWriter(res, {
-        keepAliveMs: options.streamKeepaliveMs, drainTimeoutMs: options.streamDrainTimeoutMs, retryMs: RETRY_MS, signal, gzip, onKeepAlive
+        keepAlive, drainTimeoutMs: options.streamDrainTimeoutMs, retryMs: RETRY_MS, signal, gzip
       })
     }
   }

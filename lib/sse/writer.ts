@@ -2,6 +2,7 @@ import type { ServerResponse } from 'node:http'
 import type { Writable } from 'node:stream'
 import { constants as zlibConstants, createGzip, type Gzip } from 'node:zlib'
 import { frameComment, frameRetry } from './frame.js'
+import type { KeepAliveTarget, KeepAliveTicker } from './keep-alive.js'
 
 /** Raised when a reader leaves the socket buffer full for longer than the drain bound. */
 export class SlowConsumerError extends Error {
@@ -22,7 +23,8 @@ export class ClientGoneError extends Error {
 }
 
 export interface SseWriterOptions {
-  keepAliveMs: number
+  /** Sends this stream a comment every interval while it is open. */
+  keepAlive: KeepAliveTicker
   drainTimeoutMs: number
   /** Aborting it stops any wait for drain at once. */
   signal: AbortSignal
@@ -30,7 +32,6 @@ export interface SseWriterOptions {
   retryMs?: number
   /** gzip the stream, flushing after every event so each one arrives as soon as it is written. */
   gzip?: boolean
-  onKeepAlive?: () => void
 }
 
 export const SSE_HEADERS: Readonly<Record<string, string>> = {
@@ -54,12 +55,11 @@ const GZIP_OPTIONS = { level: 6, windowBits: 10, memLevel: 3, chunkSize: 1024 }
  * `drained()` before pulling more tokens, so per-stream memory stays at one socket buffer
  * plus one event however slow the reader.
  */
-export class SseWriter {
+export class SseWriter implements KeepAliveTarget {
   readonly #res: ServerResponse
   readonly #opts: SseWriterOptions
   readonly #gzip: Gzip | undefined
   readonly #out: Writable
-  #keepAlive: NodeJS.Timeout | undefined
   #corked = false
 
   constructor (res: ServerResponse, opts: SseWriterOptions) {
@@ -83,13 +83,16 @@ export class SseWriter {
     if (this.#gzip !== undefined || this.#opts.retryMs === undefined) res.flushHeaders()
     this.#gzip?.pipe(res)
     if (this.#opts.retryMs !== undefined) this.write(frameRetry(this.#opts.retryMs))
-    this.#keepAlive = setInterval(() => {
-      // A full buffer already proves the connection is not idle; piling comments on it would not.
-      if (this.#out.writableNeedDrain) return
-      this.write(KEEP_ALIVE)
-      this.#opts.onKeepAlive?.()
-    }, this.#opts.keepAliveMs)
-    this.#keepAlive.unref()
+    this.#opts.keepAlive.add(this)
+  }
+
+  /** Called by the ticker; a lone write needs no cork. */
+  keepAlive (): boolean {
+    // A full buffer already proves the connection is not idle; piling comments on it would not.
+    if (this.#out.writableNeedDrain) return false
+    this.#out.write(KEEP_ALIVE)
+    this.#gzip?.flush(zlibConstants.Z_SYNC_FLUSH)
+    return true
   }
 
   /**
@@ -140,7 +143,7 @@ export class SseWriter {
 
   /** Ends the response, or tears the socket down when the reader is stuck. */
   end (destroy = false): void {
-    clearInterval(this.#keepAlive)
+    this.#opts.keepAlive.delete(this)
     if (destroy) {
       this.#gzip?.destroy()
       this.#res.destroy()

@@ -160,8 +160,8 @@ t.test('a second live reader gets the same events (fan-out), and DELETE cancels 
   t.equal((await call('org-a', 'DELETE', `/api/v1/streams/stream-nope`)).status, 404)
 })
 
-t.test('gzip: asked for, each event decodable as soon as it is written', async (t) => {
-  const { stream, upstream, agentId, resume } = await setup(t)
+t.test('gzip: asked for, each event and keep-alive decodable as soon as it is written', async (t) => {
+  const { stream, upstream, agentId, resume } = await setup(t, { streamKeepaliveMs: 20 })
   upstream.script = { tokens: TOKENS, hangAfterTokens: 2 }
   const gz = stream('org-a', agentId, { message: 'go' }, { headers: { 'accept-encoding': 'gzip' }, rawBody: true })
   const res = (await gz.response()).res as http.IncomingMessage
@@ -174,6 +174,7 @@ t.test('gzip: asked for, each event decodable as soon as it is written', async (
   // The upstream holds token 3: everything before it must already decode.
   t.ok(await eventually(() => (text.match(/^data: /gm) ?? []).length >= 3), 'start and two contents decoded mid-stream')
   t.match(text, /"content":"t1 "/)
+  t.ok(await eventually(() => text.includes('\n: keep-alive\n\n')), 'a keep-alive sent while the upstream is quiet decodes too')
   upstream.resume()
   await new Promise((resolve) => gunzip.on('end', resolve))
   t.match(text, /"chunk_type":"done"/)
