@@ -8,6 +8,7 @@ import type { ToolCallInfo } from '../sse/chunk.js'
 import type { Agent, Memory, Message } from '../store/store.js'
 import type { ToolRegistry } from '../tools/registry.js'
 import { buildPrompt } from './prompt.js'
+import { TextBuffer } from './text-buffer.js'
 
 export interface TurnContext {
   principal: Principal
@@ -153,11 +154,11 @@ export class Orchestrator {
     let deltas = first
     for (let round = 0; ; round++) {
       const calls: PendingCall[] = []
-      let text = ''
+      const said = new TextBuffer()
       for await (const d of deltas) {
         if (d.type === 'tool_call') accumulate(calls, d)
         else {
-          if (d.type === 'text') text += d.text
+          if (d.type === 'text') said.add(d.text)
           yield d
         }
       }
@@ -166,7 +167,7 @@ export class Orchestrator {
       made.forEach((c, i) => { if (c.id === '') c.id = `call-${round}-${i}` })
       messages.push({
         role: 'assistant',
-        content: text === '' ? null : text,
+        content: said.length === 0 ? null : said.toString(),
         tool_calls: made.map((c) => ({ id: c.id, type: 'function', function: { name: c.name, arguments: c.arguments } }))
       })
       for (const call of made) {

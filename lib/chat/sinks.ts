@@ -2,6 +2,7 @@ import { serializeChunk, serializeContent, type StreamChunk, type ToolCallInfo }
 import type { StreamFeed } from '../coord/coordinator.js'
 import { ReplayLog } from '../resume/replay-log.js'
 import { ClientGoneError, type SseWriter } from '../sse/writer.js'
+import { TextBuffer } from './text-buffer.js'
 
 /**
  * Where a run's chunks go. `content` and `event` may return a promise: the run awaits it before
@@ -111,11 +112,15 @@ export class BroadcastSink implements ChunkSink {
 export class CollectingSink implements ChunkSink {
   readonly bufferedBytes = 0
   readonly sent = { events: 0, bytes: 0 }
+  readonly #reply = new TextBuffer()
   content = (text: string): undefined => {
-    this.text += text
+    this.#reply.add(text)
   }
 
-  text = ''
+  get text (): string {
+    return this.#reply.toString()
+  }
+
   terminal: StreamChunk | null = null
   /** Tool calls in their final state (completed or failed). */
   readonly toolCalls: ToolCallInfo[] = []

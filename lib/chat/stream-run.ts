@@ -4,6 +4,7 @@ import type { TokenUsage } from '../llm/provider.js'
 import { makeChunk } from '../sse/chunk.js'
 import { StreamStateMachine } from '../sse/state-machine.js'
 import { classifyFailure, StreamTimeoutError, type StreamOutcome } from './errors.js'
+import { TextBuffer } from './text-buffer.js'
 import type { MemoryUpdateEvent, ToolCallEvent, Turn } from './orchestrator.js'
 import type { ChunkSink } from './sinks.js'
 
@@ -111,7 +112,7 @@ export class StreamRun {
   async pump (turn: Turn, sink: ChunkSink, startExtras: Record<string, unknown> = {}): Promise<StreamOutcome> {
     this.#sink = sink
     const state = this.state
-    let text = ''
+    const reply = new TextBuffer()
     let usage: TokenUsage | null = null
     let persisted = false
     let failure = null
@@ -124,7 +125,7 @@ export class StreamRun {
           usage = addUsage(usage, event.usage)
         } else if (event.type === 'text') {
           state.transition('content')
-          text += event.text
+          reply.add(event.text)
           const wait = sink.content(event.text)
           if (wait !== undefined) await wait
         } else {
@@ -135,6 +136,7 @@ export class StreamRun {
       this.signal.throwIfAborted()
       // Stored before `done` goes out, so a client that saw `done` finds the reply in history.
       persisted = true
+      const text = reply.toString()
       const message = await turn.complete(text, usage)
       for await (const event of turn.extract(text)) {
         this.#onActivity()
@@ -144,7 +146,7 @@ export class StreamRun {
       sink.finish(makeChunk('done', {}, { message_id: message.id, usage }))
     } catch (err) {
       failure = classifyFailure(this.signal.aborted ? this.signal.reason : err)
-      if (!persisted) await turn.abandon(text, usage).catch(() => {})
+      if (!persisted) await turn.abandon(reply.toString(), usage).catch(() => {})
       if (failure.code !== null && state.can('error')) {
         state.transition('error')
         sink.finish(makeChunk('error', { content: failure.message }, { code: failure.code }))

@@ -88,6 +88,22 @@ t.test('openai provider: real SDK against an OpenAI-compatible server, token by 
   t.match(plain.body, { success: true, data: { content: 'Once upon a time', memories_updated: false, memories_count: 0, tool_calls: [], message_id: /^msg-/, processing_time_ms: Number } })
 })
 
+t.test('a long reply (over a thousand tokens) is stored and answered exactly as it was streamed', async (t) => {
+  const upstream = await new FakeOpenAI().start()
+  t.teardown(() => upstream.close())
+  const tokens = Array.from({ length: 1100 }, (_, i) => (i % 9 === 0 ? ` é${i}` : ` w${i}`))
+  upstream.script = { tokens }
+  const { stream, createAgent, call } = await startApp(t, { llmProvider: 'openai', openaiApiKey: 'k', openaiBaseUrl: upstream.url })
+  const agentId = await createAgent('org-a')
+  const client = stream('org-a', agentId, { message: 'go on', session_id: 'long' })
+  await client.ended
+  t.equal(client.text(), tokens.join(''))
+  const history = await call('org-a', 'GET', `/api/v1/agents/${agentId}/chat/history?session_id=long`)
+  t.equal((history.body.data as Array<{ content: string }>).at(-1)?.content, tokens.join(''), 'history has what the client saw')
+  const plain = await call('org-a', 'POST', `/api/v1/agents/${agentId}/chat`, { message: 'again' })
+  t.equal((plain.body.data as { content: string }).content, tokens.join(''), 'the one-shot reply too')
+})
+
 t.test('upstream refusing before streaming is an HTTP 502, and nothing is stored', async (t) => {
   const upstream = await new FakeOpenAI().start()
   t.teardown(() => upstream.close())
