@@ -1,7 +1,12 @@
 import t from 'tap'
+import { setFlagsFromString } from 'node:v8'
+import { runInNewContext } from 'node:vm'
 import { frameEvent } from '../lib/sse/frame.js'
 import { ReplayLog } from '../lib/resume/replay-log.js'
 import { acceptsGzip } from '../lib/sse/encoding.js'
+
+setFlagsFromString('--expose-gc')
+const gc = runInNewContext('gc') as () => void
 
 t.test('numbers events from 1 and replays what came after a cursor', async (t) => {
   const log = new ReplayLog({ maxEvents: 100, maxBytes: 1 << 20 })
@@ -54,4 +59,17 @@ t.test('the byte bound counts each event\'s bookkeeping, not only its characters
   t.same(log.after(1)?.map((e) => e.id), [2, 3, 4])
   t.equal(log.bytes, 3 * size)
   t.equal(log.totalBytes, 4 * (size - 80), 'the byte count of what was sent is characters only')
+})
+
+t.test('a dropped event is let go at once, not kept until the array is compacted', async (t) => {
+  const log = new ReplayLog({ maxEvents: 3, maxBytes: 1 << 20 })
+  const dropped = new WeakRef(log.append('first'))
+  for (let i = 0; i < 10; i++) log.append(`next ${i}`)
+  t.equal(log.after(0), null, 'the first event is out of the log')
+  gc()
+  // A macrotask lets V8 clear the WeakRef's target (it keeps targets alive until the job ends).
+  await new Promise((resolve) => setImmediate(resolve))
+  gc()
+  t.equal(dropped.deref(), undefined, 'and nothing holds it any more')
+  t.same(log.after(8)?.map((e) => e.id), [9, 10, 11], 'what is kept still replays')
 })

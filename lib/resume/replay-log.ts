@@ -18,11 +18,12 @@ const cost = (frame: string): number => frame.length + EVENT_OVERHEAD
 /**
  * One stream's framed events, numbered from 1, bounded by count and bytes (oldest dropped).
  * Pure: no I/O, no timers. Dropping advances a head index instead of shifting the array, so
- * appending stays O(1) on long streams.
+ * appending stays O(1) on long streams (and clears the slot, so the event is freed at once).
  */
 export class ReplayLog {
   readonly #limits: ReplayLimits
-  #events: LoggedEvent[] = []
+  /** Dropped events' slots are cleared, so the array holds only what the bounds allow. */
+  #events: Array<LoggedEvent | undefined> = []
   #head = 0
   #bytes = 0
   #totalBytes = 0
@@ -64,7 +65,8 @@ export class ReplayLog {
     // The newest event always stays, however large.
     while (this.#events.length - this.#head > 1 &&
       (this.#events.length - this.#head > this.#limits.maxEvents || this.#bytes > this.#limits.maxBytes)) {
-      this.#bytes -= cost((this.#events[this.#head++] as LoggedEvent).frame)
+      this.#bytes -= cost((this.#events[this.#head] as LoggedEvent).frame)
+      this.#events[this.#head++] = undefined
     }
     if (this.#head > 1024 && this.#head * 2 > this.#events.length) {
       this.#events = this.#events.slice(this.#head)
@@ -75,10 +77,11 @@ export class ReplayLog {
 
   /** Events after `cursor`, or null when the ones right after it were already dropped. */
   after (cursor: number): LoggedEvent[] | null {
-    const first = (this.#events[this.#head] as LoggedEvent | undefined)?.id ?? this.#nextId
+    const first = this.#events[this.#head]?.id ?? this.#nextId
     if (cursor >= this.lastId) return []
     if (cursor < first - 1) return null
-    return this.#events.slice(this.#head + cursor - first + 1)
+    // Slots from the head on are all set: only dropped ones (before the head) are cleared.
+    return this.#events.slice(this.#head + cursor - first + 1) as LoggedEvent[]
   }
 
   end (): void {
