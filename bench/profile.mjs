@@ -8,7 +8,7 @@ import { once } from 'node:events'
 import { mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs'
 import os from 'node:os'
 import autocannon from 'autocannon'
-import { headers, openIdleStreams, startServer } from './lib/harness.mjs'
+import { headers, openIdleStreams, serverScript, startServer } from './lib/harness.mjs'
 import { SECRET } from './servers/contract.mjs'
 
 const seconds = Number(process.argv[2] ?? 8)
@@ -31,7 +31,7 @@ async function profile (name) {
   const dir = `${root}${name}/`
   rmSync(dir, { recursive: true, force: true })
   mkdirSync(dir, { recursive: true })
-  const child = fork(new URL(`./servers/${name}.mjs`, import.meta.url), [], {
+  const child = fork(serverScript(name), [], {
     execArgv: ['--cpu-prof', `--cpu-prof-dir=${dir}`],
     env: { PATH: process.env.PATH, PORT: '0', JWT_SECRET: SECRET, DATABASE_URL: 'sqlite::memory:', BUILTIN_TOKEN_DELAY_MS: '0', STREAM_MAX_PER_TENANT: '100000' },
     stdio: ['ignore', 'ignore', 'inherit', 'ipc']

@@ -8,12 +8,16 @@ import { createSigner } from 'fast-jwt'
 import { SECRET } from '../servers/contract.mjs'
 
 export const SERVERS = ['agentmem', 'baseline', 'fastify', 'hono', 'express']
+const PEERS = new Set(['fastify', 'hono', 'express'])
+
+/** Where a server's entry point lives: the peer frameworks in bench/peers/, ours and the baseline in bench/servers/. */
+export const serverScript = (name) => new URL(`../${PEERS.has(name) ? 'peers' : 'servers'}/${name}.mjs`, import.meta.url)
 export const now = () => performance.timeOrigin + performance.now()
 export const token = createSigner({ key: SECRET, expiresIn: 3_600_000 })({ sub: 'bench', org_id: 'bench' })
 
 /** Starts one server in its own process (so its CPU and memory are its own). */
 export async function startServer (name, env = {}) {
-  const child = fork(new URL(`../servers/${name}.mjs`, import.meta.url), [], {
+  const child = fork(serverScript(name), [], {
     execArgv: ['--expose-gc'],
     env: {
       PATH: process.env.PATH,

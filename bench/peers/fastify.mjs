@@ -1,6 +1,6 @@
 import Fastify from 'fastify'
 import fastifySse from '@fastify/sse'
-import { check, chunk, closeSignal, HOLD_MS, KEEPALIVE_MS, serve } from './contract.mjs'
+import { check, chunk, closeSignal, HOLD_MS, KEEPALIVE_MS, serve } from '../servers/contract.mjs'
 
 serve(async (port) => {
   const app = Fastify()

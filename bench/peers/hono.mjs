@@ -1,7 +1,7 @@
 import { Hono } from 'hono'
 import { streamSSE } from 'hono/streaming'
 import { serve as honoServe } from '@hono/node-server'
-import { check, chunk, RELAYING, HOLD_MS, KEEP_ALIVE, KEEPALIVE_MS, serve } from './contract.mjs'
+import { check, chunk, RELAYING, HOLD_MS, KEEP_ALIVE, KEEPALIVE_MS, serve } from '../servers/contract.mjs'
 
 serve(async (port) => {
   const app = new Hono()

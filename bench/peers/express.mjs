@@ -2,7 +2,7 @@ import express from 'express'
 import compression from 'compression'
 import { createSession } from 'better-sse'
 import { once } from 'node:events'
-import { check, chunk, closeSignal, HOLD_MS, KEEPALIVE_MS, serve } from './contract.mjs'
+import { check, chunk, closeSignal, HOLD_MS, KEEPALIVE_MS, serve } from '../servers/contract.mjs'
 
 serve(async (port) => {
   const app = express()
