@@ -95,43 +95,60 @@ async function timeToFirstToken () {
   const rows = []
   for (const name of SERVERS) {
     for (const concurrency of levels) {
-      const mock = await startMock()
-      Object.assign(mock, { tokens: 10, tokenDelayMs: 100, firstTokenDelayMs: 50, firstTokenJitterMs: 50 })
-      const server = await startServer(name, upstreamEnv(mock))
-      const agent = new http.Agent({ keepAlive: true, maxSockets: concurrency })
-      const added = []
-      let failed = 0
-      let n = 0
-      await server.stats() // resets the server's event-loop delay histogram
-      const t0 = now()
-      const client = async (i) => {
-        // Clients start spread over one stream's length (about 1 s), as independent users would;
-        // started together they would stay in waves, and every wave's opens would queue the first tokens.
-        await sleep(i * 1000 / concurrency)
-        while (now() - t0 < seconds * 1000) {
-          const nonce = `ttft-${i}-${n++}`
-          const startedAt = now()
-          const res = await runStream(server, { message: nonce }, { agent })
-          if (!res.done) failed++
-          else if (startedAt - t0 >= warmupMs) added.push(res.firstContentAt - mock.firstTokenAt.get(nonce))
-        }
+      const runs = []
+      for (let r = 0; r < RUNS; r++) runs.push(await ttftRun(name, concurrency, seconds, warmupMs))
+      const row = {
+        name,
+        concurrency,
+        p50: stats(runs.map((x) => x.p50)),
+        p99: stats(runs.map((x) => x.p99)),
+        max: Math.max(...runs.map((x) => x.max)),
+        samples: runs.reduce((n, x) => n + x.samples, 0),
+        failed: runs.reduce((n, x) => n + x.failed, 0),
+        loop: stats(runs.map((x) => x.loop)).median
       }
-      await Promise.all(Array.from({ length: concurrency }, (_, i) => client(i)))
-      const { loopDelayMs } = await server.stats()
-      agent.destroy()
-      await server.stop()
-      mock.close()
-      rows.push({ name, concurrency, p50: percentile(added, 50), p99: percentile(added, 99), max: Math.max(...added), samples: added.length, failed, loop: loopDelayMs.p99 })
-      log('ttft', name, concurrency, 'p99', percentile(added, 99).toFixed(2), 'ms')
+      rows.push(row)
+      log('ttft', name, concurrency, 'p99 median', row.p99.median.toFixed(2), 'ms')
     }
   }
-  const baseP99 = (c) => rows.find((r) => r.name === 'baseline' && r.concurrency === c).p99
+  const baseP99 = (c) => rows.find((r) => r.name === 'baseline' && r.concurrency === c).p99.median
   return [
-    `## 3. Time-to-first-token overhead\n\nEvery server relays a mock upstream through the \`openai\` SDK. N clients each run streams back to back over a kept-alive connection for ${seconds} s (the first ${warmupMs / 1000} s are not counted); the mock sends the first token 50–100 ms after the request (uniformly random), then 9 more 100 ms apart. The figure is (client sees the first content event) − (mock wrote its first token), both clocks in the harness process, so it includes the client-side parse and both loopback hops. Clients start spread over the first second, so streams do not run in waves. The last column is how late the server's own event loop ran (a 1 ms-resolution monitor): on two cores shared with the harness, part of the tail is the server waiting for a core. One run per level.\n`,
+    `## 3. Time-to-first-token overhead\n\nEvery server relays a mock upstream through the \`openai\` SDK. N clients each run streams back to back over a kept-alive connection for ${seconds} s (the first ${warmupMs / 1000} s are not counted); the mock sends the first token 50–100 ms after the request (uniformly random), then 9 more 100 ms apart. The figure is (client sees the first content event) − (mock wrote its first token), both clocks in the harness process, so it includes the client-side parse and both loopback hops. Clients start spread over the first second, so streams do not run in waves. p50 and p99 are min / **median** / max over ${RUNS} runs (a fresh server and mock each); max and samples over all runs. The last column is how late the server's own event loop ran (a 1 ms-resolution monitor, median over the runs): on two cores shared with the harness, part of the tail is the server waiting for a core.\n`,
     '| server | concurrent streams | p50 ms | p99 ms | p99 vs baseline | max ms | samples | failed or incomplete | server event-loop delay p99 ms |',
     '|---|---|---|---|---|---|---|---|---|',
-    ...rows.map((r) => `| ${r.name} | ${fmt(r.concurrency)} | ${fmt(r.p50, 2)} | ${fmt(r.p99, 2)} | ${ratio(r.p99, baseP99(r.concurrency))} | ${fmt(r.max, 2)} | ${fmt(r.samples)} | ${r.failed} | ${fmt(r.loop, 1)} |`)
+    ...rows.map((r) => `| ${r.name} | ${fmt(r.concurrency)} | ${triple(r.p50, 2)} | ${triple(r.p99, 2)} | ${ratio(r.p99.median, baseP99(r.concurrency))} | ${fmt(r.max, 2)} | ${fmt(r.samples)} | ${r.failed} | ${fmt(r.loop, 1)} |`)
   ].join('\n')
+}
+
+/** One scenario-3 run: `concurrency` clients for `seconds` against a fresh server and mock. */
+async function ttftRun (name, concurrency, seconds, warmupMs) {
+  const mock = await startMock()
+  Object.assign(mock, { tokens: 10, tokenDelayMs: 100, firstTokenDelayMs: 50, firstTokenJitterMs: 50 })
+  const server = await startServer(name, upstreamEnv(mock))
+  const agent = new http.Agent({ keepAlive: true, maxSockets: concurrency })
+  const added = []
+  let failed = 0
+  let n = 0
+  await server.stats() // resets the server's event-loop delay histogram
+  const t0 = now()
+  const client = async (i) => {
+    // Clients start spread over one stream's length (about 1 s), as independent users would;
+    // started together they would stay in waves, and every wave's opens would queue the first tokens.
+    await sleep(i * 1000 / concurrency)
+    while (now() - t0 < seconds * 1000) {
+      const nonce = `ttft-${i}-${n++}`
+      const startedAt = now()
+      const res = await runStream(server, { message: nonce }, { agent })
+      if (!res.done) failed++
+      else if (startedAt - t0 >= warmupMs) added.push(res.firstContentAt - mock.firstTokenAt.get(nonce))
+    }
+  }
+  await Promise.all(Array.from({ length: concurrency }, (_, i) => client(i)))
+  const { loopDelayMs } = await server.stats()
+  agent.destroy()
+  await server.stop()
+  mock.close()
+  return { p50: percentile(added, 50), p99: percentile(added, 99), max: Math.max(...added), samples: added.length, failed, loop: loopDelayMs.p99 }
 }
 
 /** Scenario 4: many idle open streams; memory per stream after GC, and keep-alive CPU. */
