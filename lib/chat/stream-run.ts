@@ -38,8 +38,8 @@ export interface StreamRunOptions {
 
 /**
  * One stream's lifetime: its abort signal (which reaches the upstream request), its timer (first
- * token, idle and total bounds), its concurrency slot and its state machine. Whatever ends it (done, error, timeout,
- * disconnect, shutdown), `#release` runs once and frees all of them.
+ * token, idle and total bounds), its concurrency slot and its state machine. Whatever ends it
+ * (done, error, timeout, disconnect, shutdown), `#release` runs once and frees all of them.
  */
 export class StreamRun {
   readonly id = `stream-${randomUUID()}`
@@ -80,11 +80,15 @@ export class StreamRun {
    */
   readonly #onTimer = (): void => {
     const now = performance.now()
+    const deadline = this.#nextDeadline()
+    if (now < deadline) {
+      this.#timer = setTimeout(this.#onTimer, deadline - now)
+      return
+    }
     const { firstTokenMs, idleMs, maxDurationMs } = this.#opts.timeouts
     if (now - this.startedAt >= maxDurationMs) this.abort(new StreamTimeoutError('max_duration', maxDurationMs))
-    else if (this.#lastActivity < 0 && now - this.startedAt >= firstTokenMs) this.abort(new StreamTimeoutError('first_token', firstTokenMs))
-    else if (this.#lastActivity >= 0 && now - this.#lastActivity >= idleMs) this.abort(new StreamTimeoutError('idle', idleMs))
-    else this.#timer = setTimeout(this.#onTimer, Math.max(this.#nextDeadline() - now, 1))
+    else if (this.#lastActivity < 0) this.abort(new StreamTimeoutError('first_token', firstTokenMs))
+    else this.abort(new StreamTimeoutError('idle', idleMs))
   }
 
   get signal (): AbortSignal {
