@@ -90,8 +90,7 @@ export class SseWriter implements KeepAliveTarget {
   keepAlive (): boolean {
     // A full buffer already proves the connection is not idle; piling comments on it would not.
     if (this.#out.writableNeedDrain) return false
-    this.#out.write(KEEP_ALIVE)
-    this.#gzip?.flush(zlibConstants.Z_SYNC_FLUSH)
+    this.#send(KEEP_ALIVE)
     return true
   }
 
@@ -106,7 +105,12 @@ export class SseWriter implements KeepAliveTarget {
       this.#res.cork()
       process.nextTick(this.#uncork)
     }
-    const ok = this.#out.write(frame)
+    return this.#send(frame)
+  }
+
+  /** One write, flushed through gzip when compressing, so the reader can decode it at once. */
+  #send (text: string): boolean {
+    const ok = this.#out.write(text)
     this.#gzip?.flush(zlibConstants.Z_SYNC_FLUSH)
     return ok
   }
