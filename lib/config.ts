@@ -44,6 +44,11 @@ export interface ServerOptions {
   headersTimeoutMs: number
   redisKeyPrefix: string
   redisLeaseTtlMs: number
+  /** How long an Idempotency-Key is remembered; defaults to streamResumeTtlMs. */
+  idempotencyTtlMs: number
+  /** Origins allowed to call from a browser (comma-separated, or `*`); unset: no CORS headers. */
+  corsOrigins?: string
+  corsCredentials: 'on' | 'off'
 }
 
 export type ServerOptionsInput = Partial<ServerOptions>
@@ -91,7 +96,10 @@ const schema = {
     redisUrl: { type: 'string', pattern: '^rediss?://' },
     headersTimeoutMs: { ...positiveMs, default: 30_000 },
     redisKeyPrefix: { type: 'string', default: 'agentmem:' },
-    redisLeaseTtlMs: { type: 'integer', minimum: 100, maximum: 2_147_483_647, default: 30_000 }
+    redisLeaseTtlMs: { type: 'integer', minimum: 100, maximum: 2_147_483_647, default: 30_000 },
+    idempotencyTtlMs: positiveMs,
+    corsOrigins: { type: 'string', minLength: 1 },
+    corsCredentials: { type: 'string', enum: ['on', 'off'], default: 'off' }
   }
 } as const
 
@@ -134,7 +142,10 @@ export const ENV_VARS: Readonly<Record<string, keyof ServerOptions>> = {
   HEADERS_TIMEOUT_MS: 'headersTimeoutMs',
   REDIS_URL: 'redisUrl',
   REDIS_KEY_PREFIX: 'redisKeyPrefix',
-  REDIS_LEASE_TTL_MS: 'redisLeaseTtlMs'
+  REDIS_LEASE_TTL_MS: 'redisLeaseTtlMs',
+  IDEMPOTENCY_TTL_MS: 'idempotencyTtlMs',
+  CORS_ORIGINS: 'corsOrigins',
+  CORS_CREDENTIALS: 'corsCredentials'
 }
 
 export class ConfigError extends Error {
@@ -157,6 +168,12 @@ function describe (errors: ErrorObject[], fromEnv: boolean): string {
   }).join('; ')
 }
 
+/** `*`, or the listed origins (trimmed, empty entries dropped). */
+export function corsOriginList (value: string): '*' | string[] {
+  const origins = value.split(',').map((o) => o.trim()).filter((o) => o !== '')
+  return origins.includes('*') ? '*' : origins
+}
+
 export function isLoopback (host: string): boolean {
   if (host === 'localhost' || host === '::1') return true
   return isIP(host) === 4 && host.startsWith('127.')
@@ -167,6 +184,10 @@ function resolve (input: Record<string, unknown>, fromEnv: boolean): ServerOptio
   if (!validate(candidate)) throw new ConfigError(`Invalid configuration: ${describe(validate.errors as ErrorObject[], fromEnv)}`)
   const options = candidate as unknown as ServerOptions
   options.llmProvider ??= options.openaiApiKey === undefined ? 'builtin' : 'openai'
+  options.idempotencyTtlMs ??= options.streamResumeTtlMs
+  if (options.corsCredentials === 'on' && (options.corsOrigins === undefined || corsOriginList(options.corsOrigins) === '*')) {
+    throw new ConfigError(`Invalid configuration: ${fromEnv ? 'CORS_CREDENTIALS=on needs CORS_ORIGINS' : 'corsCredentials on needs corsOrigins'} to list origins; credentials with * would let any site act as a signed-in user`)
+  }
   const keyName = fromEnv ? 'OPENAI_API_KEY' : 'openaiApiKey'
   if (options.llmProvider === 'openai' && options.openaiApiKey === undefined) {
     throw new ConfigError(`Invalid configuration: ${keyName} is required when the LLM provider is openai`)

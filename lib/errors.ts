@@ -14,6 +14,7 @@ export type ErrorCode =
   | 'REQUEST_TIMEOUT'
   | 'CONFLICT'
   | 'GONE'
+  | 'IDEMPOTENCY_KEY_REUSED'
   | 'QUOTA_EXCEEDED'
   | 'HEADERS_TOO_LARGE'
   | 'UPSTREAM_ERROR'
@@ -74,6 +75,9 @@ export const conflict = (message: string): HttpError =>
 
 export const gone = (message: string, details: unknown = null): HttpError =>
   new HttpError(410, 'GONE', message, details)
+
+export const idempotencyKeyReused = (): HttpError =>
+  new HttpError(422, 'IDEMPOTENCY_KEY_REUSED', 'Idempotency-Key was already used with a different request')
 
 export const quotaExceeded = (scope: 'tenant' | 'global', limit: number, retryAfterSeconds: number): HttpError =>
   new HttpError(429, 'QUOTA_EXCEEDED', `Too many concurrent streams (${scope} limit ${limit})`, { scope, limit },

@@ -19,7 +19,7 @@ import { LocalCoordinator } from './coord/local.js'
 import { RedisCoordinator } from './coord/redis.js'
 import { HttpError, quotaExceeded, serviceUnavailable, upstreamError } from './errors.js'
 import { answerClientError } from './http/client-error.js'
-import { sendError } from './http/respond.js'
+import { sendError, sendNoContent } from './http/respond.js'
 import { Router } from './http/router.js'
 import { ConcurrencyLimiter } from './limits/concurrency.js'
 import { BuiltinProvider } from './llm/builtin.js'
@@ -30,7 +30,9 @@ import { RuleBasedExtractor } from './memory/extractor.js'
 import { LlmMemoryExtractor } from './memory/llm-extractor.js'
 import { MemoryService } from './memory/service.js'
 import { memoryRoutes } from './routes/memories.js'
-import { streamRoutes } from './routes/streams.js'
+import { createResumer, streamRoutes } from './routes/streams.js'
+import { Idempotency } from './routes/idempotency.js'
+import { Cors } from './http/cors.js'
 import { healthRoutes } from './routes/health.js'
 import { StreamRegistry } from './resume/registry.js'
 import { acceptsGzip } from './sse/encoding.js'
@@ -232,10 +234,13 @@ export async function createServer (input: ServerOptionsInput = {}, deps: Server
   }
 
   const router = new Router()
+  const resumer = createResumer(app)
+  // A request waiting on its key's first request waits at most as long as that turn may run.
+  const idempotency = new Idempotency(coordinator, options.idempotencyTtlMs, options.streamMaxDurationMs + options.streamFirstTokenTimeoutMs)
   agentRoutes(router, app)
-  chatRoutes(router, app)
+  chatRoutes(router, app, resumer, idempotency)
   memoryRoutes(router, app)
-  streamRoutes(router, app)
+  streamRoutes(router, app, resumer)
   healthRoutes(router, store, coordinator)
   metricsRoutes(router, { metrics, token: options.metricsToken })
   // The chat page: on in dev mode unless UI=off, otherwise only with UI=on.
@@ -248,6 +253,7 @@ export async function createServer (input: ServerOptionsInput = {}, deps: Server
     res.end(openapi)
   })
 
+  const cors = options.corsOrigins === undefined ? null : new Cors(options.corsOrigins, options.corsCredentials === 'on')
   let closing = false
   const server = http.createServer({
     // Clients trickling headers (slowloris) get 408. requestTimeout stays at Node's 300 s: set
@@ -265,8 +271,15 @@ export async function createServer (input: ServerOptionsInput = {}, deps: Server
       const status = res.headersSent ? res.statusCode : null
       logger.info({ req_id: requestId, method: req.method, path, status, ms: Math.round(performance.now() - startedAt) }, 'request')
     })
+    cors?.decorate(req, res)
     try {
       if (closing) throw serviceUnavailable('Server is shutting down')
+      if (req.method === 'OPTIONS') {
+        const methods = [...router.methods(req.url as string), 'OPTIONS']
+        cors?.preflight(req, res, methods)
+        res.setHeader('Allow', methods.join(', '))
+        return sendNoContent(res)
+      }
       const { handler, params, query } = router.find(req.method as string, req.url as string)
       await handler({ req, res, params, query })
     } catch (err) {

@@ -66,7 +66,7 @@ for (const [kind, open] of Object.entries(implementations)) {
 
 t.test('local: streams are not shared', async (t) => {
   const c = new LocalCoordinator(LIMITS)
-  t.equal(c.share({ id: 's', orgId: 'o', userId: 'u', resumeToken: 'x' }), null)
+  t.equal(c.share({ id: 's', orgId: 'o', userId: 'u', agentId: 'a', resumeToken: 'x' }), null)
   await c.close()
 })
 
@@ -99,7 +99,7 @@ t.test('redis: a shared stream is found, replayed and followed live on another i
   const reader = await openRedis(t, { keyPrefix: prefix })
   const heard: string[] = []
   runner.onControl((m) => heard.push(`${m.type}:${m.id}`))
-  const info = { id: 'stream-1', orgId: 'org', userId: 'user', resumeToken: 'secret-token' }
+  const info = { id: 'stream-1', orgId: 'org', userId: 'user', agentId: 'agent', resumeToken: 'secret-token' }
   const feed = runner.share(info)
   const log = new ReplayLog({ maxEvents: 100, maxBytes: 1 << 20 })
   const append = (data: string): void => feed.append(log.append(data))
@@ -107,7 +107,7 @@ t.test('redis: a shared stream is found, replayed and followed live on another i
   append('{"n":2}')
   t.ok(await eventually(async () => (await reader.find('stream-1'))?.lastId === 2))
   const found = await reader.find('stream-1')
-  t.match(found, { id: 'stream-1', orgId: 'org', userId: 'user', lastId: 2, firstId: 1, ended: false })
+  t.match(found, { id: 'stream-1', orgId: 'org', userId: 'user', agentId: 'agent', lastId: 2, firstId: 1, ended: false })
   t.ok(found?.matchesToken('secret-token'))
   t.notOk(found?.matchesToken('guess-token-!'))
 
@@ -129,7 +129,7 @@ t.test('redis: a shared stream is found, replayed and followed live on another i
 
 t.test('redis: a stream shared before its first event, and one ended without any', async (t) => {
   const c = await openRedis(t)
-  const feed = c.share({ id: 'empty', orgId: 'o', userId: 'u', resumeToken: 'x' })
+  const feed = c.share({ id: 'empty', orgId: 'o', userId: 'u', agentId: 'a', resumeToken: 'x' })
   t.ok(await eventually(async () => (await c.find('empty')) !== null))
   t.match(await c.find('empty'), { lastId: 0, firstId: 1, ended: false }, 'known, with nothing to replay yet')
   feed.end()
@@ -140,7 +140,7 @@ t.test('redis: a stream shared before its first event, and one ended without any
 t.test('redis: a follower stops when its reader leaves, and when the stream expired unended', async (t) => {
   const prefix = `test:${randomBytes(6).toString('hex')}:`
   const runner = await openRedis(t, { keyPrefix: prefix, maxDurationMs: 300, resumeTtlMs: 100 })
-  const feed = runner.share({ id: 's', orgId: 'o', userId: 'u', resumeToken: 'x' })
+  const feed = runner.share({ id: 's', orgId: 'o', userId: 'u', agentId: 'a', resumeToken: 'x' })
   feed.append({ id: 1, frame: 'id: 1\ndata: {}\n\n' })
   t.ok(await eventually(async () => (await runner.find('s')) !== null))
   const found = await runner.find('s') as RemoteStream
@@ -160,7 +160,7 @@ t.test('redis: a follower stops when its reader leaves, and when the stream expi
 
 t.test('redis: events trimmed under a slow reader are reported, not skipped', async (t) => {
   const c = await openRedis(t, { maxEvents: 1 })
-  const feed = c.share({ id: 's', orgId: 'o', userId: 'u', resumeToken: 'x' })
+  const feed = c.share({ id: 's', orgId: 'o', userId: 'u', agentId: 'a', resumeToken: 'x' })
   // MAXLEN ~ trims whole nodes: write enough that the first ones surely go.
   for (let id = 1; id <= 300; id++) feed.append({ id, frame: `id: ${id}\n\n` })
   t.ok(await eventually(async () => ((await c.find('s'))?.lastId === 300)))
@@ -185,7 +185,7 @@ t.test('redis: unreachable Redis refuses new slots with CoordinatorUnavailableEr
   await t.rejects(c.find('s'), CoordinatorUnavailableError)
   await t.rejects(c.cancel('s'), CoordinatorUnavailableError)
   await t.rejects(c.ping())
-  const feed = c.share({ id: 's', orgId: 'o', userId: 'u', resumeToken: 'x' })
+  const feed = c.share({ id: 's', orgId: 'o', userId: 'u', agentId: 'a', resumeToken: 'x' })
   feed.append({ id: 1, frame: 'x' })
   feed.end()
   t.ok(await eventually(() => errors.length >= 2))

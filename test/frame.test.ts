@@ -46,12 +46,15 @@ t.test('id and event with CR, LF or NUL are refused', async (t) => {
 })
 
 t.test('comments and retry', async (t) => {
-  t.equal(frameComment('keep-alive'), ': keep-alive\n\n')
+  t.equal(frameComment('keep-alive'), ': keep-alive\n', 'a comment line ends no block')
+  t.same(parse(frameComment('keep-alive') + frameComment('keep-alive')).events, [], 'comments alone dispatch nothing')
   const multi = parse(frameComment('a\nb') + frameEvent('after'))
   t.same(multi.comments.map((c) => c.trim()), ['a', 'b'])
   t.same(multi.events.map((e) => e.data), ['after'], 'a multi-line comment does not swallow the next event')
-  t.equal(frameRetry(2000), 'retry: 2000\n\n')
-  t.same(parse(frameRetry(1500)).retry, [1500])
+  t.equal(frameRetry(2000), 'retry: 2000\n', 'a field line that rides in the next block')
+  const withEvent = parse(frameRetry(1500) + frameEvent('first'))
+  t.same(withEvent.retry, [1500])
+  t.same(withEvent.events.map((e) => e.data), ['first'], 'the block it rides in is the first event')
   t.throws(() => frameRetry(-1), FramingError)
   t.throws(() => frameRetry(1.5), FramingError)
 })

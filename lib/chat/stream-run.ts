@@ -1,6 +1,6 @@
-import { randomUUID } from 'node:crypto'
 import type { Lease } from '../limits/concurrency.js'
 import type { TokenUsage } from '../llm/provider.js'
+import { newStreamId } from '../resume/token.js'
 import { makeChunk } from '../sse/chunk.js'
 import { StreamStateMachine } from '../sse/state-machine.js'
 import { classifyFailure, StreamTimeoutError, type StreamOutcome } from './errors.js'
@@ -42,7 +42,7 @@ export interface StreamRunOptions {
  * (done, error, timeout, disconnect, shutdown), `#release` runs once and frees all of them.
  */
 export class StreamRun {
-  readonly id = `stream-${randomUUID()}`
+  readonly id = newStreamId()
   readonly orgId: string
   readonly agentId: string
   readonly requestId: string

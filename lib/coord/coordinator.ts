@@ -17,6 +17,15 @@ export interface Coordinator {
   find: (id: string) => Promise<RemoteStream | null>
   /** Asks whichever instance runs the stream to cancel it. */
   cancel: (id: string) => Promise<void>
+  /**
+   * Takes an idempotency key for `ttlMs` with `value`, atomically: null when this call took it,
+   * else the value it holds. Throws `CoordinatorUnavailableError`.
+   */
+  claimKey: (key: string, value: string, ttlMs: number) => Promise<string | null>
+  /** Replaces the value of a key this instance took, keeping its expiry. */
+  setKey: (key: string, value: string) => Promise<void>
+  /** Gives a key up, so the next request with it runs again. */
+  releaseKey: (key: string) => Promise<void>
   /** Hears what other instances ask of the streams this one runs. */
   onControl: (listener: ControlListener) => void
   ping: () => Promise<void>
@@ -29,6 +38,7 @@ export interface SharedStreamInfo {
   id: string
   orgId: string
   userId: string
+  agentId: string
   resumeToken: string
 }
 
@@ -42,6 +52,7 @@ export interface RemoteStream {
   id: string
   orgId: string
   userId: string
+  agentId: string
   /** Compares in constant time; only a hash of the token is kept in Redis. */
   matchesToken: (token: string) => boolean
   /** Highest event id written so far. */

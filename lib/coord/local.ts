@@ -5,6 +5,8 @@ import type { Coordinator, RemoteStream, StreamFeed } from './coordinator.js'
 export class LocalCoordinator implements Coordinator {
   readonly kind = 'local'
   readonly #limiter: ConcurrencyLimiter
+  /** Idempotency keys by expiry: a Map keeps insertion order, and every key gets the same TTL from its caller. */
+  readonly #keys = new Map<string, { value: string, expires: number }>()
 
   constructor (limits: ConcurrencyLimits) {
     this.#limiter = new ConcurrencyLimiter(limits)
@@ -23,6 +25,28 @@ export class LocalCoordinator implements Coordinator {
   }
 
   async cancel (): Promise<void> {}
+
+  async claimKey (key: string, value: string, ttlMs: number): Promise<string | null> {
+    const now = Date.now()
+    // Expired keys go first (oldest first), so the map holds at most the keys of one TTL.
+    for (const [k, entry] of this.#keys) {
+      if (entry.expires > now) break
+      this.#keys.delete(k)
+    }
+    const held = this.#keys.get(key)
+    if (held !== undefined) return held.value
+    this.#keys.set(key, { value, expires: now + ttlMs })
+    return null
+  }
+
+  async setKey (key: string, value: string): Promise<void> {
+    const held = this.#keys.get(key)
+    if (held !== undefined) held.value = value
+  }
+
+  async releaseKey (key: string): Promise<void> {
+    this.#keys.delete(key)
+  }
 
   onControl (): void {}
 

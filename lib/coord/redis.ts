@@ -166,7 +166,7 @@ export class RedisCoordinator implements Coordinator {
       failed = true
       onError(err)
     }
-    this.#redis.hset(meta, { org: stream.orgId, user: stream.userId, token: hashToken(stream.resumeToken).toString('hex') }).catch(report)
+    this.#redis.hset(meta, { org: stream.orgId, user: stream.userId, agent: stream.agentId, token: hashToken(stream.resumeToken).toString('hex') }).catch(report)
     this.#redis.pexpire(meta, lifetime).catch(report)
     return {
       append: (event) => {
@@ -200,6 +200,7 @@ export class RedisCoordinator implements Coordinator {
       id,
       orgId: meta.org,
       userId: meta.user as string,
+      agentId: meta.agent as string,
       lastId,
       firstId,
       ended,
@@ -240,6 +241,28 @@ export class RedisCoordinator implements Coordinator {
       signal.removeEventListener('abort', stop)
       conn.disconnect()
     }
+  }
+
+  #idempotencyKey (key: string): string {
+    return `${this.#opts.keyPrefix}idem:${createHash('sha256').update(key).digest('base64url')}`
+  }
+
+  async claimKey (key: string, value: string, ttlMs: number): Promise<string | null> {
+    const k = this.#idempotencyKey(key)
+    for (;;) {
+      if (await reachable(this.#redis.set(k, value, 'PX', ttlMs, 'NX')) === 'OK') return null
+      const held = await reachable(this.#redis.get(k))
+      // Released or expired between the two calls: try to take it again.
+      if (held !== null) return held
+    }
+  }
+
+  async setKey (key: string, value: string): Promise<void> {
+    await reachable(this.#redis.set(this.#idempotencyKey(key), value, 'KEEPTTL', 'XX'))
+  }
+
+  async releaseKey (key: string): Promise<void> {
+    await reachable(this.#redis.del(this.#idempotencyKey(key)))
   }
 
   async cancel (id: string): Promise<void> {

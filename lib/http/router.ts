@@ -35,12 +35,19 @@ export class Router {
     return this.#routes.flatMap((r) => [...r.handlers.keys()].map((method) => ({ method, pattern: '/' + r.segments.join('/') })))
   }
 
+  /** The methods the path's route answers (for OPTIONS and Allow); throws 404 when no route matches. */
+  methods (url: string): string[] {
+    const parts = pathOf(url).split('/').filter(Boolean)
+    const route = this.#routes.find((r) => match(r.segments, parts) !== null)
+    if (route === undefined) throw notFound('Route')
+    return [...route.handlers.keys()]
+  }
+
   /** Throws the 404/405/400 the caller should send. */
   find (method: string, url: string): { handler: Handler, params: Record<string, string>, query: URLSearchParams } {
     const queryAt = url.indexOf('?')
-    const path = queryAt === -1 ? url : url.slice(0, queryAt)
     const query = new URLSearchParams(queryAt === -1 ? '' : url.slice(queryAt + 1))
-    const parts = path.split('/').filter(Boolean)
+    const parts = pathOf(url).split('/').filter(Boolean)
     for (const route of this.#routes) {
       const params = match(route.segments, parts)
       if (params === null) continue
@@ -50,6 +57,11 @@ export class Router {
     }
     throw notFound('Route')
   }
+}
+
+function pathOf (url: string): string {
+  const queryAt = url.indexOf('?')
+  return queryAt === -1 ? url : url.slice(0, queryAt)
 }
 
 function match (segments: string[], parts: string[]): Record<string, string> | null {

@@ -22,6 +22,8 @@ const cost = (frame: string): number => frame.length + EVENT_OVERHEAD
  */
 export class ReplayLog {
   readonly #limits: ReplayLimits
+  /** Written before each event's number in its `id:` line (the stream's id, see event-id.ts). */
+  readonly #idPrefix: string
   /** Dropped events' slots are cleared, so the array holds only what the bounds allow. */
   #events: Array<LoggedEvent | undefined> = []
   #head = 0
@@ -30,8 +32,9 @@ export class ReplayLog {
   #nextId = 1
   #ended = false
 
-  constructor (limits: ReplayLimits) {
+  constructor (limits: ReplayLimits, idPrefix = '') {
     this.#limits = limits
+    this.#idPrefix = idPrefix
   }
 
   get lastId (): number {
@@ -54,7 +57,7 @@ export class ReplayLog {
 
   append (data: string): LoggedEvent {
     const id = this.#nextId++
-    const frame = frameEvent(data, { id: String(id) })
+    const frame = frameEvent(data, { id: this.#idPrefix + String(id) })
     // Built by concatenation, a frame is a tree of string pieces: ~290 bytes of heap for a
     // 100-character event. Reading a character flattens it in place (~170 bytes).
     frame.charCodeAt(0)

@@ -3,8 +3,9 @@ import { classifyFailure, ServerShutdownError, StreamTimeoutError } from '../cha
 import type { Turn } from '../chat/orchestrator.js'
 import { BroadcastSink, CollectingSink } from '../chat/sinks.js'
 import { ReplayLog } from '../resume/replay-log.js'
+import { eventIdPrefix, parseEventId } from '../resume/event-id.js'
 import type { StreamRun } from '../chat/stream-run.js'
-import { HttpError, notFound, serviceUnavailable, upstreamError, upstreamTimeout } from '../errors.js'
+import { badRequest, HttpError, notFound, serviceUnavailable, upstreamError, upstreamTimeout } from '../errors.js'
 import { readJsonBody } from '../http/body.js'
 import { intParam } from '../http/query.js'
 import { sendJson } from '../http/respond.js'
@@ -14,6 +15,8 @@ import { schemas, validator, type ChatRequest } from '../schemas.js'
 import { ClientGoneError } from '../sse/writer.js'
 import type { Principal } from '../auth/jwt.js'
 import { authed, type AppContext } from './context.js'
+import { idempotencyKeyOf, requestHash, type Idempotency, type OwnedKey } from './idempotency.js'
+import type { Resumer } from './streams.js'
 
 const validateChat = validator<ChatRequest>(schemas.chatRequest)
 
@@ -33,12 +36,21 @@ function runFailure (code: unknown, message: string): HttpError {
   return new HttpError(500, 'INTERNAL_ERROR', message)
 }
 
-export function chatRoutes (router: Router, app: AppContext): void {
+/** Gives the key up when `work` fails, so a retry with it runs the turn again. */
+async function releasingOnFailure<T> (key: OwnedKey | null, work: () => Promise<T>): Promise<T> {
+  try {
+    return await work()
+  } catch (err) {
+    await key?.release()
+    throw err
+  }
+}
+
+export function chatRoutes (router: Router, app: AppContext, resumer: Resumer, idempotency: Idempotency): void {
   const { store, options, orchestrator } = app
 
-  /** Everything that can fail before the first byte of the reply: auth, body, agent, slot, upstream. */
-  async function openTurn (req: IncomingMessage, res: ServerResponse, agentId: string, principal: Principal): Promise<{ run: StreamRun, turn: Turn, onClose: () => void }> {
-    const request = validateChat(await readJsonBody(req, options.bodyLimitBytes))
+  /** Everything that can fail before the first byte of the reply: agent, slot, upstream. */
+  async function openTurn (res: ServerResponse, agentId: string, principal: Principal, request: ChatRequest): Promise<{ run: StreamRun, turn: Turn, onClose: () => void }> {
     const agent = await store.getAgent(principal.orgId, agentId)
     if (agent === null) throw notFound('Agent')
     const run = await app.startRun(principal.orgId, agent.id, String(res.getHeader('x-request-id')))
@@ -57,12 +69,47 @@ export function chatRoutes (router: Router, app: AppContext): void {
     }
   }
 
+  /**
+   * The body of a chat request and, with an Idempotency-Key, what the key says: null when this
+   * request runs the turn (`key` then set), or 'answered' when it attached to an earlier one.
+   */
+  async function prepare (req: IncomingMessage, res: ServerResponse, route: string, agentId: string, principal: Principal,
+    attach: (record: { stream?: string, reply?: unknown }) => Promise<void>): Promise<{ request: ChatRequest, key: OwnedKey | null } | 'answered'> {
+    const request = validateChat(await readJsonBody(req, options.bodyLimitBytes))
+    const key = idempotencyKeyOf(req)
+    if (key === null) return { request, key: null }
+    const claim = await idempotency.claim(principal, key, requestHash(route, agentId, request), res)
+    if ('owned' in claim) return { request, key: claim.owned }
+    if ('record' in claim) await attach(claim.record)
+    return 'answered'
+  }
+
   router.on('POST', '/api/v1/agents/:id/chat/stream', authed(app, async ({ req, res, params, principal }) => {
-    const { run, turn, onClose } = await openTurn(req, res, params.id as string, principal)
+    const agentId = params.id as string
+    // A client reconnecting by sending its POST again (fetch-event-source, eventsource, sse.js)
+    // continues the turn it was reading; it never starts a second one.
+    const lastEventId = req.headers['last-event-id']
+    if (typeof lastEventId === 'string' && lastEventId !== '') {
+      const cursor = parseEventId(lastEventId)
+      if (cursor?.streamId == null) throw badRequest('Last-Event-ID must be an event id of a stream (<stream id>:<n>)')
+      req.resume() // the repeated body is not needed
+      const found = await resumer.readable(cursor.streamId, { principal, agentId })
+      await resumer.resume(req, res, found, cursor.seq)
+      return
+    }
+    // The request hash names the route, so a record that matched it is this route's: a stream here.
+    const prepared = await prepare(req, res, 'stream', agentId, principal, async ({ stream }) => {
+      await resumer.resume(req, res, await resumer.readable(stream as string, { principal, agentId }), 0)
+    })
+    if (prepared === 'answered') return
+    const { request, key } = prepared
+    const { run, turn, onClose } = await releasingOnFailure(key, async () => await openTurn(res, agentId, principal, request))
     res.off('close', onClose)
-    const sink = new BroadcastSink(new ReplayLog(app.replayLimits), (reason) => app.registry.detached(stream, reason))
+    const sink = new BroadcastSink(new ReplayLog(app.replayLimits, eventIdPrefix(run.id)), (reason) => app.registry.detached(stream, reason))
     const stream = app.registry.add(run, sink, principal.userId)
     sink.feed = app.coordinator.share(stream)
+    // Said before the first byte, so a request racing this one finds the stream it attaches to.
+    await key?.settle({ stream: run.id }).catch(() => {})
     const writer = app.newWriter(req, res, run.signal)
     res.once('close', () => { if (!res.writableFinished) sink.detach(writer, new ClientGoneError()) })
     sink.attach(writer, 0)
@@ -71,22 +118,33 @@ export function chatRoutes (router: Router, app: AppContext): void {
 
   router.on('POST', '/api/v1/agents/:id/chat', authed(app, async ({ req, res, params, principal }) => {
     const startedAt = performance.now()
-    const { run, turn } = await openTurn(req, res, params.id as string, principal)
-    const sink = new CollectingSink()
-    await run.pump(turn, sink)
-    const terminal = sink.terminal
-    if (terminal === null) return // the client left; nobody to answer
-    if (terminal.chunk_type === 'error') throw runFailure(terminal.code, terminal.content as string)
-    sendJson(res, 200, {
-      data: {
-        message_id: terminal.message_id,
-        content: sink.text,
-        memories_updated: sink.memoriesCount > 0,
-        memories_count: sink.memoriesCount,
-        tool_calls: sink.toolCalls,
-        processing_time_ms: Math.round(performance.now() - startedAt)
-      },
-      success: true
+    const agentId = params.id as string
+    // ...and a one-shot answer here.
+    const prepared = await prepare(req, res, 'chat', agentId, principal, async ({ reply }) => { sendJson(res, 200, reply) })
+    if (prepared === 'answered') return
+    const { request, key } = prepared
+    await releasingOnFailure(key, async () => {
+      const { run, turn } = await openTurn(res, agentId, principal, request)
+      const sink = new CollectingSink()
+      await run.pump(turn, sink)
+      const terminal = sink.terminal
+      if (terminal === null) throw new ClientGoneError() // the client left; nobody to answer
+      if (terminal.chunk_type === 'error') throw runFailure(terminal.code, terminal.content as string)
+      const reply = {
+        data: {
+          message_id: terminal.message_id,
+          content: sink.text,
+          memories_updated: sink.memoriesCount > 0,
+          memories_count: sink.memoriesCount,
+          tool_calls: sink.toolCalls,
+          processing_time_ms: Math.round(performance.now() - startedAt)
+        },
+        success: true
+      }
+      await key?.settle({ reply }).catch(() => {})
+      sendJson(res, 200, reply)
+    }).catch((err: unknown) => {
+      if (!(err instanceof ClientGoneError)) throw err
     })
   }))
 

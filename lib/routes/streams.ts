@@ -1,25 +1,31 @@
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import { CancelledError } from '../chat/errors.js'
 import { viaCoordinator, type RemoteStream } from '../coord/coordinator.js'
-import { badRequest, conflict, gone, notFound } from '../errors.js'
+import { badRequest, gone, notFound } from '../errors.js'
 import { sendNoContent } from '../http/respond.js'
 import type { Router } from '../http/router.js'
 import type { ResumableStream } from '../resume/registry.js'
+import { parseEventId } from '../resume/event-id.js'
 import { tokenMatches } from '../auth/tokens.js'
+import type { Principal } from '../auth/jwt.js'
 import { ClientGoneError } from '../sse/writer.js'
 import { authed, type AppContext } from './context.js'
 
-function cursorOf (req: IncomingMessage, query: URLSearchParams): number {
-  const raw = req.headers['last-event-id'] ?? query.get('last_event_id') ?? '0'
-  if (!/^\d{1,15}$/.test(raw as string)) throw badRequest('Last-Event-ID must be an event id of this stream')
-  return Number(raw)
+/** Where a stream lives: in this process, or (with a shared coordinator) on another instance. */
+export type Located = { local: ResumableStream, remote?: undefined } | { local?: undefined, remote: RemoteStream }
+
+/** Who asks to read a stream: a principal (bearer token) or the holder of its resume token. */
+export type ReadAccess = { principal: Principal, agentId?: string } | { token: string }
+
+/** Resuming a stream: one path for GET /api/v1/streams/{id} and for a chat POST sent again with Last-Event-ID. */
+export interface Resumer {
+  /** The stream, when `access` may read it; the same 404 for unknown, expired and foreign streams. */
+  readable: (id: string, access: ReadAccess) => Promise<Located>
+  /** Replays what came after `cursor`, then follows live until the stream's terminal event. */
+  resume: (req: IncomingMessage, res: ServerResponse, found: Located, cursor: number) => Promise<void>
 }
 
-/** Where a stream lives: in this process, or (with a shared coordinator) on another instance. */
-type Located = { local: ResumableStream, remote?: undefined } | { local?: undefined, remote: RemoteStream }
-
-/** Resume (replay, then follow live) and cancel. Only the stream's own user, or its resume token. */
-export function streamRoutes (router: Router, app: AppContext): void {
+export function createResumer (app: AppContext): Resumer {
   const { registry, coordinator } = app
 
   async function locate (id: string): Promise<Located | null> {
@@ -29,16 +35,14 @@ export function streamRoutes (router: Router, app: AppContext): void {
     return remote === null ? null : { remote }
   }
 
-  async function readable (req: IncomingMessage, id: string, query: URLSearchParams): Promise<Located> {
-    const token = query.get('resume_token')
-    // Authenticate before looking anything up, so a bad token costs no Redis round trip.
-    const principal = token === null ? app.authenticate(req.headers.authorization) : null
+  async function readable (id: string, access: ReadAccess): Promise<Located> {
     const found = await locate(id)
     if (found === null) throw notFound('Stream')
     const stream = found.local ?? found.remote
-    const allowed = principal === null
-      ? (found.local !== undefined ? tokenMatches(token as string, found.local.resumeToken) : found.remote.matchesToken(token as string))
-      : stream.orgId === principal.orgId && stream.userId === principal.userId
+    const allowed = 'token' in access
+      ? (found.local !== undefined ? tokenMatches(access.token, found.local.resumeToken) : found.remote.matchesToken(access.token))
+      : stream.orgId === access.principal.orgId && stream.userId === access.principal.userId &&
+        (access.agentId === undefined || access.agentId === (found.local?.run.agentId ?? found.remote?.agentId))
     if (!allowed) throw notFound('Stream')
     return found
   }
@@ -84,20 +88,44 @@ export function streamRoutes (router: Router, app: AppContext): void {
     }
   }
 
+  return {
+    readable,
+    resume: async (req, res, found, cursor) => {
+      if (found.local !== undefined) follow(req, res, found.local, cursor)
+      else await followRemote(req, res, found.remote, cursor)
+    }
+  }
+}
+
+/** Last-Event-ID (header, or `last_event_id` for clients that cannot send headers) of the stream `id`. */
+function cursorOf (req: IncomingMessage, query: URLSearchParams, id: string): number {
+  const raw = req.headers['last-event-id'] ?? query.get('last_event_id') ?? ''
+  const cursor = parseEventId(raw as string)
+  if (cursor === null || (cursor.streamId !== null && cursor.streamId !== id)) {
+    throw badRequest('Last-Event-ID must be an event id of this stream')
+  }
+  return cursor.seq
+}
+
+/** Resume (replay, then follow live) and cancel. Only the stream's own user, or its resume token. */
+export function streamRoutes (router: Router, app: AppContext, resumer: Resumer): void {
+  const { coordinator } = app
+
   router.on('GET', '/api/v1/streams/:id', async ({ req, res, params, query }) => {
-    const found = await readable(req, params.id as string, query)
-    const cursor = cursorOf(req, query)
-    if (found.local !== undefined) follow(req, res, found.local, cursor)
-    else await followRemote(req, res, found.remote, cursor)
+    const id = params.id as string
+    const token = query.get('resume_token')
+    // Authenticate before looking anything up, so a bad token costs no Redis round trip.
+    const access: ReadAccess = token === null ? { principal: app.authenticate(req.headers.authorization) } : { token }
+    const found = await resumer.readable(id, access)
+    await resumer.resume(req, res, found, cursorOf(req, query, id))
   })
 
+  // The same reader check as GET: another user's stream, an ended one and an unknown one all get one 404.
   router.on('DELETE', '/api/v1/streams/:id', authed(app, async ({ res, params, principal }) => {
-    const found = await locate(params.id as string)
-    if (found === null || (found.local ?? found.remote).orgId !== principal.orgId) throw notFound('Stream')
-    const { local, remote } = found
-    if (local?.endedAt === null) local.run.abort(new CancelledError())
-    else if (remote?.ended === false) await viaCoordinator(coordinator.cancel(remote.id))
-    else throw conflict('Stream already ended')
+    const found = await resumer.readable(params.id as string, { principal })
+    if (found.local?.endedAt === null) found.local.run.abort(new CancelledError())
+    else if (found.remote?.ended === false) await viaCoordinator(coordinator.cancel(found.remote.id))
+    else throw notFound('Stream')
     sendNoContent(res)
   }))
 }

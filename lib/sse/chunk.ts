@@ -37,16 +37,31 @@ export function makeChunk (chunkType: ChunkType, fields: CoreFields = {}, extra:
 const CORE_KEYS = new Set(['chunk_type', 'content', 'tool_call', 'memories_count'])
 
 /**
+ * JSON.stringify escapes every control character but leaves U+0085, U+2028 and U+2029 raw, and
+ * `str.splitlines()` consumers (Python `requests`' `iter_lines(decode_unicode=True)`) split a data
+ * line there. Escaped, they are still the same JSON string.
+ */
+const HAS_SEPARATOR = /[\u0085\u2028\u2029]/
+const SEPARATORS = /[\u0085\u2028\u2029]/g
+const escapeSeparator = (c: string): string => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`
+
+/** JSON of `value` with no raw line-breaking code point in it. */
+function stringify (value: unknown): string {
+  const json = JSON.stringify(value)
+  return HAS_SEPARATOR.test(json) ? json.replace(SEPARATORS, escapeSeparator) : json
+}
+
+/**
  * Key order fixed so the output reads like AgentMem's serde output: the four core keys, then
  * the extras in insertion order. Built as text, without the copy a rest-spread would make.
  */
 export function serializeChunk (chunk: StreamChunk): string {
-  let json = `{"chunk_type":"${chunk.chunk_type}","content":${JSON.stringify(chunk.content)},"tool_call":${JSON.stringify(chunk.tool_call)},"memories_count":${JSON.stringify(chunk.memories_count)}`
+  let json = `{"chunk_type":"${chunk.chunk_type}","content":${stringify(chunk.content)},"tool_call":${stringify(chunk.tool_call)},"memories_count":${JSON.stringify(chunk.memories_count)}`
   for (const key in chunk) {
     const value = chunk[key]
     // JSON.stringify leaves undefined properties out; so does this.
     if (value === undefined || CORE_KEYS.has(key)) continue
-    json += `,${JSON.stringify(key)}:${JSON.stringify(value)}`
+    json += `,${stringify(key)}:${stringify(value)}`
   }
   return json + '}'
 }
@@ -56,5 +71,5 @@ const CONTENT_SUFFIX = ',"tool_call":null,"memories_count":null}'
 
 /** Hot path: one content chunk per token, built without an intermediate object. */
 export function serializeContent (text: string): string {
-  return CONTENT_PREFIX + JSON.stringify(text) + CONTENT_SUFFIX
+  return CONTENT_PREFIX + stringify(text) + CONTENT_SUFFIX
 }

@@ -37,13 +37,19 @@ export function frameEvent (data: string, fields: EventFields = {}): string {
   return out + '\n'
 }
 
+/**
+ * Comment lines only, with no blank line after them: a blank line ends a block, and several
+ * clients (fetch-event-source, extended-eventsource) dispatch a message with empty data for a
+ * block without `data:`. A comment on its own ends nothing and dispatches nothing.
+ */
 export function frameComment (text: string): string {
   let out = ''
   for (const line of text.split(LINE_BREAK)) out += `: ${line}\n`
-  return out + '\n'
+  return out
 }
 
+/** A `retry:` field line, to ride in the block of the next event (never a block of its own). */
 export function frameRetry (ms: number): string {
   if (!Number.isInteger(ms) || ms < 0) throw new FramingError('SSE retry must be a non-negative integer')
-  return `retry: ${ms}\n\n`
+  return `retry: ${ms}\n`
 }

@@ -61,12 +61,15 @@ export class SseWriter implements KeepAliveTarget {
   readonly #gzip: Gzip | undefined
   readonly #out: Writable
   #corked = false
+  /** `retry:` goes out in the first event's block, so no block of the stream lacks `data:`. */
+  #prefix: string
 
   constructor (res: ServerResponse, opts: SseWriterOptions) {
     this.#res = res
     this.#opts = opts
     this.#gzip = opts.gzip === true ? createGzip(GZIP_OPTIONS) : undefined
     this.#out = this.#gzip ?? res
+    this.#prefix = opts.retryMs === undefined ? '' : frameRetry(opts.retryMs)
   }
 
   get bufferedBytes (): number {
@@ -76,13 +79,15 @@ export class SseWriter implements KeepAliveTarget {
   open (): void {
     const res = this.#res
     res.socket?.setNoDelay(true)
-    const encoding: Record<string, string> = this.#gzip === undefined ? {} : { 'Content-Encoding': 'gzip', Vary: 'Accept-Encoding' }
-    res.writeHead(200, { ...SSE_HEADERS, ...encoding })
-    // Without gzip the headers ride in the first corked write (one syscall, not two); gzip
-    // output comes later, off the main thread, so then they go out on their own right away.
-    if (this.#gzip !== undefined || this.#opts.retryMs === undefined) res.flushHeaders()
+    // Whether it is compressed depends on Accept-Encoding either way, so caches must key on it.
+    const vary = res.getHeader('vary')
+    res.setHeader('Vary', vary === undefined ? 'Accept-Encoding' : `${String(vary)}, Accept-Encoding`)
+    res.writeHead(200, this.#gzip === undefined ? SSE_HEADERS : { ...SSE_HEADERS, 'Content-Encoding': 'gzip' })
+    // Without gzip the headers ride in the first corked write when it comes in this tick (one
+    // syscall, not two); gzip output comes later, off the main thread, so then they go out now.
+    if (this.#gzip !== undefined) res.flushHeaders()
+    else this.#uncorkSoon()
     this.#gzip?.pipe(res)
-    if (this.#opts.retryMs !== undefined) this.write(frameRetry(this.#opts.retryMs))
     this.#opts.keepAlive.add(this)
   }
 
@@ -100,12 +105,18 @@ export class SseWriter implements KeepAliveTarget {
    * ends, which adds no delay (nothing else could run before then anyway).
    */
   write (frame: string): boolean {
-    if (!this.#corked) {
-      this.#corked = true
-      this.#res.cork()
-      process.nextTick(this.#uncork)
-    }
-    return this.#send(frame)
+    this.#uncorkSoon()
+    if (this.#prefix === '') return this.#send(frame)
+    const first = this.#prefix + frame
+    this.#prefix = ''
+    return this.#send(first)
+  }
+
+  #uncorkSoon (): void {
+    if (this.#corked) return
+    this.#corked = true
+    this.#res.cork()
+    process.nextTick(this.#uncork)
   }
 
   /** One write, flushed through gzip when compressing, so the reader can decode it at once. */
@@ -117,6 +128,8 @@ export class SseWriter implements KeepAliveTarget {
 
   readonly #uncork = (): void => {
     this.#corked = false
+    // No event came in the tick the stream opened: the headers must not wait for one.
+    if (!this.#res.headersSent) this.#res.flushHeaders()
     this.#res.uncork()
   }
 

@@ -4,6 +4,7 @@ import { chromium } from 'playwright-core'
 import { startApp } from '../helpers/server.js'
 import { eventually } from '../helpers/settle.js'
 import { FakeOpenAI } from '../helpers/upstream.js'
+import { seqOf } from '../helpers/sse-client.js'
 
 const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium'
 const TOKENS = Array.from({ length: 8 }, (_, i) => `w${i} `)
@@ -56,11 +57,11 @@ t.test('a browser EventSource resumes a cut stream by itself with Last-Event-ID'
   resumes[0]?.res.socket?.destroy()
   t.ok(await eventually(() => resumes.length === 2, 1500), 'EventSource reconnected on its own')
   t.equal(resumes[1]?.req.headers['last-event-id'], before.events.at(-1)?.id, 'with the id of the last event it got')
-  t.equal(before.events.at(-1)?.id, '4', 'which was the last one sent before the upstream paused')
+  t.equal(before.events.at(-1)?.id, `${id}:4`, 'which was the last one sent before the upstream paused')
   upstream.resume()
   t.ok(await eventually(async () => (await state()).done, 500))
   const final = await state()
-  const ids = final.events.map((e) => Number(e.id))
+  const ids = final.events.map((e) => seqOf(e.id))
   t.same(ids, ids.map((_, i) => i + 1), 'every event once, in order')
   t.equal(final.events.filter((e) => e.type === 'content').map((e) => e.content).join(''), TOKENS.join(''), 'the whole reply')
   t.equal(final.events.at(-1)?.type, 'done')

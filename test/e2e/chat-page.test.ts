@@ -77,5 +77,5 @@ t.test('the chat page resumes with Last-Event-ID when its stream is cut', async 
   t.equal(await page.textContent('.assistant span'), `You said: ${message}`, 'the whole reply, once')
   const resume = seen.find((r) => r.path.startsWith('/api/v1/streams/'))
   t.ok(resume, 'the page reconnected to the resume endpoint')
-  t.match(resume?.lastEventId, /^\d+$/, 'with Last-Event-ID')
+  t.match(resume?.lastEventId, /^stream-[\w-]+:\d+$/, 'with Last-Event-ID')
 })

@@ -6,7 +6,7 @@ import { SECRET } from '../helpers/server.js'
 import { freshSchema } from '../helpers/postgres.js'
 import { REDIS_URL } from '../helpers/redis.js'
 import { eventually } from '../helpers/settle.js'
-import { StreamClient, request } from '../helpers/sse-client.js'
+import { StreamClient, request, seqOf } from '../helpers/sse-client.js'
 import { FakeOpenAI } from '../helpers/upstream.js'
 import { startServerProcess, type ServerProcess } from '../helpers/process.js'
 
@@ -93,7 +93,7 @@ t.test('three instances behave as one', async (t) => {
       t.equal(resumed.status, 200)
       upstream.resume()
       await resumed.ended
-      const ids = [...onB.events, ...resumed.events].map((e) => Number(e.id))
+      const ids = [...onB.events, ...resumed.events].map((e) => seqOf(e.id))
       t.same(ids, ids.map((_, i) => i + 1), 'ids continue exactly')
       t.equal(onB.text() + resumed.text(), 'a b c ')
       t.equal(resumed.last()?.chunk_type, 'done')

@@ -156,7 +156,8 @@ t.test('keep-alive comments flow while the upstream is quiet, and stop with the 
   const client = stream('org-a', agentId, { message: 'hi' })
   await client.until((c) => c.comments.length >= 3)
   t.ok(client.comments.every((c) => c.trim() === 'keep-alive'))
-  t.match(client.raw, /\n: keep-alive\n\n/)
+  t.match(client.raw, /\n\n: keep-alive\n/)
+  t.notMatch(client.raw, /: keep-alive\n\n/, 'a keep-alive never ends a block')
   upstream.resume()
   await client.ended
   t.equal(client.last()?.chunk_type, 'done')

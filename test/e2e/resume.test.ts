@@ -6,7 +6,7 @@ import type { ServerOptionsInput } from '../../lib/config.js'
 import type { StreamEndInfo } from '../../lib/server.js'
 import { startApp, type TestApp } from '../helpers/server.js'
 import { eventually } from '../helpers/settle.js'
-import { StreamClient, type RequestOptions } from '../helpers/sse-client.js'
+import { StreamClient, seqOf, type RequestOptions } from '../helpers/sse-client.js'
 import { FakeOpenAI } from '../helpers/upstream.js'
 
 const TOKENS = Array.from({ length: 12 }, (_, i) => `t${i} `)
@@ -47,7 +47,7 @@ t.test('a dropped client resumes with Last-Event-ID: no gap, no duplicate, same 
   const second = resume(start.stream_id, { headers: { 'last-event-id': seen } })
   await second.ended
   t.equal(second.status, 200)
-  const ids = [...first.events, ...second.events].map((e) => Number(e.id))
+  const ids = [...first.events, ...second.events].map((e) => seqOf(e.id))
   t.same(ids, ids.map((_, i) => i + 1), 'ids 1..n exactly once')
   t.equal(first.text() + second.text(), whole.text(), 'the concatenated reply equals the uninterrupted one')
   t.equal(second.last()?.chunk_type, 'done')
@@ -57,7 +57,7 @@ t.test('a dropped client resumes with Last-Event-ID: no gap, no duplicate, same 
   const replay = resume(start.stream_id)
   await replay.ended
   t.same(replay.events.map((e) => e.data), [...first.events, ...second.events].map((e) => e.data))
-  const nothing = resume(start.stream_id, { query: `?last_event_id=${String(second.last() === undefined ? 0 : second.events.at(-1)?.id)}` })
+  const nothing = resume(start.stream_id, { query: `?last_event_id=${String(second.last() === undefined ? 0 : seqOf(second.events.at(-1)?.id))}` })
   await nothing.ended
   t.equal(nothing.status, 204)
 })
@@ -96,14 +96,19 @@ t.test('resume auth, scope and errors', async (t) => {
     ['unknown stream', resume('stream-nope'), 404, 'NOT_FOUND'],
     ['cursor too old for the buffer', resume(id, { headers: { 'last-event-id': '1' } }), 410, 'GONE'],
     ['cursor from the future', resume(id, { headers: { 'last-event-id': '999' } }), 400, 'BAD_REQUEST'],
-    ['cursor not a number', resume(id, { headers: { 'last-event-id': 'abc' } }), 400, 'BAD_REQUEST']
+    ['cursor not a number', resume(id, { headers: { 'last-event-id': 'abc' } }), 400, 'BAD_REQUEST'],
+    ['cursor of another stream', resume(id, { headers: { 'last-event-id': 'stream-other:2' } }), 400, 'BAD_REQUEST'],
+    ['cursor too old, in the full form', resume(id, { headers: { 'last-event-id': `${id}:1` } }), 410, 'GONE']
   ]
   for (const [name, c, status, code] of cases) {
     const body = await c.json()
     t.equal(c.status, status, name)
     t.equal(body.code, code, name)
   }
-  t.equal((await call('org-a', 'DELETE', `/api/v1/streams/${id}`)).status, 409, 'cancelling an ended stream')
+  // Like GET: an ended stream, another user's and an unknown one all answer the same 404.
+  const cancelEnded = await call('org-a', 'DELETE', `/api/v1/streams/${id}`)
+  t.equal(cancelEnded.status, 404, 'cancelling an ended stream')
+  t.equal(cancelEnded.body.code, 'NOT_FOUND')
 })
 
 t.test('a resume token never opens another stream', async (t) => {
@@ -174,7 +179,7 @@ t.test('gzip: asked for, each event and keep-alive decodable as soon as it is wr
   // The upstream holds token 3: everything before it must already decode.
   t.ok(await eventually(() => (text.match(/^data: /gm) ?? []).length >= 3), 'start and two contents decoded mid-stream')
   t.match(text, /"content":"t1 "/)
-  t.ok(await eventually(() => text.includes('\n: keep-alive\n\n')), 'a keep-alive sent while the upstream is quiet decodes too')
+  t.ok(await eventually(() => text.includes('\n\n: keep-alive\n')), 'a keep-alive sent while the upstream is quiet decodes too')
   upstream.resume()
   await new Promise((resolve) => gunzip.on('end', resolve))
   t.match(text, /"chunk_type":"done"/)

@@ -51,7 +51,7 @@ function oneStream (localAddress: string, url: string, token: string, message: s
       let expected = 1
       const parser = createParser({
         onEvent: (event) => {
-          if (Number(event.id) !== expected++) idsInOrder = false
+          if (Number(/:(\d+)$/.exec(event.id ?? '')?.[1]) !== expected++) idsInOrder = false
           if ((JSON.parse(event.data) as { chunk_type: string }).chunk_type === 'done') done = true
         }
       })

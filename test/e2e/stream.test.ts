@@ -1,6 +1,7 @@
 import t from 'tap'
 import { FakeOpenAI } from '../helpers/upstream.js'
 import { startApp } from '../helpers/server.js'
+import { seqOf } from '../helpers/sse-client.js'
 
 const FOUR_KEYS = ['chunk_type', 'content', 'tool_call', 'memories_count']
 /** Every completed turn ends with extraction progress, its result, then done. */
@@ -22,7 +23,7 @@ t.test('builtin provider: start, content per token, done, with ids and the four 
   t.ok(types.slice(1, -3).every((x) => x === 'content'))
   t.same(types.slice(-3), TAIL)
   t.equal(client.text(), 'You said: Tell me a story about AI')
-  t.same(client.events.map((e) => e.id), client.events.map((_, i) => String(i + 1)), 'ids count up from 1')
+  t.same(client.events.map((e) => e.id), client.events.map((_, i) => `${String(client.events[0]?.json.stream_id)}:${i + 1}`), 'ids name the stream and count up from 1')
   for (const e of client.events) t.same(Object.keys(e.json).slice(0, 4), FOUR_KEYS, 'four keys first, always present')
   const start = client.events[0]?.json as Record<string, unknown>
   t.match(start, { content: null, tool_call: null, memories_count: null, stream_id: /^stream-/, session_id: String })
@@ -160,7 +161,7 @@ t.test('CR, LF, NUL, U+2028 and lone surrogates in a message never break framing
   const clean = message.toWellFormed()
   t.not(clean, message, 'the lone surrogates were made U+FFFD at the edge')
   t.equal(client.text(), `You said: ${clean}`, 'the reply, byte for byte, through an independent parser')
-  t.same(client.events.map((e) => e.id), client.events.map((_, i) => String(i + 1)), 'no event split or injected')
+  t.same(client.events.map((e) => seqOf(e.id)), client.events.map((_, i) => i + 1), 'no event split or injected')
   const history = await call('org-a', 'GET', `/api/v1/agents/${agentId}/chat/history?session_id=odd`)
   t.equal((history.body.data as Array<{ content: string }>)[0]?.content, clean, 'stored exactly as streamed')
 })

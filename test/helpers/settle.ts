@@ -15,6 +15,15 @@ export async function eventually (check: () => boolean | Promise<boolean>, tries
   return await check()
 }
 
+/** Waits for `check` to hold, polling every 10 ms; throws (failing the test) when it has not within `timeoutMs`. */
+export async function until (check: () => boolean | Promise<boolean>, timeoutMs: number, what: string): Promise<void> {
+  const deadline = performance.now() + timeoutMs
+  while (!(await check())) {
+    if (performance.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`)
+    await sleep(10)
+  }
+}
+
 /** The invariants every ending must leave behind: no live stream, no timer left over. */
 export async function assertSettled (t: Test, app: AgentMemServer, timersBefore: number): Promise<void> {
   t.ok(await eventually(() => app.streams().length === 0), 'no stream left active')

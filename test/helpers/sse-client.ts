@@ -131,3 +131,9 @@ export async function request (url: string, opts: RequestOptions = {}): Promise<
   await client.ended
   return client
 }
+
+/** The position in an event id `<stream id>:<n>`; NaN for anything else. */
+export function seqOf (id: string | undefined): number {
+  const match = /^stream-[\w-]+:(\d+)$/.exec(id ?? '')
+  return match === null ? Number.NaN : Number(match[1])
+}
