@@ -39,7 +39,7 @@ const STREAM_CHUNK = {
   description: 'One SSE event: `data:` carries this JSON. The four keys are always present; extras may follow.',
   required: ['chunk_type', 'content', 'tool_call', 'memories_count'],
   properties: {
-    chunk_type: { enum: ['start', 'content', 'tool_call', 'memory_update', 'done', 'error'] },
+    chunk_type: { enum: ['start', 'content', 'reasoning', 'tool_call', 'memory_update', 'done', 'error'], description: 'reasoning only with include_reasoning: true' },
     content: { type: ['string', 'null'] },
     tool_call: {
       oneOf: [{ type: 'null' }, {
@@ -69,7 +69,7 @@ const ERROR = {
   properties: { code: { type: 'string' }, message: { type: 'string' }, details: {}, timestamp: { type: 'string', format: 'date-time' } }
 }
 
-const ERROR_STATUSES = ['400', '401', '404', '409', '410', '413', '415', '429', '500', '502', '503', '504']
+const ERROR_STATUSES = ['400', '401', '403', '404', '405', '408', '409', '410', '413', '415', '422', '429', '431', '500', '502', '503', '504']
 
 function responseFor (op: Operation): Record<string, unknown> {
   if (op.returns === 'empty') return { description: 'Done' }

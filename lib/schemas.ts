@@ -40,6 +40,7 @@ export const schemas = {
       session_id: { type: 'string', minLength: 1, maxLength: 200 },
       stream: { type: 'boolean' },
       max_memories: { type: 'integer', minimum: 0, maximum: 50 },
+      include_reasoning: { type: 'boolean' },
       metadata
     }
   },
@@ -61,6 +62,8 @@ export interface ChatRequest {
   session_id?: string
   stream?: boolean
   max_memories?: number
+  /** Stream a reasoning model's thinking as `reasoning` chunks (an extension of AgentMem's types). */
+  include_reasoning?: boolean
   metadata?: Record<string, unknown>
 }
 

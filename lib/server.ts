@@ -152,17 +152,22 @@ export async function createServer (input: ServerOptionsInput = {}, deps: Server
   const memories = new MemoryService(store, embedder)
   const tools = new ToolRegistry(options.toolTimeoutMs)
   for (const tool of [...builtinTools, ...deps.tools ?? []]) tools.register(tool)
+  const logger = deps.logger ?? createLogger(options.logLevel)
+  const onError = deps.onError ?? ((err: unknown) => { logger.error({ err }, 'unexpected error') })
+  const metrics = new Metrics()
   const orchestrator = new Orchestrator({
     memories,
     llm,
     tools,
     extractor: deps.extractor ?? createExtractor(llm),
     maxToolRounds: options.maxToolRounds,
-    extractionTimeoutMs: options.extractionTimeoutMs
+    extractionTimeoutMs: options.extractionTimeoutMs,
+    onExtraction: (outcome, err) => {
+      metrics.memoryExtractions.inc({ outcome })
+      // The turn's reply is safe; its new memories are not: say why, with the upstream's own words.
+      if (err !== undefined) logger.warn({ upstream_status: err instanceof UpstreamError ? err.status : null, error: (err as Error).message }, 'memory extraction failed')
+    }
   })
-  const logger = deps.logger ?? createLogger(options.logLevel)
-  const onError = deps.onError ?? ((err: unknown) => { logger.error({ err }, 'unexpected error') })
-  const metrics = new Metrics()
   const dev = devSecret === undefined ? null : await prepareDevSession(store, devSecret, options)
 
   const coordinator = deps.coordinator ?? await openCoordinator(options, onError)
@@ -193,6 +198,7 @@ export async function createServer (input: ServerOptionsInput = {}, deps: Server
   const keepAlive = new KeepAliveTicker(options.streamKeepaliveMs, (sent) => { metrics.keepAlives.inc(sent) })
   const observer: RunObserver = {
     firstToken: (seconds) => metrics.timeToFirstToken.observe(seconds),
+    firstReasoning: (seconds) => metrics.timeToFirstReasoning.observe(seconds),
     toolCall: (status) => metrics.toolCalls.inc({ outcome: status }),
     memories: (ops) => { for (const { op } of ops) metrics.memoriesWritten.inc({ op }) }
   }

@@ -47,7 +47,7 @@ t.test('any text in a chunk survives JSON and SSE framing intact', async (t) => 
 })
 
 t.test('no sequence of events gets the state machine past its rules', async (t) => {
-  const events: Array<ChunkType | 'close'> = ['start', 'content', 'tool_call', 'memory_update', 'done', 'error', 'close']
+  const events: Array<ChunkType | 'close'> = ['start', 'content', 'reasoning', 'tool_call', 'memory_update', 'done', 'error', 'close']
   fc.assert(fc.property(fc.array(fc.constantFrom(...events), { maxLength: 25 }), (sequence) => {
     const sm = new StreamStateMachine()
     let terminals = 0

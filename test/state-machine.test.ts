@@ -1,7 +1,7 @@
 import t from 'tap'
 import { IllegalTransitionError, StreamStateMachine, type ChunkType, type StreamState } from '../lib/sse/state-machine.js'
 
-const EVENTS: ChunkType[] = ['start', 'content', 'tool_call', 'memory_update', 'done', 'error']
+const EVENTS: ChunkType[] = ['start', 'content', 'reasoning', 'tool_call', 'memory_update', 'done', 'error']
 
 /** Drives a machine to `state` through the public API only. */
 function machineIn (state: StreamState): StreamStateMachine {
@@ -24,8 +24,8 @@ function machineIn (state: StreamState): StreamStateMachine {
 
 const LEGAL: Record<StreamState, Partial<Record<ChunkType, StreamState>>> = {
   init: { start: 'started' },
-  started: { content: 'streaming', tool_call: 'streaming', memory_update: 'streaming', done: 'done', error: 'errored' },
-  streaming: { content: 'streaming', tool_call: 'streaming', memory_update: 'streaming', done: 'done', error: 'errored' },
+  started: { content: 'streaming', reasoning: 'streaming', tool_call: 'streaming', memory_update: 'streaming', done: 'done', error: 'errored' },
+  streaming: { content: 'streaming', reasoning: 'streaming', tool_call: 'streaming', memory_update: 'streaming', done: 'done', error: 'errored' },
   done: {},
   errored: {},
   ended: {}

@@ -22,6 +22,7 @@ export interface ToolCallEvent { type: 'tool_call', call: ToolCallInfo }
 export interface MemoryUpdateEvent { type: 'memory_update', content: string | null, memories_count: number | null, memories: MemoryOp[] }
 export type TurnEvent =
   | { type: 'text', text: string }
+  | { type: 'reasoning', text: string }
   | { type: 'usage', usage: TokenUsage }
   | ToolCallEvent
   | MemoryUpdateEvent
@@ -34,8 +35,11 @@ export type TurnEvent =
 export interface Turn {
   readonly sessionId: string
   readonly memoriesRetrieved: number
+  /** The client asked to watch the model think (`include_reasoning`). */
+  readonly includeReasoning: boolean
   readonly events: AsyncIterable<TurnEvent>
-  complete: (content: string, usage: TokenUsage | null) => Promise<Message>
+  /** Stores the reply; `reasoning` (bounded) goes into its metadata, never into its content. */
+  complete: (content: string, usage: TokenUsage | null, reasoning: string) => Promise<Message>
   abandon: (content: string, usage: TokenUsage | null) => Promise<void>
   extract: (content: string) => AsyncIterable<MemoryUpdateEvent>
 }
@@ -48,6 +52,8 @@ export interface OrchestratorOptions {
   maxToolRounds: number
   /** How long the stream waits for extraction before ending; the work itself goes on. */
   extractionTimeoutMs: number
+  /** Hears how every extraction ended (the work, not the stream's wait for it): for metrics and logs. */
+  onExtraction?: (outcome: 'ok' | 'failed', err?: unknown) => void
   historyMessages?: number
   historyCharBudget?: number
 }
@@ -130,14 +136,15 @@ export class Orchestrator {
     // Persisted only once the model accepted the turn, so a 502 leaves no orphan question behind.
     await store.appendMessage({ ...base, role: 'user', content: request.message, metadata: request.metadata ?? {} })
     const memoryOps: MemoryOp[] = []
-    const save = async (content: string, outcome: string, usage: TokenUsage | null): Promise<Message> =>
-      await store.appendMessage({ ...base, role: 'assistant', content, metadata: { outcome, usage } })
+    const save = async (content: string, outcome: string, usage: TokenUsage | null, reasoning = ''): Promise<Message> =>
+      await store.appendMessage({ ...base, role: 'assistant', content, metadata: reasoning === '' ? { outcome, usage } : { outcome, usage, reasoning } })
 
     return {
       sessionId,
       memoriesRetrieved: retrieved.length,
+      includeReasoning: request.include_reasoning === true,
       events: this.#rounds(first, llmRequest, { signal, scope, sessionId, memories, memoryOps }),
-      complete: async (content, usage) => await save(content, 'done', usage),
+      complete: async (content, usage, reasoning) => await save(content, 'done', usage, reasoning),
       // A partial reply is kept (marked incomplete) so history shows what the user saw.
       abandon: async (content, usage) => {
         if (content !== '') await save(content, 'incomplete', usage)
@@ -199,7 +206,8 @@ export class Orchestrator {
       return await memories.apply(scope, sessionId, decisions, existing, signal)
     })()
     this.#background.add(job)
-    void job.catch(() => {}).finally(() => this.#background.delete(job))
+    const report = this.#opts.onExtraction
+    void job.then(() => report?.('ok'), (err: unknown) => report?.('failed', err)).finally(() => this.#background.delete(job))
     let timer: NodeJS.Timeout | undefined
     let onAbort: (() => void) | undefined
     const deferred = new Promise<'extraction_deferred'>((resolve) => { timer = setTimeout(resolve, extractionTimeoutMs, 'extraction_deferred') })

@@ -8,6 +8,9 @@ import { TextBuffer } from './text-buffer.js'
 import type { MemoryUpdateEvent, ToolCallEvent, Turn } from './orchestrator.js'
 import type { ChunkSink } from './sinks.js'
 
+/** How much of a model's thinking is kept with its reply (in the message's metadata). */
+export const REASONING_KEPT_CHARS = 32_768
+
 /** Shared: one Error (and its stack) per released stream would be waste on the hot path. */
 const RELEASED = new Error('stream released')
 
@@ -19,7 +22,10 @@ export interface StreamTimeouts {
 
 /** What a run reports as it goes (metrics); every hook optional. */
 export interface RunObserver {
+  /** The first content or tool call (what a user waits for). */
   firstToken?: (seconds: number) => void
+  /** The first reasoning delta of a thinking model, which may come long before the first token. */
+  firstReasoning?: (seconds: number) => void
   toolCall?: (status: string) => void
   memories?: (ops: Array<{ op: string }>) => void
 }
@@ -54,6 +60,8 @@ export class StreamRun {
   #timer: NodeJS.Timeout
   /** When the last token or event came; -1 until the first. */
   #lastActivity = -1
+  #sawToken = false
+  #sawReasoning = false
   #sink: ChunkSink | undefined
   #usage: TokenUsage | null = null
   #outcome: StreamOutcome | undefined
@@ -117,6 +125,7 @@ export class StreamRun {
     this.#sink = sink
     const state = this.state
     const reply = new TextBuffer()
+    let reasoning = ''
     let usage: TokenUsage | null = null
     let persisted = false
     let failure = null
@@ -128,11 +137,22 @@ export class StreamRun {
         if (event.type === 'usage') {
           usage = addUsage(usage, event.usage)
         } else if (event.type === 'text') {
+          this.#onToken()
           state.transition('content')
           reply.add(event.text)
           const wait = sink.content(event.text)
           if (wait !== undefined) await wait
+        } else if (event.type === 'reasoning') {
+          // Thinking is upstream activity (it keeps the first-token and idle bounds at bay) but never the reply.
+          this.#onReasoning()
+          if (reasoning.length < REASONING_KEPT_CHARS) reasoning = (reasoning + event.text).slice(0, REASONING_KEPT_CHARS)
+          if (turn.includeReasoning) {
+            state.transition('reasoning')
+            const wait = sink.event(makeChunk('reasoning', { content: event.text }))
+            if (wait !== undefined) await wait
+          }
         } else {
+          this.#onToken()
           await this.#emit(sink, event)
         }
       }
@@ -141,7 +161,7 @@ export class StreamRun {
       // Stored before `done` goes out, so a client that saw `done` finds the reply in history.
       persisted = true
       const text = reply.toString()
-      const message = await turn.complete(text, usage)
+      const message = await turn.complete(text, usage, reasoning)
       for await (const event of turn.extract(text)) {
         this.#onActivity()
         await this.#emit(sink, event)
@@ -178,12 +198,23 @@ export class StreamRun {
     await sink.event(chunk)
   }
 
+  #onToken (): void {
+    if (this.#sawToken) return
+    this.#sawToken = true
+    this.#opts.observer?.firstToken?.((this.#lastActivity - this.startedAt) / 1000)
+  }
+
+  #onReasoning (): void {
+    if (this.#sawReasoning) return
+    this.#sawReasoning = true
+    this.#opts.observer?.firstReasoning?.((this.#lastActivity - this.startedAt) / 1000)
+  }
+
   #onActivity (): void {
     const now = performance.now()
     const first = this.#lastActivity < 0
     this.#lastActivity = now
     if (!first) return
-    this.#opts.observer?.firstToken?.((now - this.startedAt) / 1000)
     // The idle bound may be nearer than the first-token one the timer is armed for.
     clearTimeout(this.#timer)
     this.#timer = setTimeout(this.#onTimer, this.#nextDeadline() - now)
@@ -204,9 +235,11 @@ export class StreamRun {
 
 function addUsage (a: TokenUsage | null, b: TokenUsage): TokenUsage {
   if (a === null) return b
-  return {
+  const sum: TokenUsage = {
     prompt_tokens: a.prompt_tokens + b.prompt_tokens,
     completion_tokens: a.completion_tokens + b.completion_tokens,
     total_tokens: a.total_tokens + b.total_tokens
   }
+  if (a.reasoning_tokens !== undefined || b.reasoning_tokens !== undefined) sum.reasoning_tokens = (a.reasoning_tokens ?? 0) + (b.reasoning_tokens ?? 0)
+  return sum
 }

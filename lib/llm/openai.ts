@@ -1,7 +1,7 @@
 import OpenAI from 'openai'
 import type { ChatCompletionChunk, ChatCompletionMessageParam } from 'openai/resources/chat/completions'
 import {
-  UpstreamError, type Embedder, type JsonCapableProvider, type JsonRequest, type LlmDelta, type LlmRequest, type ToolSpec
+  UpstreamError, type Embedder, type JsonCapableProvider, type JsonRequest, type LlmDelta, type LlmRequest, type TokenUsage, type ToolSpec
 } from './provider.js'
 
 export interface OpenAiProviderOptions {
@@ -10,6 +10,11 @@ export interface OpenAiProviderOptions {
   model: string
   embeddingModel?: string
 }
+
+type JsonMode = 'json_schema' | 'json_object' | 'instruction'
+const JSON_MODES: readonly JsonMode[] = ['json_schema', 'json_object', 'instruction']
+/** Statuses with which a backend says it does not support the structured-output mode asked for. */
+const REFUSALS = new Set([400, 415, 422, 501])
 
 const toTools = (tools: readonly ToolSpec[]): OpenAI.Chat.Completions.ChatCompletionTool[] =>
   tools.map((t) => ({ type: 'function', function: { name: t.name, description: t.description, parameters: t.parameters } }))
@@ -20,6 +25,8 @@ export class OpenAiProvider implements JsonCapableProvider, Embedder {
   readonly model: string
   readonly #client: OpenAI
   readonly #embeddingModel: string | undefined
+  /** Per model, the first structured-output mode worth trying (the one that last worked). */
+  readonly #jsonModes = new Map<string, number>()
 
   constructor (opts: OpenAiProviderOptions) {
     this.model = opts.model
@@ -45,17 +52,53 @@ export class OpenAiProvider implements JsonCapableProvider, Embedder {
     return readDeltas(stream, request.signal)
   }
 
+  /**
+   * Structured output that degrades instead of failing: strict `json_schema` first, then
+   * `json_object`, then a plain instruction, each answer checked against the schema. Many
+   * compatible backends refuse `json_schema` (400) or ignore it and answer prose; the mode that
+   * worked is remembered per model, so such a backend does not pay a failing call every turn.
+   */
   async completeJson (request: JsonRequest): Promise<unknown> {
+    const model = this.model
+    let failure: unknown
+    for (let mode = this.#jsonModes.get(model) ?? 0; mode < JSON_MODES.length; mode++) {
+      let answer: unknown
+      try {
+        answer = await this.#completeAs(JSON_MODES[mode] as JsonMode, request)
+      } catch (err) {
+        if (!(err instanceof SyntaxError) && !(err instanceof UpstreamError && REFUSALS.has(err.status as number))) throw err
+        failure = err
+        continue
+      }
+      if (request.validate(answer)) {
+        this.#jsonModes.set(model, mode)
+        return answer
+      }
+      failure = new Error(`The ${JSON_MODES[mode] as string} answer does not match the schema ${request.schemaName}`)
+    }
+    throw failure
+  }
+
+  async #completeAs (mode: JsonMode, request: JsonRequest): Promise<unknown> {
+    const instruction: ChatCompletionMessageParam = {
+      role: 'system',
+      content: `Answer with one JSON object and nothing else. It must match this JSON schema: ${JSON.stringify(request.schema)}`
+    }
+    let text: string
     try {
       const completion = await this.#client.chat.completions.create({
         model: this.model,
-        messages: request.messages as ChatCompletionMessageParam[],
-        response_format: { type: 'json_schema', json_schema: { name: request.schemaName, schema: request.schema, strict: true } }
+        messages: mode === 'json_schema' ? request.messages as ChatCompletionMessageParam[] : [...request.messages as ChatCompletionMessageParam[], instruction],
+        ...(mode === 'instruction'
+          ? {}
+          : { response_format: mode === 'json_object' ? { type: 'json_object' } : { type: 'json_schema', json_schema: { name: request.schemaName, schema: request.schema, strict: true } } })
       }, { signal: request.signal })
-      return JSON.parse(completion.choices[0]?.message.content ?? 'null')
+      text = completion.choices[0]?.message.content ?? 'null'
     } catch (err) {
       throw toUpstreamError(err)
     }
+    // A plain answer may wrap its JSON in prose or a code fence: read from the first brace to the last.
+    return JSON.parse(mode === 'instruction' && text.includes('{') ? text.slice(text.indexOf('{'), text.lastIndexOf('}') + 1) : text)
   }
 
   async embed (texts: string[], signal: AbortSignal): Promise<number[][]> {
@@ -76,11 +119,17 @@ function toUpstreamError (err: unknown): UpstreamError {
   return new UpstreamError(`LLM upstream failed: ${(err as Error).message}`, null, { cause: err })
 }
 
+/** A delta as reasoning-capable compatible servers send it: the SDK's type lacks their fields. */
+type ReasoningDelta = ChatCompletionChunk.Choice.Delta & { reasoning_content?: unknown, reasoning?: unknown }
+
 async function * readDeltas (stream: AsyncIterable<ChatCompletionChunk>, signal: AbortSignal): AsyncIterable<LlmDelta> {
   try {
     for await (const chunk of stream) {
       // Some compatible servers send keep-alive chunks without choices, or a role-only first delta.
-      const delta = chunk.choices?.[0]?.delta
+      const delta = chunk.choices?.[0]?.delta as ReasoningDelta | undefined
+      // DeepSeek, vLLM, SGLang and LM Studio name it reasoning_content; OpenRouter, Ollama and gpt-oss servers reasoning.
+      const thought = delta?.reasoning_content ?? delta?.reasoning
+      if (typeof thought === 'string' && thought.length > 0) yield { type: 'reasoning', text: thought }
       const text = delta?.content
       if (typeof text === 'string' && text.length > 0) yield { type: 'text', text }
       for (const call of delta?.tool_calls ?? []) {
@@ -88,7 +137,10 @@ async function * readDeltas (stream: AsyncIterable<ChatCompletionChunk>, signal:
       }
       if (chunk.usage != null) {
         const { prompt_tokens: prompt, completion_tokens: completion, total_tokens: total } = chunk.usage
-        yield { type: 'usage', usage: { prompt_tokens: prompt, completion_tokens: completion, total_tokens: total } }
+        const reasoning = chunk.usage.completion_tokens_details?.reasoning_tokens
+        const usage: TokenUsage = { prompt_tokens: prompt, completion_tokens: completion, total_tokens: total }
+        if (typeof reasoning === 'number') usage.reasoning_tokens = reasoning
+        yield { type: 'usage', usage }
       }
     }
   } catch (err) {

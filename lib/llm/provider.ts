@@ -17,6 +17,8 @@ export interface TokenUsage {
   prompt_tokens: number
   completion_tokens: number
   total_tokens: number
+  /** Of the completion tokens, those a reasoning model spent thinking (when the upstream says). */
+  reasoning_tokens?: number
 }
 
 /** A tool offered to the model, in OpenAI's function-calling shape. */
@@ -37,6 +39,8 @@ export interface ToolCallDelta {
 
 export type LlmDelta =
   | { type: 'text', text: string }
+  /** A reasoning model's thinking, streamed before (or between) its answer. */
+  | { type: 'reasoning', text: string }
   | { type: 'usage', usage: TokenUsage }
   | ToolCallDelta
 
@@ -53,6 +57,8 @@ export interface JsonRequest {
   /** Name and JSON schema the reply must follow (structured outputs). */
   schemaName: string
   schema: Record<string, unknown>
+  /** Whether an answer follows `schema`: an answer that does not counts as a failed try. */
+  validate: (answer: unknown) => boolean
   signal: AbortSignal
 }
 

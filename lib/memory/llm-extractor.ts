@@ -49,6 +49,7 @@ export class LlmMemoryExtractor implements MemoryExtractor {
     const reply = await this.#llm.completeJson({
       schemaName: 'memory_extraction',
       schema: EXTRACTION_SCHEMA,
+      validate,
       signal,
       messages: [
         { role: 'system', content: PROMPT },

@@ -16,6 +16,13 @@ export class Metrics {
     buckets: [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30]
   })
 
+  readonly timeToFirstReasoning = new Histogram({
+    name: 'agentmem_time_to_first_reasoning_seconds', help: 'From request accepted to a reasoning model\'s first thought', registers: [this.registry],
+    buckets: [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 120]
+  })
+
+  readonly memoryExtractions = new Counter({ name: 'agentmem_memory_extractions_total', help: 'Memory extractions, by outcome', labelNames: ['outcome'], registers: [this.registry] })
+
   readonly streamDuration = new Histogram({
     name: 'agentmem_stream_duration_seconds', help: 'Stream lifetime', registers: [this.registry],
     buckets: [0.1, 0.5, 1, 2, 5, 10, 30, 60, 120, 300, 600]

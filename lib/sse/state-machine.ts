@@ -1,12 +1,13 @@
 /**
  * Decides which event may go out next, so a bug elsewhere cannot emit `content` after `done`
- * or two terminal events. Pure: no I/O, no timers.
+ * or two terminal events. Pure: no I/O, no timers. `reasoning` (an opt-in extension of
+ * AgentMem's types) may come before, between and after content and tool rounds, like content.
  *
- *   init --start--> started --content|tool_call|memory_update--> streaming
+ *   init --start--> started --content|reasoning|tool_call|memory_update--> streaming
  *   started|streaming --done--> done --close--> ended
  *   started|streaming --error--> errored --close--> ended
  */
-export type ChunkType = 'start' | 'content' | 'tool_call' | 'memory_update' | 'done' | 'error'
+export type ChunkType = 'start' | 'content' | 'reasoning' | 'tool_call' | 'memory_update' | 'done' | 'error'
 export type StreamState = 'init' | 'started' | 'streaming' | 'done' | 'errored' | 'ended'
 
 export class IllegalTransitionError extends Error {

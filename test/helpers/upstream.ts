@@ -27,6 +27,19 @@ export interface UpstreamScript {
   json?: unknown
   /** Delay before a non-streaming answer. */
   jsonDelayMs?: number
+  /** A reasoning model's thinking, streamed before the tokens, one delta each. */
+  reasoning?: string[]
+  /** The delta field it comes in: DeepSeek/vLLM say reasoning_content, OpenRouter/Ollama reasoning. */
+  reasoningField?: 'reasoning_content' | 'reasoning'
+  reasoningDelayMs?: number
+  /** Stream this many reasoning deltas, then stay silent until resume(). */
+  hangAfterReasoning?: number
+  /** Reported as usage.completion_tokens_details.reasoning_tokens. */
+  reasoningTokens?: number
+  /** Structured-output modes (json_schema, json_object, or instruction: no response_format) answered with a 400. */
+  refuseModes?: string[]
+  /** Modes ignored: the answer is prose instead of JSON. */
+  proseModes?: string[]
 }
 
 export interface ReceivedRequest {
@@ -136,10 +149,17 @@ export class FakeOpenAI {
     if (body.stream !== true) {
       if (s.jsonDelayMs !== undefined) await sleep(s.jsonDelayMs)
       finished = true
+      const mode = (body.response_format as { type?: string } | undefined)?.type ?? 'instruction'
+      if (s.refuseModes?.includes(mode) === true) {
+        res.writeHead(400, { 'content-type': 'application/json' })
+        res.end(JSON.stringify({ error: { message: `response_format ${mode} is not supported`, type: 'invalid_request_error', code: null } }))
+        return
+      }
+      const content = s.proseModes?.includes(mode) === true ? 'Sure! The user seems to like tea.' : JSON.stringify(s.json)
       res.writeHead(200, { 'content-type': 'application/json' })
       res.end(JSON.stringify({
         id: 'chatcmpl-json', object: 'chat.completion', created: 1, model: body.model,
-        choices: [{ index: 0, finish_reason: 'stop', message: { role: 'assistant', content: JSON.stringify(s.json) } }]
+        choices: [{ index: 0, finish_reason: 'stop', message: { role: 'assistant', content: mode === 'instruction' ? `Here it is:\n\`\`\`json\n${content}\n\`\`\`` : content } }]
       }))
       return
     }
@@ -149,6 +169,12 @@ export class FakeOpenAI {
     // Real servers open with a role-only delta and sometimes send choice-less keep-alive chunks.
     res.write(chunk({ role: 'assistant' }))
     res.write(`data: ${JSON.stringify({ id: 'chatcmpl-test', object: 'chat.completion.chunk', created: 1, model: body.model, choices: [] })}\n\n`)
+    for (const [i, thought] of (s.reasoning ?? []).entries()) {
+      if (i > 0 && s.reasoningDelayMs !== undefined) await sleep(s.reasoningDelayMs)
+      if (s.hangAfterReasoning === i) await new Promise<void>((resolve) => this.#resumers.push(resolve))
+      if (res.destroyed) return
+      res.write(chunk({ [s.reasoningField ?? 'reasoning_content']: thought, content: null }))
+    }
     if (s.firstTokenDelayMs !== undefined) await sleep(s.firstTokenDelayMs)
     const tokens = s.tokens ?? ['Hello', ' from', ' upstream']
     for (let i = 0; s.forever === true || i < tokens.length; i++) {
@@ -191,7 +217,7 @@ export class FakeOpenAI {
     const finish = s.toolCalls === undefined ? 'stop' : 'tool_calls'
     res.write(`data: ${JSON.stringify({ id: 'chatcmpl-test', object: 'chat.completion.chunk', created: 1, model: body.model, choices: [{ index: 0, delta: {}, finish_reason: finish }] })}\n\n`)
     if (s.usage !== false) {
-      res.write(`data: ${JSON.stringify({ id: 'chatcmpl-test', object: 'chat.completion.chunk', created: 1, model: body.model, choices: [], usage: { prompt_tokens: 7, completion_tokens: tokens.length, total_tokens: 7 + tokens.length } })}\n\n`)
+      res.write(`data: ${JSON.stringify({ id: 'chatcmpl-test', object: 'chat.completion.chunk', created: 1, model: body.model, choices: [], usage: { prompt_tokens: 7, completion_tokens: tokens.length, total_tokens: 7 + tokens.length, ...(s.reasoningTokens === undefined ? {} : { completion_tokens_details: { reasoning_tokens: s.reasoningTokens } }) } })}\n\n`)
     }
     finished = true
     res.end('data: [DONE]\n\n')
