@@ -28,8 +28,8 @@ export interface SseWriterOptions {
   drainTimeoutMs: number
   /** Aborting it stops any wait for drain at once. */
   signal: AbortSignal
-  /** Sent once as `retry:`, so a browser EventSource reconnects promptly. */
-  retryMs?: number
+  /** Sent once as `retry:` (in the first event's block), so clients reconnect promptly. */
+  retryMs: number
   /** gzip the stream, flushing after every event so each one arrives as soon as it is written. */
   gzip?: boolean
 }
@@ -63,13 +63,15 @@ export class SseWriter implements KeepAliveTarget {
   #corked = false
   /** `retry:` goes out in the first event's block, so no block of the stream lacks `data:`. */
   #prefix: string
+  /** Stored by writeHead but not on the wire until something is written (or they are flushed). */
+  #headersPending = false
 
   constructor (res: ServerResponse, opts: SseWriterOptions) {
     this.#res = res
     this.#opts = opts
     this.#gzip = opts.gzip === true ? createGzip(GZIP_OPTIONS) : undefined
     this.#out = this.#gzip ?? res
-    this.#prefix = opts.retryMs === undefined ? '' : frameRetry(opts.retryMs)
+    this.#prefix = frameRetry(opts.retryMs)
   }
 
   get bufferedBytes (): number {
@@ -86,7 +88,10 @@ export class SseWriter implements KeepAliveTarget {
     // Without gzip the headers ride in the first corked write when it comes in this tick (one
     // syscall, not two); gzip output comes later, off the main thread, so then they go out now.
     if (this.#gzip !== undefined) res.flushHeaders()
-    else this.#uncorkSoon()
+    else {
+      this.#headersPending = true
+      this.#uncorkSoon()
+    }
     this.#gzip?.pipe(res)
     this.#opts.keepAlive.add(this)
   }
@@ -121,6 +126,7 @@ export class SseWriter implements KeepAliveTarget {
 
   /** One write, flushed through gzip when compressing, so the reader can decode it at once. */
   #send (text: string): boolean {
+    this.#headersPending = false
     const ok = this.#out.write(text)
     this.#gzip?.flush(zlibConstants.Z_SYNC_FLUSH)
     return ok
@@ -129,7 +135,10 @@ export class SseWriter implements KeepAliveTarget {
   readonly #uncork = (): void => {
     this.#corked = false
     // No event came in the tick the stream opened: the headers must not wait for one.
-    if (!this.#res.headersSent) this.#res.flushHeaders()
+    if (this.#headersPending) {
+      this.#headersPending = false
+      this.#res.flushHeaders()
+    }
     this.#res.uncork()
   }
 

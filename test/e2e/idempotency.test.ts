@@ -9,7 +9,7 @@ import { freshSchema } from '../helpers/postgres.js'
 import { REDIS_URL } from '../helpers/redis.js'
 import { seqOf, StreamClient } from '../helpers/sse-client.js'
 import { FakeOpenAI } from '../helpers/upstream.js'
-import { until } from '../helpers/settle.js'
+import { until, within } from '../helpers/settle.js'
 
 const TOKENS = Array.from({ length: 6 }, (_, i) => `w${i} `)
 
@@ -19,7 +19,7 @@ const layouts: Record<string, (t: Test) => Promise<Setup>> = {
   'one instance': async (t) => {
     const upstream = await new FakeOpenAI().start()
     t.teardown(() => upstream.close())
-    const a = await startApp(t, { llmProvider: 'openai', openaiApiKey: 'k', openaiBaseUrl: upstream.url, streamDetachGraceMs: 5000 })
+    const a = await startApp(t, { llmProvider: 'openai', openaiApiKey: 'k', openaiBaseUrl: upstream.url, streamDetachGraceMs: 5000, streamKeepaliveMs: 60_000 })
     return { a, b: a, upstream, agentId: await a.createAgent('org-a') }
   },
   'two instances on Redis': async (t) => {
@@ -32,7 +32,8 @@ const layouts: Record<string, (t: Test) => Promise<Setup>> = {
       llmProvider: 'openai',
       openaiApiKey: 'k',
       openaiBaseUrl: upstream.url,
-      streamDetachGraceMs: 5000
+      streamDetachGraceMs: 5000,
+      streamKeepaliveMs: 60_000
     }
     const a = await startApp(t, shared)
     const b = await startApp(t, shared)
@@ -60,8 +61,9 @@ for (const [layout, setup] of Object.entries(layouts)) {
     first.destroy()
     const lastId = first.events.at(-1)?.id as string
     const again = b.stream('org-a', agentId, { message: 'go' }, { headers: { 'last-event-id': lastId } })
-    // Nothing to replay yet: the headers still come at once, and the rest follows live.
-    await again.response()
+    // Nothing to replay yet: the headers still come at once (not with the first keep-alive,
+    // a minute away here), and the rest follows live.
+    await within(again.response(), 5000, 'the headers of a resume with nothing to replay')
     upstream.resume()
     await again.ended
     t.equal(again.status, 200)

@@ -24,6 +24,18 @@ export async function until (check: () => boolean | Promise<boolean>, timeoutMs:
   }
 }
 
+/** `pending`, or a rejection naming `what` when it has not settled within `timeoutMs`. */
+export async function within<T> (pending: Promise<T>, timeoutMs: number, what: string): Promise<T> {
+  const timer = new AbortController()
+  const late = sleep(timeoutMs, undefined, { signal: timer.signal }).then(() => { throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`) })
+  try {
+    return await Promise.race([pending, late])
+  } finally {
+    timer.abort()
+    late.catch(() => {})
+  }
+}
+
 /** The invariants every ending must leave behind: no live stream, no timer left over. */
 export async function assertSettled (t: Test, app: AgentMemServer, timersBefore: number): Promise<void> {
   t.ok(await eventually(() => app.streams().length === 0), 'no stream left active')
