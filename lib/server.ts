@@ -242,7 +242,9 @@ export async function createServer (input: ServerOptionsInput = {}, deps: Server
   const router = new Router()
   const resumer = createResumer(app)
   // A request waiting on its key's first request waits at most as long as that turn may run.
-  const idempotency = new Idempotency(coordinator, options.idempotencyTtlMs, options.streamMaxDurationMs + options.streamFirstTokenTimeoutMs)
+  const idempotency = new Idempotency(coordinator, {
+    ttlMs: options.idempotencyTtlMs, maxWaitMs: options.streamMaxDurationMs + options.streamFirstTokenTimeoutMs, onError
+  })
   agentRoutes(router, app)
   chatRoutes(router, app, resumer, idempotency)
   memoryRoutes(router, app)

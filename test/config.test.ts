@@ -14,6 +14,8 @@ t.test('defaults', async (t) => {
     streamFirstTokenTimeoutMs: 30_000,
     streamIdleTimeoutMs: 60_000,
     streamMaxDurationMs: 600_000,
+    idempotencyTtlMs: 300_000,
+    corsCredentials: 'off',
     builtinTokenDelayMs: 20,
     bodyLimitBytes: 1_048_576
   })
@@ -34,6 +36,8 @@ t.test('environment variables are coerced, empty ones ignored', async (t) => {
 t.test('bad values stop start-up with a message naming the variable', async (t) => {
   const cases: Array<[Record<string, string>, RegExp]> = [
     [{ PORT: 'abc' }, /PORT must be integer/],
+    [{ CORS_CREDENTIALS: 'on' }, /CORS_CREDENTIALS=on needs CORS_ORIGINS/],
+    [{ CORS_CREDENTIALS: 'on', CORS_ORIGINS: ' *, http://a.example' }, /CORS_CREDENTIALS=on needs CORS_ORIGINS/],
     [{ PORT: '70000' }, /PORT must be <= 65535/],
     [{ STREAM_MAX_PER_TENANT: '0' }, /STREAM_MAX_PER_TENANT must be >= 1/],
     [{ STREAM_IDLE_TIMEOUT_MS: '-5' }, /STREAM_IDLE_TIMEOUT_MS must be >= 1/],

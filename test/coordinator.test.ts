@@ -57,6 +57,22 @@ for (const [kind, open] of Object.entries(implementations)) {
     await c.ping()
   })
 
+  t.test(`${kind}: an idempotency key is taken once, holds its value, expires with its TTL, and can be given up`, async (t) => {
+    const c = await open(t)
+    t.equal(await c.claimKey('k1', 'first', 200), null, 'the first claim takes it')
+    t.equal(await c.claimKey('k1', 'second', 200), 'first', 'a second claim gets the value it holds')
+    const racing = await Promise.all([c.claimKey('k2', 'a', 5000), c.claimKey('k2', 'b', 5000)])
+    t.same(racing.filter((v) => v === null).length, 1, 'of two racing claims exactly one wins')
+    await c.setKey('k1', 'settled')
+    t.equal(await c.claimKey('k1', 'third', 200), 'settled', 'setKey replaces the value')
+    await c.releaseKey('k2')
+    t.equal(await c.claimKey('k2', 'again', 5000), null, 'a released key can be taken again')
+    await sleep(300)
+    t.equal(await c.claimKey('k1', 'after expiry', 200), null, 'an expired key can be taken again (setKey kept its expiry)')
+    await c.setKey('never-claimed', 'x')
+    t.equal(await c.claimKey('never-claimed', 'y', 200), null, 'setKey does not create a key')
+  })
+
   t.test(`${kind}: a stream unknown to the coordinator is not found, and cancelling it is harmless`, async (t) => {
     const c = await open(t)
     t.equal(await c.find('stream-nope'), null, 'not found')

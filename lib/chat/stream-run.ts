@@ -240,6 +240,7 @@ function addUsage (a: TokenUsage | null, b: TokenUsage): TokenUsage {
     completion_tokens: a.completion_tokens + b.completion_tokens,
     total_tokens: a.total_tokens + b.total_tokens
   }
-  if (a.reasoning_tokens !== undefined || b.reasoning_tokens !== undefined) sum.reasoning_tokens = (a.reasoning_tokens ?? 0) + (b.reasoning_tokens ?? 0)
+  const reasoning = [a.reasoning_tokens, b.reasoning_tokens].filter((n) => n !== undefined)
+  if (reasoning.length > 0) sum.reasoning_tokens = reasoning.reduce((x, y) => x + y)
   return sum
 }

@@ -66,8 +66,9 @@ export class OpenAiProvider implements JsonCapableProvider, Embedder {
       try {
         answer = await this.#completeAs(JSON_MODES[mode] as JsonMode, request)
       } catch (err) {
-        if (!(err instanceof SyntaxError) && !(err instanceof UpstreamError && REFUSALS.has(err.status as number))) throw err
-        failure = err
+        if (err instanceof SyntaxError) failure = new Error(`The ${JSON_MODES[mode] as string} answer is not JSON: ${err.message}`)
+        else if (err instanceof UpstreamError && REFUSALS.has(err.status as number)) failure = err
+        else throw err
         continue
       }
       if (request.validate(answer)) {

@@ -57,7 +57,7 @@ export interface JsonRequest {
   /** Name and JSON schema the reply must follow (structured outputs). */
   schemaName: string
   schema: Record<string, unknown>
-  /** Whether an answer follows `schema`: an answer that does not counts as a failed try. */
+  /** Whether an answer follows `schema`: an answer that does not counts as a failed try, and is never returned. */
   validate: (answer: unknown) => boolean
   signal: AbortSignal
 }

@@ -109,7 +109,7 @@ export function chatRoutes (router: Router, app: AppContext, resumer: Resumer, i
     const stream = app.registry.add(run, sink, principal.userId)
     sink.feed = app.coordinator.share(stream)
     // Said before the first byte, so a request racing this one finds the stream it attaches to.
-    await key?.settle({ stream: run.id }).catch(() => {})
+    await key?.settle({ stream: run.id })
     const writer = app.newWriter(req, res, run.signal)
     res.once('close', () => { if (!res.writableFinished) sink.detach(writer, new ClientGoneError()) })
     sink.attach(writer, 0)
@@ -141,7 +141,7 @@ export function chatRoutes (router: Router, app: AppContext, resumer: Resumer, i
         },
         success: true
       }
-      await key?.settle({ reply }).catch(() => {})
+      await key?.settle({ reply })
       sendJson(res, 200, reply)
     }).catch((err: unknown) => {
       if (!(err instanceof ClientGoneError)) throw err

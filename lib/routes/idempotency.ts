@@ -33,7 +33,11 @@ export function requestHash (route: string, agentId: string, body: unknown): str
   return createHash('sha256').update(`${route}\0${agentId}\0${JSON.stringify(body)}`).digest('base64url')
 }
 
-/** A key this request took: it runs the turn, then says what the turn became (or gives the key up). */
+/**
+ * A key this request took: it runs the turn, then says what the turn became (or gives the key
+ * up). Neither rejects: a coordinator failure is reported, and the turn goes on; requests
+ * waiting on the key then stop at their bound (409), and the key expires with its TTL.
+ */
 export interface OwnedKey {
   settle: (outcome: { stream: string } | { reply: unknown }) => Promise<void>
   release: () => Promise<void>
@@ -48,11 +52,13 @@ export class Idempotency {
   readonly #coordinator: Coordinator
   readonly #ttlMs: number
   readonly #maxWaitMs: number
+  readonly #onError: (err: unknown) => void
 
-  constructor (coordinator: Coordinator, ttlMs: number, maxWaitMs: number) {
+  constructor (coordinator: Coordinator, opts: { ttlMs: number, maxWaitMs: number, onError: (err: unknown) => void }) {
     this.#coordinator = coordinator
-    this.#ttlMs = ttlMs
-    this.#maxWaitMs = maxWaitMs
+    this.#ttlMs = opts.ttlMs
+    this.#maxWaitMs = opts.maxWaitMs
+    this.#onError = opts.onError
   }
 
   /**
@@ -70,8 +76,8 @@ export class Idempotency {
       if (held === null) {
         return {
           owned: {
-            settle: async (outcome) => { await viaCoordinator(this.#coordinator.setKey(scoped, JSON.stringify({ hash, ...outcome }))) },
-            release: async () => { await this.#coordinator.releaseKey(scoped).catch(() => {}) }
+            settle: async (outcome) => { await this.#coordinator.setKey(scoped, JSON.stringify({ hash, ...outcome })).catch(this.#onError) },
+            release: async () => { await this.#coordinator.releaseKey(scoped).catch(this.#onError) }
           }
         }
       }

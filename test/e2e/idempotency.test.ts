@@ -3,7 +3,9 @@
 // on one instance and across two instances sharing PostgreSQL and Redis.
 import t, { type Test } from 'tap'
 import { randomBytes } from 'node:crypto'
+import { setTimeout as sleep } from 'node:timers/promises'
 import type { ServerOptionsInput } from '../../lib/config.js'
+import { LocalCoordinator } from '../../lib/coord/local.js'
 import { startApp, type TestApp } from '../helpers/server.js'
 import { freshSchema } from '../helpers/postgres.js'
 import { REDIS_URL } from '../helpers/redis.js'
@@ -180,4 +182,47 @@ t.test('an Idempotency-Key that is not 1 to 255 visible characters is refused', 
     t.equal((await c.json()).code, 'BAD_REQUEST', `key of ${key.length} characters`)
     t.equal(c.status, 400)
   }
+})
+
+/** A coordinator whose key writes fail as a lost Redis would make them, counting claims. */
+class LossyKeys extends LocalCoordinator {
+  claims = 0
+  override async claimKey (key: string, value: string, ttlMs: number): Promise<string | null> {
+    this.claims++
+    return await super.claimKey(key, value, ttlMs)
+  }
+
+  override async setKey (): Promise<void> { throw new Error('setKey lost') }
+  override async releaseKey (): Promise<void> { throw new Error('releaseKey lost') }
+}
+
+t.test('a key whose holder never says what it became: the turn still runs, waiters stop at their bound with 409', async (t) => {
+  const coordinator = new LossyKeys({ maxPerTenant: 10, maxTotal: 10 })
+  const errors: unknown[] = []
+  const { stream, createAgent } = await startApp(t, { streamMaxDurationMs: 1000, streamFirstTokenTimeoutMs: 200 }, { coordinator, onError: (err) => errors.push(err) })
+  const agentId = await createAgent('org-a')
+  const headers = { 'idempotency-key': 'lossy' }
+  const first = stream('org-a', agentId, { message: 'go' }, { headers })
+  await first.ended
+  t.equal(first.last()?.chunk_type, 'done', 'the turn ran although its key could not be settled')
+  t.match(errors, [{ message: 'setKey lost' }], 'the failure was reported, once')
+
+  const waiter = stream('org-a', agentId, { message: 'go' }, { headers })
+  const body = await waiter.json()
+  t.equal(waiter.status, 409, 'no answer ever came for the key: 409 after the longest a turn may run')
+  t.equal(body.code, 'CONFLICT')
+
+  // A waiter that leaves stops asking.
+  const leaving = stream('org-a', agentId, { message: 'go' }, { headers })
+  await until(() => coordinator.claims > 3, 2000, 'the waiter to poll')
+  leaving.destroy()
+  await leaving.ended
+  await sleep(100)
+  const claims = coordinator.claims
+  await sleep(200)
+  t.equal(coordinator.claims, claims, 'no claim after the client left')
+
+  const missing = stream('org-a', 'agent-missing', { message: 'go' }, { headers: { 'idempotency-key': 'no-agent' } })
+  t.equal((await missing.json()).code, 'NOT_FOUND', 'a failed turn still answers its own error')
+  t.match(errors.at(-1), { message: 'releaseKey lost' }, 'when giving its key up fails too')
 })

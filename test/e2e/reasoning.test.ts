@@ -6,7 +6,9 @@ import { pino } from 'pino'
 import { startApp, type TestApp } from '../helpers/server.js'
 import { request, seqOf, StreamClient } from '../helpers/sse-client.js'
 import { FakeOpenAI } from '../helpers/upstream.js'
+import { setTimeout as sleep } from 'node:timers/promises'
 import type { ServerOptionsInput } from '../../lib/config.js'
+import { until } from '../helpers/settle.js'
 
 const THOUGHTS = Array.from({ length: 8 }, (_, i) => `thought ${i}. `)
 const TOKENS = ['The ', 'answer ', 'is ', '42.']
@@ -120,9 +122,51 @@ t.test('a failed extraction is logged at warn with the upstream status, and coun
   const warned = logs().filter((l) => l.msg === 'memory extraction failed')
   t.equal(warned.length, 1)
   t.match(warned[0], { level: 40, upstream_status: 400, error: /answered 400: .*instruction is not supported/ })
+  // Prose in every mode (no JSON in the plain answer either) fails the same way.
+  upstream.jsonScript = { json: FACT, proseModes: ['json_schema', 'json_object', 'instruction'] }
+  const prose = stream('org-a', agentId, { message: 'I like tea' })
+  await prose.ended
+  t.match(prose.events.at(-2)?.json, { content: 'extraction_failed' })
+  t.match(logs().filter((l) => l.msg === 'memory extraction failed')[1], { level: 40, upstream_status: null, error: /The instruction answer is not JSON/ })
   upstream.jsonScript = { json: FACT }
   await stream('org-a', agentId, { message: 'I like tea' }).ended
   const metrics = (await request(`${url}/metrics`, { method: 'GET' })).raw
-  t.match(metrics, /agentmem_memory_extractions_total\{outcome="failed"\} 1\n/)
+  t.match(metrics, /agentmem_memory_extractions_total\{outcome="failed"\} 2\n/)
   t.match(metrics, /agentmem_memory_extractions_total\{outcome="ok"\} 1\n/)
+})
+
+t.test('a slow reader of a long thinking phase slows the upstream; only the first 32,768 characters are kept', async (t) => {
+  const { stream, upstream, agentId, call, app } = await setup(t)
+  // 3,000 thoughts of 2,000 characters: 6 MB, more than the socket buffers hold.
+  const thought = 'x'.repeat(1999) + ' '
+  upstream.script = { reasoning: Array.from({ length: 3000 }, () => thought), tokens: TOKENS }
+  const client = stream('org-a', agentId, { message: 'think hard', include_reasoning: true, session_id: 'slow' })
+  await client.untilEvents(2)
+  client.res?.pause()
+  await until(() => app.streams()[0]?.bufferedBytes !== undefined && (app.streams()[0]?.bufferedBytes ?? 0) > 0, 5000, 'the socket buffer to fill')
+  await sleep(300)
+  client.res?.resume()
+  await client.ended
+  t.equal(client.events.filter((e) => e.json.chunk_type === 'reasoning').length, 3000, 'every thought arrived')
+  t.equal(client.last()?.chunk_type, 'done')
+  const history = (await call('org-a', 'GET', `/api/v1/agents/${agentId}/chat/history?session_id=slow`)).body.data as Array<{ metadata: { reasoning: string } }>
+  t.equal(history[1]?.metadata.reasoning.length, 32_768, 'the reasoning kept is bounded')
+})
+
+t.test('reasoning tokens are summed over tool rounds', async (t) => {
+  const { stream, upstream, agentId } = await setup(t)
+  upstream.queue.push(
+    { reasoning: ['which tool?'], tokens: [], toolCalls: [{ name: 'current_time', fragments: ['{}'] }], reasoningTokens: 5 },
+    { tokens: TOKENS }
+  )
+  const client = stream('org-a', agentId, { message: 'time?' })
+  await client.ended
+  t.match(client.last(), { chunk_type: 'done', usage: { reasoning_tokens: 5 } }, 'one round reported 5, the other none')
+  upstream.queue.push(
+    { tokens: [], toolCalls: [{ name: 'current_time', fragments: ['{}'] }], reasoningTokens: 5 },
+    { tokens: TOKENS, reasoningTokens: 7 }
+  )
+  const both = stream('org-a', agentId, { message: 'time?' })
+  await both.ended
+  t.match(both.last(), { chunk_type: 'done', usage: { reasoning_tokens: 12 } })
 })
