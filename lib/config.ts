@@ -49,6 +49,8 @@ export interface ServerOptions {
   /** Origins allowed to call from a browser (comma-separated, or `*`); unset: no CORS headers. */
   corsOrigins?: string
   corsCredentials: 'on' | 'off'
+  /** Token roles that may act for and read every user of their own org (comma-separated). */
+  adminRoles: string
 }
 
 export type ServerOptionsInput = Partial<ServerOptions>
@@ -99,7 +101,8 @@ const schema = {
     redisLeaseTtlMs: { type: 'integer', minimum: 100, maximum: 2_147_483_647, default: 30_000 },
     idempotencyTtlMs: positiveMs,
     corsOrigins: { type: 'string', minLength: 1 },
-    corsCredentials: { type: 'string', enum: ['on', 'off'], default: 'off' }
+    corsCredentials: { type: 'string', enum: ['on', 'off'], default: 'off' },
+    adminRoles: { type: 'string', default: 'admin' }
   }
 } as const
 
@@ -145,7 +148,8 @@ export const ENV_VARS: Readonly<Record<string, keyof ServerOptions>> = {
   REDIS_LEASE_TTL_MS: 'redisLeaseTtlMs',
   IDEMPOTENCY_TTL_MS: 'idempotencyTtlMs',
   CORS_ORIGINS: 'corsOrigins',
-  CORS_CREDENTIALS: 'corsCredentials'
+  CORS_CREDENTIALS: 'corsCredentials',
+  ADMIN_ROLES: 'adminRoles'
 }
 
 export class ConfigError extends Error {

@@ -144,7 +144,8 @@ export async function createServer (input: ServerOptionsInput = {}, deps: Server
     secret: devSecret ?? options.jwtSecret,
     publicKeyPath: options.jwtPublicKey,
     issuer: options.jwtIssuer,
-    audience: options.jwtAudience
+    audience: options.jwtAudience,
+    adminRoles: options.adminRoles.split(',').map((r) => r.trim()).filter((r) => r !== '')
   })
   const store = deps.store ?? await openStore(options.databaseUrl)
   const llm = deps.llm ?? createLlm(options)
@@ -250,7 +251,7 @@ export async function createServer (input: ServerOptionsInput = {}, deps: Server
   memoryRoutes(router, app)
   streamRoutes(router, app, resumer)
   healthRoutes(router, store, coordinator)
-  metricsRoutes(router, { metrics, token: options.metricsToken })
+  metricsRoutes(router, { metrics, token: options.metricsToken, devMode: dev !== null })
   // The chat page: on in dev mode unless UI=off, otherwise only with UI=on.
   if (options.ui === 'on' || (options.ui === undefined && dev !== null)) uiRoutes(router, dev?.token ?? null)
   let openapi: string | undefined

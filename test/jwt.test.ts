@@ -15,7 +15,13 @@ t.test('HS256 secret: sign, verify, principal from AgentMem claims', async (t) =
   t.ok(secret.length >= 32)
   const auth = createAuthenticator({ secret })
   t.same(auth(`Bearer ${signToken(secret, { org: 'o1', sub: 'u1', roles: ['admin', 'user'], ttlMs: 60_000 })}`),
-    { userId: 'u1', orgId: 'o1', roles: ['admin', 'user'] })
+    { userId: 'u1', orgId: 'o1', roles: ['admin', 'user'], admin: true })
+  t.equal(auth(`Bearer ${signToken(secret, { org: 'o1', sub: 'u1', roles: ['user'], ttlMs: 60_000 })}`).admin, false, 'admin only with an admin role')
+  const custom = createAuthenticator({ secret, adminRoles: ['svc'] })
+  t.equal(custom(`Bearer ${signToken(secret, { org: 'o1', sub: 'u1', roles: ['svc'], ttlMs: 60_000 })}`).admin, true)
+  for (const [sub, org] of [['u\0x', 'o'], ['u', 'o\0x']]) {
+    t.throws(() => auth(`Bearer ${createSigner({ key: secret, expiresIn: 60_000 })({ sub, org_id: org })}`), { status: 401, message: /NUL/ }, 'a NUL in an id claim names nobody')
+  }
   t.same(auth(`Bearer ${createSigner({ key: secret, expiresIn: 60_000 })({ sub: 'u', org_id: 'o', roles: 'admin' })}`).roles, [], 'roles must be an array')
   t.same(auth(`Bearer ${createSigner({ key: secret, expiresIn: 60_000 })({ sub: 'u', org_id: 'o', roles: ['a', 3] })}`).roles, ['a'])
 })

@@ -8,6 +8,8 @@ export interface Principal {
   userId: string
   orgId: string
   roles: string[]
+  /** Holds one of the configured admin roles: may act for every user of its org (see access.ts). */
+  admin: boolean
 }
 
 export interface AuthOptions {
@@ -15,6 +17,8 @@ export interface AuthOptions {
   publicKeyPath?: string
   issuer?: string
   audience?: string
+  /** Roles that may act for other users of their org. */
+  adminRoles?: readonly string[]
 }
 
 export type Authenticate = (authorization: string | undefined) => Principal
@@ -35,6 +39,8 @@ function keyAndAlgorithms (opts: AuthOptions): { key: string, algorithms: Algori
   throw new Error(`JWT_PUBLIC_KEY must be an RSA or P-256 EC public key, got ${String(key.asymmetricKeyType)}`)
 }
 
+const BEARER = /^bearer +/i
+
 function reject (err: unknown): HttpError {
   if (err instanceof TokenError && err.code === TokenError.codes.expired) return unauthorized('Token expired')
   return unauthorized('Invalid token')
@@ -42,6 +48,7 @@ function reject (err: unknown): HttpError {
 
 export function createAuthenticator (opts: AuthOptions): Authenticate {
   const { key, algorithms } = keyAndAlgorithms(opts)
+  const adminRoles = new Set(opts.adminRoles ?? ['admin'])
   // fast-jwt checks iss/aud only when the token carries them, so configured ones must be required too.
   const requiredClaims = ['exp', 'sub', 'org_id']
   if (opts.issuer !== undefined) requiredClaims.push('iss')
@@ -55,10 +62,12 @@ export function createAuthenticator (opts: AuthOptions): Authenticate {
     cache: true
   })
   return (authorization) => {
-    if (authorization === undefined || !authorization.startsWith('Bearer ')) throw unauthorized('Missing bearer token')
+    // The scheme name is case-insensitive (RFC 9110 §11.1): `bearer x` is as good as `Bearer x`.
+    const scheme = authorization === undefined ? null : BEARER.exec(authorization)
+    if (scheme === null) throw unauthorized('Missing bearer token')
     let claims: Claims
     try {
-      claims = verify(authorization.slice(7).trim())
+      claims = verify((authorization as string).slice(scheme[0].length).trim())
     } catch (err) {
       throw reject(err)
     }
@@ -66,8 +75,10 @@ export function createAuthenticator (opts: AuthOptions): Authenticate {
     if (typeof sub !== 'string' || sub === '' || typeof orgId !== 'string' || orgId === '') {
       throw unauthorized('Token must carry string claims sub and org_id')
     }
+    // No store can keep a NUL in an id (PostgreSQL refuses it): such a token names nobody.
+    if (sub.includes('\0') || orgId.includes('\0')) throw unauthorized('Token claims sub and org_id must not contain NUL')
     const roleList = Array.isArray(roles) ? roles.filter((r): r is string => typeof r === 'string') : []
-    return { userId: sub, orgId, roles: roleList }
+    return { userId: sub, orgId, roles: roleList, admin: roleList.some((r) => adminRoles.has(r)) }
   }
 }
 

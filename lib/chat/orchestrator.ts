@@ -118,7 +118,7 @@ export class Orchestrator {
     const scope: MemoryScope = { orgId: principal.orgId, agentId: agent.id, userId: request.user_id ?? principal.userId }
     const history = request.session_id === undefined
       ? []
-      : await store.listMessages(scope.orgId, agent.id, { sessionId, limit: this.#opts.historyMessages ?? 20 })
+      : await store.listMessages(scope.orgId, agent.id, { sessionId, userId: scope.userId, limit: this.#opts.historyMessages ?? 20 })
     // One search serves both the prompt (top max_memories) and extraction (top 10, what it decides against).
     const maxMemories = request.max_memories ?? 10
     const found = await memories.retrieve(scope, request.message, Math.max(maxMemories, EXTRACTION_CONTEXT), signal)

@@ -14,6 +14,7 @@ import { UpstreamError } from '../llm/provider.js'
 import { schemas, validator, type ChatRequest } from '../schemas.js'
 import { ClientGoneError } from '../sse/writer.js'
 import type { Principal } from '../auth/jwt.js'
+import { actingUser, listedUser } from '../auth/access.js'
 import { authed, type AppContext } from './context.js'
 import { idempotencyKeyOf, requestHash, type Idempotency, type OwnedKey } from './idempotency.js'
 import type { Resumer } from './streams.js'
@@ -76,6 +77,7 @@ export function chatRoutes (router: Router, app: AppContext, resumer: Resumer, i
   async function prepare (req: IncomingMessage, res: ServerResponse, route: string, agentId: string, principal: Principal,
     attach: (record: { stream?: string, reply?: unknown }) => Promise<void>): Promise<{ request: ChatRequest, key: OwnedKey | null } | 'answered'> {
     const request = validateChat(await readJsonBody(req, options.bodyLimitBytes))
+    actingUser(principal, request.user_id)
     const key = idempotencyKeyOf(req)
     if (key === null) return { request, key: null }
     const claim = await idempotency.claim(principal, key, requestHash(route, agentId, request), res)
@@ -153,6 +155,7 @@ export function chatRoutes (router: Router, app: AppContext, resumer: Resumer, i
     if (agent === null) throw notFound('Agent')
     const sessionId = query.get('session_id') ?? undefined
     const limit = intParam(query, 'limit', { min: 1, max: 500, fallback: 50 })
-    sendJson(res, 200, { data: await store.listMessages(principal.orgId, agent.id, { sessionId, limit }), success: true })
+    const userId = listedUser(principal, query.get('user_id') ?? undefined)
+    sendJson(res, 200, { data: await store.listMessages(principal.orgId, agent.id, { sessionId, userId, limit }), success: true })
   }))
 }

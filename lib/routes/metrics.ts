@@ -6,20 +6,27 @@ import type { Metrics } from '../observability/metrics.js'
 
 export interface MetricsContext {
   metrics: Metrics
-  /** With a token, scrapers send `Authorization: Bearer <token>`; without one, only loopback peers may read. */
+  /** With a token, scrapers send `Authorization: Bearer <token>`. */
   token?: string
+  /** Local dev mode: without a token, loopback peers may read. */
+  devMode: boolean
 }
 
-/** Who may scrape: the token holder, or (with no token configured) a loopback peer. Null means allowed. */
-export function metricsAccess (remoteAddress: string | undefined, authorization: string | undefined, token: string | undefined): HttpError | null {
+/**
+ * Who may scrape (null means allowed): the token holder; without a token, nobody outside local
+ * dev mode, since behind a reverse proxy on the same host every client looks like loopback, and
+ * metrics name tenants. In dev mode without a token, loopback peers.
+ */
+export function metricsAccess (remoteAddress: string | undefined, authorization: string | undefined, token: string | undefined, devMode: boolean): HttpError | null {
   if (token !== undefined) return tokenMatches(authorization ?? '', `Bearer ${token}`) ? null : unauthorized('Metrics need METRICS_TOKEN')
+  if (!devMode) return new HttpError(403, 'FORBIDDEN', 'Metrics need METRICS_TOKEN to be set (outside local dev mode)')
   const peer = String(remoteAddress).replace(/^::ffff:/, '')
   return isLoopback(peer) ? null : new HttpError(403, 'FORBIDDEN', 'Metrics are served to loopback peers only unless METRICS_TOKEN is set')
 }
 
 export function metricsRoutes (router: Router, ctx: MetricsContext): void {
   router.on('GET', '/metrics', async ({ req, res }) => {
-    const denied = metricsAccess(req.socket.remoteAddress, req.headers.authorization, ctx.token)
+    const denied = metricsAccess(req.socket.remoteAddress, req.headers.authorization, ctx.token, ctx.devMode)
     if (denied !== null) throw denied
     const body = await ctx.metrics.registry.metrics()
     res.writeHead(200, { 'Content-Type': ctx.metrics.registry.contentType })

@@ -8,6 +8,7 @@ import type { ResumableStream } from '../resume/registry.js'
 import { parseEventId } from '../resume/event-id.js'
 import { tokenMatches } from '../auth/tokens.js'
 import type { Principal } from '../auth/jwt.js'
+import { mayActFor } from '../auth/access.js'
 import { ClientGoneError } from '../sse/writer.js'
 import { authed, type AppContext } from './context.js'
 
@@ -41,7 +42,7 @@ export function createResumer (app: AppContext): Resumer {
     const stream = found.local ?? found.remote
     const allowed = 'token' in access
       ? (found.local !== undefined ? tokenMatches(access.token, found.local.resumeToken) : found.remote.matchesToken(access.token))
-      : stream.orgId === access.principal.orgId && stream.userId === access.principal.userId &&
+      : stream.orgId === access.principal.orgId && mayActFor(access.principal, stream.userId) &&
         (access.agentId === undefined || access.agentId === (found.local?.run.agentId ?? found.remote?.agentId))
     if (!allowed) throw notFound('Stream')
     return found

@@ -140,8 +140,9 @@ export class PostgresStore implements Store {
 
   async listMessages (orgId: string, agentId: string, query: HistoryQuery): Promise<Message[]> {
     return await this.#rows<Message>(`SELECT ${MESSAGE_COLUMNS} FROM (SELECT seq, ${MESSAGE_COLUMNS} FROM messages
-      WHERE organization_id = $1 AND agent_id = $2 AND ($3::text IS NULL OR session_id = $3) ORDER BY seq DESC LIMIT $4) recent ORDER BY seq`,
-    [orgId, agentId, query.sessionId ?? null, query.limit])
+      WHERE organization_id = $1 AND agent_id = $2 AND ($3::text IS NULL OR session_id = $3) AND ($5::text IS NULL OR user_id = $5)
+      ORDER BY seq DESC LIMIT $4) recent ORDER BY seq`,
+    [orgId, agentId, query.sessionId ?? null, query.limit, query.userId ?? null])
   }
 
   async addMemory (orgId: string, agentId: string, input: MemoryInput): Promise<Memory> {

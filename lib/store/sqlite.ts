@@ -109,6 +109,8 @@ const toAgent = (row: AgentRow): Agent => ({
   metadata: JSON.parse(row.metadata)
 })
 
+interface HistoryParams { org: string, agent: string, session: string | null, user: string | null, limit: number }
+
 const toMessage = (row: MessageRow): Message => ({ ...row, metadata: JSON.parse(row.metadata) })
 
 const MESSAGE_COLUMNS = 'id, organization_id, agent_id, user_id, session_id, role, content, metadata, created_at'
@@ -144,11 +146,13 @@ export class SqliteStore implements Store {
       deleteAgent: db.prepare<[string, string]>('DELETE FROM agents WHERE organization_id = ? AND id = ?'),
       insertMessage: db.prepare(`INSERT INTO messages (id, organization_id, agent_id, user_id, session_id, role, content, metadata, created_at)
         VALUES (@id, @organization_id, @agent_id, @user_id, @session_id, @role, @content, @metadata, @created_at)`),
-      listMessages: db.prepare<[string, string, number], MessageRow>(`SELECT ${MESSAGE_COLUMNS} FROM (SELECT seq, ${MESSAGE_COLUMNS}
-        FROM messages WHERE organization_id = ? AND agent_id = ? ORDER BY seq DESC LIMIT ?) ORDER BY seq`),
-      listSessionMessages: db.prepare<[string, string, string, number], MessageRow>(`SELECT ${MESSAGE_COLUMNS} FROM (SELECT seq,
-        ${MESSAGE_COLUMNS} FROM messages WHERE organization_id = ? AND agent_id = ? AND session_id = ? ORDER BY seq DESC LIMIT ?)
+      // Two statements, so a session's history is read through its index; the user is a filter on top.
+      listMessages: db.prepare<HistoryParams, MessageRow>(`SELECT ${MESSAGE_COLUMNS} FROM (SELECT seq, ${MESSAGE_COLUMNS}
+        FROM messages WHERE organization_id = @org AND agent_id = @agent AND (@user IS NULL OR user_id = @user) ORDER BY seq DESC LIMIT @limit)
         ORDER BY seq`),
+      listSessionMessages: db.prepare<HistoryParams, MessageRow>(`SELECT ${MESSAGE_COLUMNS} FROM (SELECT seq, ${MESSAGE_COLUMNS}
+        FROM messages WHERE organization_id = @org AND agent_id = @agent AND session_id = @session AND (@user IS NULL OR user_id = @user)
+        ORDER BY seq DESC LIMIT @limit) ORDER BY seq`),
       insertMemory: db.prepare(`INSERT INTO memories (id, organization_id, agent_id, user_id, session_id, content, memory_type, importance,
         metadata, embedding, scope, created_at, updated_at) VALUES (@id, @organization_id, @agent_id, @user_id, @session_id, @content,
         @memory_type, @importance, @metadata, @embedding, @scope, @created_at, @updated_at)`),
@@ -208,10 +212,8 @@ export class SqliteStore implements Store {
   }
 
   async listMessages (orgId: string, agentId: string, query: HistoryQuery): Promise<Message[]> {
-    const rows = query.sessionId === undefined
-      ? this.#stmts.listMessages.all(orgId, agentId, query.limit)
-      : this.#stmts.listSessionMessages.all(orgId, agentId, query.sessionId, query.limit)
-    return rows.map(toMessage)
+    const params = { org: orgId, agent: agentId, session: query.sessionId ?? null, user: query.userId ?? null, limit: query.limit }
+    return (query.sessionId === undefined ? this.#stmts.listMessages : this.#stmts.listSessionMessages).all(params).map(toMessage)
   }
 
   async addMemory (orgId: string, agentId: string, input: MemoryInput): Promise<Memory> {

@@ -53,6 +53,8 @@ export interface Page {
 
 export interface HistoryQuery {
   sessionId?: string
+  /** Only this user's messages; all users' when absent. */
+  userId?: string
   limit: number
 }
 

@@ -39,7 +39,7 @@ t.test('agent CRUD scoped to the caller\'s org', async (t) => {
 })
 
 t.test('chat history: per session, limited, newest kept, oldest first', async (t) => {
-  const { call, createAgent, stream } = await startApp(t)
+  const { call, callAs, createAgent, stream, token } = await startApp(t)
   const agentId = await createAgent('org-a')
   for (const [session, message] of [['s1', 'one'], ['s2', 'two'], ['s1', 'three']]) {
     await stream('org-a', agentId, { message, session_id: session }).ended
@@ -49,9 +49,11 @@ t.test('chat history: per session, limited, newest kept, oldest first', async (t
   const all = await call('org-a', 'GET', `/api/v1/agents/${agentId}/chat/history?limit=3`)
   t.same((all.body.data as Array<{ content: string }>).map((m) => m.content), ['You said: two', 'three', 'You said: three'])
   t.equal((await call('org-a', 'GET', `/api/v1/agents/${agentId}/chat/history?limit=501`)).status, 400)
-  const withUser = stream('org-a', agentId, { message: 'as someone', user_id: 'u-42', session_id: 's3', metadata: { k: 1 } })
+  // An admin of the org acts for another user; the turn is stored as that user's.
+  const withUser = stream('org-a', agentId, { message: 'as someone', user_id: 'u-42', session_id: 's3', metadata: { k: 1 } },
+    { headers: { authorization: `Bearer ${token('org-a', 'backend', ['admin'])}` } })
   await withUser.ended
-  const s3 = await call('org-a', 'GET', `/api/v1/agents/${agentId}/chat/history?session_id=s3`)
+  const s3 = await callAs({ org: 'org-a', sub: 'backend', roles: ['admin'] }, 'GET', `/api/v1/agents/${agentId}/chat/history?session_id=s3`)
   t.match(s3.body.data, [{ user_id: 'u-42', metadata: { k: 1 } }, { user_id: 'u-42', role: 'assistant' }])
 
   // Deleting the agent removes its conversation too.

@@ -101,7 +101,7 @@ t.test('CLI help, version and token minting', async (t) => {
   const [code, out] = await run(['token', '--org', 'acme', '--sub', 'u-7', '--roles', 'admin,user', '--ttl', '2h'], { JWT_SECRET: SECRET, JWT_ISSUER: 'me' })
   t.equal(code, 0)
   const claims = createAuthenticator({ secret: SECRET, issuer: 'me' })(`Bearer ${out.trim()}`)
-  t.same(claims, { userId: 'u-7', orgId: 'acme', roles: ['admin', 'user'] }, 'the minted token passes the server\'s own verification')
+  t.same(claims, { userId: 'u-7', orgId: 'acme', roles: ['admin', 'user'], admin: true }, 'the minted token passes the server\'s own verification')
   const payload = JSON.parse(Buffer.from(out.trim().split('.')[1] as string, 'base64url').toString()) as { exp: number, iat: number }
   t.equal(payload.exp - payload.iat, 7200)
   const defaults = JSON.parse(Buffer.from((await run(['token', '--org', 'a', '--sub', 'b'], { JWT_SECRET: SECRET }))[1].trim().split('.')[1] as string, 'base64url').toString()) as { exp: number, iat: number, roles: string[] }

@@ -2,7 +2,7 @@ import t from 'tap'
 import net from 'node:net'
 import { Writable } from 'node:stream'
 import { pino } from 'pino'
-import { startApp } from '../helpers/server.js'
+import { METRICS_TOKEN, startApp } from '../helpers/server.js'
 import { request } from '../helpers/sse-client.js'
 import { eventually } from '../helpers/settle.js'
 import { metricsAccess } from '../../lib/routes/metrics.js'
@@ -14,7 +14,7 @@ function captureLogs (): { logger: pino.Logger, lines: () => Array<Record<string
   return { logger: pino({ level: 'info' }, sink), raw: () => raw, lines: () => raw.trim().split('\n').filter(Boolean).map((l) => JSON.parse(l)) }
 }
 
-t.test('metrics count what happened, in Prometheus text, for loopback scrapers', async (t) => {
+t.test('metrics count what happened, in Prometheus text', async (t) => {
   const { url, stream, createAgent, call } = await startApp(t, { streamMaxPerTenant: 1, streamKeepaliveMs: 20, builtinTokenDelayMs: 30 })
   const agentId = await createAgent('org-a')
   const first = stream('org-a', agentId, { message: 'remember that I like tea and more words here' })
@@ -23,7 +23,7 @@ t.test('metrics count what happened, in Prometheus text, for loopback scrapers',
   t.equal((await refused.response()).status, 429)
   await first.ended
   await call('org-a', 'POST', `/api/v1/agents/${agentId}/chat`, { message: 'hi, my name is Ada' })
-  const res = await request(`${url}/metrics`, { method: 'GET' })
+  const res = await request(`${url}/metrics`, { method: 'GET', headers: { authorization: `Bearer ${METRICS_TOKEN}` } })
   t.equal(res.status, 200)
   t.match(res.headers['content-type'], /^text\/plain/)
   const text = res.raw
@@ -49,12 +49,21 @@ t.test('with METRICS_TOKEN, scrapers must present it', async (t) => {
 })
 
 t.test('metrics access rule', async (t) => {
-  t.equal(metricsAccess('127.0.0.1', undefined, undefined), null)
-  t.equal(metricsAccess('::ffff:127.0.0.1', undefined, undefined), null)
-  t.equal(metricsAccess('::1', undefined, undefined), null)
-  t.match(metricsAccess('10.1.2.3', undefined, undefined), { status: 403, code: 'FORBIDDEN' })
-  t.match(metricsAccess('127.0.0.1', undefined, 'tok'), { status: 401 }, 'a token, once set, is required from loopback too')
-  t.equal(metricsAccess('10.1.2.3', 'Bearer tok', 'tok'), null)
+  t.equal(metricsAccess('127.0.0.1', undefined, undefined, true), null, 'dev mode: loopback may scrape without a token')
+  t.equal(metricsAccess('::ffff:127.0.0.1', undefined, undefined, true), null)
+  t.equal(metricsAccess('::1', undefined, undefined, true), null)
+  t.match(metricsAccess('10.1.2.3', undefined, undefined, true), { status: 403, code: 'FORBIDDEN' })
+  t.match(metricsAccess('127.0.0.1', undefined, undefined, false), { status: 403, code: 'FORBIDDEN', message: /METRICS_TOKEN/ },
+    'outside dev mode loopback is no credential: a reverse proxy on the host looks like loopback')
+  t.match(metricsAccess('127.0.0.1', undefined, 'tok', true), { status: 401 }, 'a token, once set, is required from loopback too')
+  t.equal(metricsAccess('10.1.2.3', 'Bearer tok', 'tok', false), null)
+})
+
+t.test('outside dev mode without METRICS_TOKEN /metrics is refused, even from loopback', async (t) => {
+  const { url } = await startApp(t, { metricsToken: undefined })
+  const res = await request(`${url}/metrics`, { method: 'GET' })
+  t.equal(res.status, 403)
+  t.equal(JSON.parse(res.raw).code, 'FORBIDDEN')
 })
 
 t.test('logs: one line per request and per stream end, with the request id, never secrets or message text', async (t) => {

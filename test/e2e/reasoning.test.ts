@@ -3,7 +3,7 @@
 import t, { type Test } from 'tap'
 import { Writable } from 'node:stream'
 import { pino } from 'pino'
-import { startApp, type TestApp } from '../helpers/server.js'
+import { scrape, startApp, type TestApp } from '../helpers/server.js'
 import { request, seqOf, StreamClient } from '../helpers/sse-client.js'
 import { FakeOpenAI } from '../helpers/upstream.js'
 import { setTimeout as sleep } from 'node:timers/promises'
@@ -64,7 +64,7 @@ t.test('done.usage carries reasoning_tokens; metrics tell first reasoning from f
   const plain = stream('org-a', agentId, { message: 'no thinking' })
   await plain.ended
   t.equal((plain.last()?.usage as Record<string, unknown>).reasoning_tokens, undefined, 'absent when the upstream reports none')
-  const metrics = (await request(`${url}/metrics`, { method: 'GET' })).raw
+  const metrics = await scrape(url)
   t.match(metrics, /agentmem_time_to_first_reasoning_seconds_count 1\n/)
   t.match(metrics, /agentmem_time_to_first_token_seconds_count 2\n/)
 })
@@ -130,7 +130,7 @@ t.test('a failed extraction is logged at warn with the upstream status, and coun
   t.match(logs().filter((l) => l.msg === 'memory extraction failed')[1], { level: 40, upstream_status: null, error: /The instruction answer is not JSON/ })
   upstream.jsonScript = { json: FACT }
   await stream('org-a', agentId, { message: 'I like tea' }).ended
-  const metrics = (await request(`${url}/metrics`, { method: 'GET' })).raw
+  const metrics = await scrape(url)
   t.match(metrics, /agentmem_memory_extractions_total\{outcome="failed"\} 2\n/)
   t.match(metrics, /agentmem_memory_extractions_total\{outcome="ok"\} 1\n/)
 })

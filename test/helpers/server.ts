@@ -5,16 +5,27 @@ import { signToken } from '../../lib/auth/jwt.js'
 import { StreamClient, request, type RequestOptions } from './sse-client.js'
 
 export const SECRET = 'test-secret-that-is-at-least-32-characters'
+/** Outside dev mode /metrics needs a token: every test server has this one. */
+export const METRICS_TOKEN = 'test-metrics-token-0123456789'
+
+/** GET /metrics with the test servers' token. */
+export async function scrape (url: string): Promise<string> {
+  const res = await request(`${url}/metrics`, { method: 'GET', headers: { authorization: `Bearer ${METRICS_TOKEN}` } })
+  if (res.status !== 200) throw new Error(`metrics answered ${res.status}`)
+  return res.raw
+}
 
 export interface TestApp {
   app: AgentMemServer
   url: string
-  token: (org: string, sub?: string) => string
+  token: (org: string, sub?: string, roles?: string[]) => string
   createAgent: (org: string, fields?: Record<string, unknown>) => Promise<string>
   /** POST a chat stream as `org` to `agentId`. */
   stream: (org: string, agentId: string, body: unknown, opts?: RequestOptions) => StreamClient
   /** A complete JSON request as `org`. */
   call: (org: string, method: string, path: string, body?: unknown) => Promise<{ status: number, body: Record<string, unknown>, client: StreamClient }>
+  /** The same, as a principal of your choosing (another user, an admin). */
+  callAs: (who: { org: string, sub: string, roles?: string[] }, method: string, path: string, body?: unknown) => Promise<{ status: number, body: Record<string, unknown>, client: StreamClient }>
 }
 
 export async function startApp (t: Test, options: ServerOptionsInput = {}, deps: ServerDeps = {}): Promise<TestApp> {
@@ -28,22 +39,25 @@ export async function startApp (t: Test, options: ServerOptionsInput = {}, deps:
     streamDetachGraceMs: 0,
     logLevel: 'silent',
     shutdownGraceMs: 0,
+    metricsToken: METRICS_TOKEN,
     ...options
   }, deps)
   const url = await app.listen()
   t.teardown(async () => { await app.close() })
-  const token = (org: string, sub = 'user-1'): string => signToken(SECRET, { org, sub, ttlMs: 60_000 })
-  const call: TestApp['call'] = async (org, method, path, body) => {
-    const headers: Record<string, string> = { authorization: `Bearer ${token(org)}` }
+  const token = (org: string, sub = 'user-1', roles: string[] = []): string => signToken(SECRET, { org, sub, roles, ttlMs: 60_000 })
+  const callAs: TestApp['callAs'] = async (who, method, path, body) => {
+    const headers: Record<string, string> = { authorization: `Bearer ${token(who.org, who.sub, who.roles)}` }
     if (body !== undefined) headers['content-type'] = 'application/json'
     const client = await request(url + path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) })
     return { status: client.status, body: client.raw === '' ? {} : JSON.parse(client.raw), client }
   }
+  const call: TestApp['call'] = async (org, method, path, body) => await callAs({ org, sub: 'user-1' }, method, path, body)
   return {
     app,
     url,
     token,
     call,
+    callAs,
     createAgent: async (org, fields = {}) => {
       const { status, body } = await call(org, 'POST', '/api/v1/agents', { name: 'test agent', ...fields })
       if (status !== 201) throw new Error(`create agent failed: ${status}`)
