@@ -2,6 +2,7 @@ import t from 'tap'
 import fc from 'fast-check'
 import { createParser, type EventSourceMessage } from 'eventsource-parser'
 import { frameComment, frameEvent } from '../lib/sse/frame.js'
+import { storableText } from '../lib/http/body.js'
 import { makeChunk, serializeChunk, serializeContent } from '../lib/sse/chunk.js'
 import { IllegalTransitionError, StreamStateMachine, type ChunkType } from '../lib/sse/state-machine.js'
 
@@ -70,4 +71,13 @@ t.test('no sequence of events gets the state machine past its rules', async (t) 
     return true
   }), { numRuns: 2000 })
   t.pass('2000 random sequences: start first, at most one terminal, nothing after it')
+})
+
+t.test('storableText: any string comes out well-formed, NUL-free, and clean strings pass unchanged', async (t) => {
+  fc.assert(fc.property(nasty, (text) => {
+    const out = storableText(text)
+    const clean = text.isWellFormed() && !text.includes('\0')
+    return out.isWellFormed() && !out.includes('\0') && out.length === text.length && (!clean || out === text)
+  }), { numRuns: 500 })
+  t.pass('500 random strings')
 })

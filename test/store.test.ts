@@ -3,6 +3,7 @@ import { PostgresStore } from '../lib/store/postgres.js'
 import { SqliteStore } from '../lib/store/sqlite.js'
 import type { Store } from '../lib/store/store.js'
 import { freshSchema } from './helpers/postgres.js'
+import { storableText } from '../lib/http/body.js'
 import { startApp } from './helpers/server.js'
 
 /** The Store contract, run unchanged against every implementation. */
@@ -29,6 +30,32 @@ for (const [name, open] of BACKENDS) {
     t.notOk(await store.deleteAgent('o2', a.id))
     t.ok(await store.deleteAgent('o1', a.id))
     t.equal(await store.getAgent('o1', a.id), null)
+  })
+
+  t.test(`${name}: text the edge made storable (a NUL as U+FFFD) round-trips, in keys and values`, async (t) => {
+    const store = await open(t)
+    t.teardown(() => store.close())
+    const text = storableText('a\u0000b\ud800c')
+    t.equal(text, 'a\uFFFDb\uFFFDc')
+    const agent = await store.createAgent('o', { name: text, system: text, metadata: { [text]: text } })
+    t.same(await store.getAgent('o', agent.id), agent)
+    const message = await store.appendMessage({ organization_id: 'o', agent_id: agent.id, user_id: text, session_id: text, role: 'user', content: text, metadata: { [text]: [text] } })
+    t.same(await store.listMessages('o', agent.id, { sessionId: text, userId: text, limit: 5 }), [message])
+    const memory = await store.addMemory('o', agent.id, { user_id: text, content: `likes ${text}`, metadata: { [text]: 1 } })
+    t.same(await store.getMemory('o', memory.id), memory)
+  })
+
+  t.test(`${name}: history of one user, or of all`, async (t) => {
+    const store = await open(t)
+    t.teardown(() => store.close())
+    const agent = await store.createAgent('o', { name: 'a' })
+    for (const [user, session] of [['u1', 's'], ['u2', 's'], ['u1', 't']]) {
+      await store.appendMessage({ organization_id: 'o', agent_id: agent.id, user_id: user as string, session_id: session as string, role: 'user', content: `${user as string} in ${session as string}`, metadata: {} })
+    }
+    const contents = async (q: { sessionId?: string, userId?: string }): Promise<string[]> => (await store.listMessages('o', agent.id, { ...q, limit: 10 })).map((m) => m.content)
+    t.same(await contents({ userId: 'u1' }), ['u1 in s', 'u1 in t'])
+    t.same(await contents({ sessionId: 's', userId: 'u2' }), ['u2 in s'])
+    t.same(await contents({ sessionId: 's' }), ['u1 in s', 'u2 in s'])
   })
 
   t.test(`${name}: messages by session, newest kept, oldest first; gone with their agent`, async (t) => {

@@ -5,10 +5,23 @@ const JSON_TYPE = /^application\/(?:[\w.+-]+\+)?json\s*(?:;|$)/i
 
 /**
  * Lone surrogates cannot be stored as UTF-8 (SQLite and PostgreSQL would turn them into U+FFFD
- * silently); making strings well-formed at the edge keeps what is streamed and what is stored equal.
+ * silently), and PostgreSQL refuses U+0000 in text outright (SQLite keeps it): both become
+ * U+FFFD at the edge, in keys and values alike, so every store takes the same input and what
+ * is streamed and what is stored stay equal.
  */
-const wellFormed = (_key: string, value: unknown): unknown =>
-  typeof value === 'string' && !value.isWellFormed() ? value.toWellFormed() : value
+export function storableText (text: string): string {
+  const whole = text.isWellFormed() ? text : text.toWellFormed()
+  return whole.includes('\0') ? whole.replaceAll('\0', '\uFFFD') : whole
+}
+
+function storable (value: unknown): unknown {
+  if (typeof value === 'string') return storableText(value)
+  if (Array.isArray(value)) return value.map(storable)
+  if (value === null || typeof value !== 'object') return value
+  const out: Record<string, unknown> = {}
+  for (const [key, inner] of Object.entries(value)) out[storableText(key)] = storable(inner)
+  return out
+}
 
 /**
  * Reads a JSON body, refusing early: a wrong type before reading, a declared length over the
@@ -23,15 +36,16 @@ export async function readJsonBody (req: IncomingMessage, limit: number): Promis
   const text = await readText(req, limit)
   if (text.length === 0) throw badRequest('Request body is empty')
   try {
-    // Decoded UTF-8 holds no lone surrogates; only a \uD800-\uDFFF escape can make one, so the
-    // (slower) reviver runs only for bodies that have such an escape.
-    return LONE_SURROGATE_ESCAPE.test(text) ? JSON.parse(text, wellFormed) : JSON.parse(text)
+    // Decoded UTF-8 holds no lone surrogate and JSON no raw NUL: only a \uD800-\uDFFF or \u0000
+    // escape makes one, so the (slower) rewrite runs only for bodies that have such an escape.
+    const parsed: unknown = JSON.parse(text)
+    return UNSTORABLE_ESCAPE.test(text) ? storable(parsed) : parsed
   } catch (err) {
     throw badRequest('Request body is not valid JSON', { reason: (err as Error).message })
   }
 }
 
-const LONE_SURROGATE_ESCAPE = /\\u[dD][89a-fA-F]/
+const UNSTORABLE_ESCAPE = /\\u(?:[dD][89a-fA-F]|0000)/
 
 /** Listeners instead of an async iterator: a small body arrives in one chunk, and this stays one promise. */
 async function readText (req: IncomingMessage, limit: number): Promise<string> {

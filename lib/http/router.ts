@@ -1,5 +1,6 @@
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import { badRequest, methodNotAllowed, notFound } from '../errors.js'
+import { storableText } from './body.js'
 
 export interface RequestContext {
   req: IncomingMessage
@@ -46,7 +47,7 @@ export class Router {
   /** Throws the 404/405/400 the caller should send. */
   find (method: string, url: string): { handler: Handler, params: Record<string, string>, query: URLSearchParams } {
     const queryAt = url.indexOf('?')
-    const query = new URLSearchParams(queryAt === -1 ? '' : url.slice(queryAt + 1))
+    const query = queryOf(queryAt === -1 ? '' : url.slice(queryAt + 1))
     const parts = pathOf(url).split('/').filter(Boolean)
     for (const route of this.#routes) {
       const params = match(route.segments, parts)
@@ -57,6 +58,13 @@ export class Router {
     }
     throw notFound('Route')
   }
+}
+
+/** Query values as the stores can keep them (see storableText): `%00` names nothing anywhere. */
+function queryOf (search: string): URLSearchParams {
+  const query = new URLSearchParams(search)
+  if (!search.includes('%00')) return query
+  return new URLSearchParams([...query].map(([k, v]): [string, string] => [storableText(k), storableText(v)]))
 }
 
 function pathOf (url: string): string {
@@ -78,7 +86,7 @@ function match (segments: string[], parts: string[]): Record<string, string> | n
 
 function decode (part: string): string {
   try {
-    return decodeURIComponent(part)
+    return storableText(decodeURIComponent(part))
   } catch {
     throw badRequest('Malformed percent-encoding in path')
   }
