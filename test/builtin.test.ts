@@ -1,5 +1,6 @@
 import t from 'tap'
 import { BuiltinProvider, composeReply, tokenize } from '../lib/llm/builtin.js'
+import { memoryBlock } from '../lib/chat/prompt.js'
 import type { LlmDelta } from '../lib/llm/provider.js'
 
 t.test('tokens concatenate back to the reply exactly', async (t) => {
@@ -76,7 +77,7 @@ t.test('after a tool result it reports it; with memories in context it recalls t
     { role: 'tool', tool_call_id: 'c1', content: '{"now":"x"}' }
   ]), 'I ran current_time: {"now":"x"}')
   t.equal(composeReply([
-    { role: 'system', content: 'Relevant memories about the user:\n<memories>\n- User likes tea\n- User lives in Paris\n</memories>' },
+    { role: 'system', content: memoryBlock(['User likes tea', 'User lives in Paris']) },
     { role: 'user', content: 'hi' }
   ]), 'You said: hi I remember: User likes tea; User lives in Paris')
 })

@@ -7,7 +7,7 @@ import type { ChatRequest } from '../schemas.js'
 import type { ToolCallInfo } from '../sse/chunk.js'
 import type { Agent, Memory, Message } from '../store/store.js'
 import type { ToolRegistry } from '../tools/registry.js'
-import { buildPrompt } from './prompt.js'
+import { buildPrompt, memoryBlock } from './prompt.js'
 import { TextBuffer } from './text-buffer.js'
 
 export interface TurnContext {
@@ -79,9 +79,6 @@ function accumulate (calls: PendingCall[], d: ToolCallDelta): void {
   call.arguments = call.arguments !== '' && piece.startsWith(call.arguments) ? piece : call.arguments + piece
 }
 
-function formatMemories (memories: Memory[]): string {
-  return `Relevant memories about the user:\n<memories>\n${memories.map((m) => `- ${m.content}`).join('\n')}\n</memories>`
-}
 
 /** Turns a request into a prompt, runs the model and its tools, persists the conversation, extracts memories. */
 export class Orchestrator {
@@ -125,7 +122,7 @@ export class Orchestrator {
     const retrieved = found.slice(0, maxMemories)
     const messages = buildPrompt({
       system: agent.system,
-      context: retrieved.length === 0 ? null : formatMemories(retrieved),
+      context: retrieved.length === 0 ? null : memoryBlock(retrieved.map((m) => m.content)),
       history,
       message: request.message,
       historyCharBudget: this.#opts.historyCharBudget ?? 16_000

@@ -1,5 +1,6 @@
 import { setTimeout as sleep } from 'node:timers/promises'
 import type { ChatMessage, LlmDelta, LlmProvider, LlmRequest } from './provider.js'
+import { readMemoryBlock } from '../chat/prompt.js'
 
 export interface BuiltinProviderOptions {
   tokenDelayMs: number
@@ -89,9 +90,6 @@ export function composeReply (messages: ChatMessage[]): string {
   const user = messages.findLast((m) => m.role === 'user')?.content ?? ''
   let reply = `You said: ${user}`
   const context = messages.find((m) => m.role === 'system' && m.content.includes('<memories>'))?.content as string | undefined
-  if (context !== undefined) {
-    const facts = context.slice(context.indexOf('<memories>') + 10, context.indexOf('</memories>')).split('\n- ').map((f) => f.trim()).filter(Boolean)
-    reply += ` I remember: ${facts.join('; ')}`
-  }
+  if (context !== undefined) reply += ` I remember: ${readMemoryBlock(context).join('; ')}`
   return reply
 }
