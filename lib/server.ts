@@ -201,7 +201,8 @@ export async function createServer (input: ServerOptionsInput = {}, deps: Server
     firstToken: (seconds) => metrics.timeToFirstToken.observe(seconds),
     firstReasoning: (seconds) => metrics.timeToFirstReasoning.observe(seconds),
     toolCall: (status) => metrics.toolCalls.inc({ outcome: status }),
-    memories: (ops) => { for (const { op } of ops) metrics.memoriesWritten.inc({ op }) }
+    memories: (ops) => { for (const { op } of ops) metrics.memoriesWritten.inc({ op }) },
+    internalError: onError
   }
   const timeouts = {
     firstTokenMs: options.streamFirstTokenTimeoutMs,
@@ -229,6 +230,10 @@ export async function createServer (input: ServerOptionsInput = {}, deps: Server
     },
     registry,
     replayLimits: { maxEvents: options.streamReplayMaxEvents, maxBytes: options.streamReplayMaxBytes },
+    slowReaderCut: (run) => {
+      metrics.slowReadersCut.inc()
+      logger.warn({ req_id: run.requestId, org: run.orgId, stream_id: run.id, drain_timeout_ms: options.streamDrainTimeoutMs }, 'slow reader cut')
+    },
     newWriter: (req, res, signal) => {
       // Over the budget a client still gets its stream, uncompressed.
       const lease = acceptsGzip(req.headers['accept-encoding']) ? compression.tryAcquire('gzip') : null

@@ -17,7 +17,7 @@ function endedStream (registry: StreamRegistry): ResumableStream {
     timeouts: { firstTokenMs: 60_000, idleMs: 60_000, maxDurationMs: 60_000 }, onEnd: () => {}
   })
   run.release('done')
-  const stream = registry.add(run, new BroadcastSink(new ReplayLog({ maxEvents: 10, maxBytes: 1024 }), () => {}), 'user')
+  const stream = registry.add(run, new BroadcastSink(new ReplayLog({ maxEvents: 10, maxBytes: 1024 }), () => {}, () => {}), 'user')
   registry.ended(stream)
   return stream
 }

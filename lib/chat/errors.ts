@@ -22,6 +22,14 @@ export class ServerShutdownError extends Error {
   }
 }
 
+/** The agent was deleted while its stream ran: its reply has nowhere to be stored. */
+export class AgentDeletedError extends Error {
+  constructor () {
+    super('The agent was deleted while its reply was streaming')
+    this.name = 'AgentDeletedError'
+  }
+}
+
 /** DELETE /api/v1/streams/{id} */
 export class CancelledError extends Error {
   constructor () {
@@ -31,12 +39,15 @@ export class CancelledError extends Error {
 }
 
 export type StreamOutcome =
-  | 'cancelled' | 'done' | 'timeout' | 'upstream_error' | 'client_gone' | 'slow_consumer' | 'server_shutdown' | 'internal_error'
+  | 'cancelled' | 'done' | 'timeout' | 'upstream_error' | 'client_gone' | 'slow_consumer' | 'server_shutdown' | 'agent_deleted' | 'internal_error'
 
 export interface StreamFailure {
   outcome: StreamOutcome
-  /** `error` chunk code, or null when the client cannot receive one. */
-  code: string | null
+  /**
+   * The `error` chunk's code. Every ending writes one, so the replay log always ends with a
+   * terminal event; `client_gone` and `slow_consumer` reach only readers that resume later.
+   */
+  code: string
   message: string
 }
 
@@ -45,7 +56,8 @@ export function classifyFailure (err: unknown): StreamFailure {
   if (err instanceof UpstreamError) return { outcome: 'upstream_error', code: 'upstream_error', message: err.message }
   if (err instanceof CancelledError) return { outcome: 'cancelled', code: 'cancelled', message: err.message }
   if (err instanceof ServerShutdownError) return { outcome: 'server_shutdown', code: 'server_shutdown', message: err.message }
-  if (err instanceof ClientGoneError) return { outcome: 'client_gone', code: null, message: err.message }
-  if (err instanceof SlowConsumerError) return { outcome: 'slow_consumer', code: null, message: err.message }
+  if (err instanceof ClientGoneError) return { outcome: 'client_gone', code: 'client_gone', message: err.message }
+  if (err instanceof SlowConsumerError) return { outcome: 'slow_consumer', code: 'slow_consumer', message: err.message }
+  if (err instanceof AgentDeletedError) return { outcome: 'agent_deleted', code: 'agent_deleted', message: err.message }
   return { outcome: 'internal_error', code: 'internal_error', message: 'Internal error while streaming' }
 }

@@ -8,6 +8,7 @@ import type { ToolCallInfo } from '../sse/chunk.js'
 import type { Agent, Memory, Message } from '../store/store.js'
 import type { ToolRegistry } from '../tools/registry.js'
 import { buildPrompt, memoryBlock } from './prompt.js'
+import { AgentDeletedError } from './errors.js'
 import { TextBuffer } from './text-buffer.js'
 
 export interface TurnContext {
@@ -133,8 +134,15 @@ export class Orchestrator {
     // Persisted only once the model accepted the turn, so a 502 leaves no orphan question behind.
     await store.appendMessage({ ...base, role: 'user', content: request.message, metadata: request.metadata ?? {} })
     const memoryOps: MemoryOp[] = []
-    const save = async (content: string, outcome: string, usage: TokenUsage | null, reasoning = ''): Promise<Message> =>
-      await store.appendMessage({ ...base, role: 'assistant', content, metadata: reasoning === '' ? { outcome, usage } : { outcome, usage, reasoning } })
+    const save = async (content: string, outcome: string, usage: TokenUsage | null, reasoning = ''): Promise<Message> => {
+      try {
+        return await store.appendMessage({ ...base, role: 'assistant', content, metadata: reasoning === '' ? { outcome, usage } : { outcome, usage, reasoning } })
+      } catch (err) {
+        // Deleting the agent took its conversation: say so instead of a bare internal error.
+        if (await store.getAgent(scope.orgId, agent.id) === null) throw new AgentDeletedError()
+        throw err
+      }
+    }
 
     return {
       sessionId,

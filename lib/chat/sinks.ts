@@ -1,7 +1,7 @@
 import { serializeChunk, serializeContent, type StreamChunk, type ToolCallInfo } from '../sse/chunk.js'
 import type { StreamFeed } from '../coord/coordinator.js'
 import { ReplayLog } from '../resume/replay-log.js'
-import { ClientGoneError, type SseWriter } from '../sse/writer.js'
+import { ClientGoneError, SlowConsumerError, type SseWriter } from '../sse/writer.js'
 import { TextBuffer } from './text-buffer.js'
 
 /**
@@ -31,10 +31,13 @@ export class BroadcastSink implements ChunkSink {
   feed: StreamFeed | null = null
   readonly #readers = new Set<SseWriter>()
   #onEmpty: ((reason: Error) => void) | null
+  readonly #onSlowReader: () => void
 
-  constructor (log: ReplayLog, onEmpty: (reason: Error) => void) {
+  /** `onSlowReader` hears every reader cut for not reading, whether or not the stream goes on. */
+  constructor (log: ReplayLog, onEmpty: (reason: Error) => void, onSlowReader: () => void) {
     this.log = log
     this.#onEmpty = onEmpty
+    this.#onSlowReader = onSlowReader
   }
 
   get sent (): { events: number, bytes: number } {
@@ -62,6 +65,7 @@ export class BroadcastSink implements ChunkSink {
   detach (writer: SseWriter, reason: Error): void {
     if (!this.#readers.delete(writer)) return
     writer.end(!(reason instanceof ClientGoneError))
+    if (reason instanceof SlowConsumerError) this.#onSlowReader()
     // Set until the log ends, which is checked first.
     if (this.#readers.size === 0 && !this.log.ended) (this.#onEmpty as (reason: Error) => void)(reason)
   }

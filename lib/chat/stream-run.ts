@@ -28,6 +28,8 @@ export interface RunObserver {
   firstReasoning?: (seconds: number) => void
   toolCall?: (status: string) => void
   memories?: (ops: Array<{ op: string }>) => void
+  /** A stream ended with internal_error: the cause, for the logs (the client sees a generic message). */
+  internalError?: (err: unknown) => void
 }
 
 export interface StreamRunOptions {
@@ -171,7 +173,8 @@ export class StreamRun {
     } catch (err) {
       failure = classifyFailure(this.signal.aborted ? this.signal.reason : err)
       if (!persisted) await turn.abandon(reply.toString(), usage).catch(() => {})
-      if (failure.code !== null && state.can('error')) {
+      if (failure.outcome === 'internal_error') this.#opts.observer?.internalError?.(err)
+      if (state.can('error')) {
         state.transition('error')
         sink.finish(makeChunk('error', { content: failure.message }, { code: failure.code }))
       }

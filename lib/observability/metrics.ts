@@ -21,6 +21,7 @@ export class Metrics {
     buckets: [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 120]
   })
 
+  readonly slowReadersCut = new Counter({ name: 'agentmem_slow_readers_cut_total', help: 'Readers cut for leaving the socket buffer full past STREAM_DRAIN_TIMEOUT_MS', registers: [this.registry] })
   readonly memoryExtractions = new Counter({ name: 'agentmem_memory_extractions_total', help: 'Memory extractions, by outcome', labelNames: ['outcome'], registers: [this.registry] })
 
   readonly streamDuration = new Histogram({

@@ -13,6 +13,7 @@ import type { Router } from '../http/router.js'
 import { UpstreamError } from '../llm/provider.js'
 import { schemas, validator, type ChatRequest } from '../schemas.js'
 import { ClientGoneError } from '../sse/writer.js'
+import type { StreamChunk } from '../sse/chunk.js'
 import type { Principal } from '../auth/jwt.js'
 import { actingUser, listedUser } from '../auth/access.js'
 import { authed, type AppContext } from './context.js'
@@ -107,7 +108,7 @@ export function chatRoutes (router: Router, app: AppContext, resumer: Resumer, i
     const { request, key } = prepared
     const { run, turn, onClose } = await releasingOnFailure(key, async () => await openTurn(res, agentId, principal, request))
     res.off('close', onClose)
-    const sink = new BroadcastSink(new ReplayLog(app.replayLimits, eventIdPrefix(run.id)), (reason) => app.registry.detached(stream, reason))
+    const sink = new BroadcastSink(new ReplayLog(app.replayLimits, eventIdPrefix(run.id)), (reason) => app.registry.detached(stream, reason), () => app.slowReaderCut(run))
     const stream = app.registry.add(run, sink, principal.userId)
     sink.feed = app.coordinator.share(stream)
     // Said before the first byte, so a request racing this one finds the stream it attaches to.
@@ -129,8 +130,8 @@ export function chatRoutes (router: Router, app: AppContext, resumer: Resumer, i
       const { run, turn } = await openTurn(res, agentId, principal, request)
       const sink = new CollectingSink()
       await run.pump(turn, sink)
-      const terminal = sink.terminal
-      if (terminal === null) throw new ClientGoneError() // the client left; nobody to answer
+      const terminal = sink.terminal as StreamChunk
+      if (terminal.code === 'client_gone') throw new ClientGoneError() // nobody to answer
       if (terminal.chunk_type === 'error') throw runFailure(terminal.code, terminal.content as string)
       const reply = {
         data: {

@@ -25,6 +25,8 @@ export interface AppContext {
   /** An SSE writer for this response, gzip when the client accepts it and the budget allows. */
   newWriter: (req: IncomingMessage, res: ServerResponse, signal: AbortSignal) => SseWriter
   replayLimits: ReplayLimits
+  /** A reader of `run` was cut for not reading (counted and logged even when the stream goes on). */
+  slowReaderCut: (run: StreamRun) => void
 }
 
 export type AuthedHandler = (ctx: RequestContext & { principal: Principal }) => Promise<void>

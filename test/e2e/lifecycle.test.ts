@@ -2,18 +2,20 @@ import t, { type Test } from 'tap'
 import net from 'node:net'
 import { once } from 'node:events'
 import { setTimeout as sleep } from 'node:timers/promises'
-import type { StreamEndInfo } from '../../lib/server.js'
-import { startApp, type TestApp } from '../helpers/server.js'
-import { assertSettled, eventually, timerCount } from '../helpers/settle.js'
+import { Writable } from 'node:stream'
+import { pino } from 'pino'
+import type { ServerDeps, StreamEndInfo } from '../../lib/server.js'
+import { scrape, startApp, type TestApp } from '../helpers/server.js'
+import { assertSettled, eventually, timerCount, until } from '../helpers/settle.js'
 import { FakeOpenAI } from '../helpers/upstream.js'
 import { StreamClient } from '../helpers/sse-client.js'
 import type { ServerOptionsInput } from '../../lib/config.js'
 
-async function setup (t: Test, options: ServerOptionsInput = {}): Promise<TestApp & { upstream: FakeOpenAI, ends: StreamEndInfo[], agentId: string }> {
+async function setup (t: Test, options: ServerOptionsInput = {}, deps: ServerDeps = {}): Promise<TestApp & { upstream: FakeOpenAI, ends: StreamEndInfo[], agentId: string }> {
   const upstream = await new FakeOpenAI().start()
   t.teardown(() => upstream.close())
   const ends: StreamEndInfo[] = []
-  const app = await startApp(t, { llmProvider: 'openai', openaiApiKey: 'sk-test', openaiBaseUrl: upstream.url, ...options }, { onStreamEnd: (e) => ends.push(e) })
+  const app = await startApp(t, { llmProvider: 'openai', openaiApiKey: 'sk-test', openaiBaseUrl: upstream.url, ...options }, { onStreamEnd: (e) => ends.push(e), ...deps })
   return { ...app, upstream, ends, agentId: await app.createAgent('org-a') }
 }
 
@@ -299,4 +301,59 @@ t.test('a half-open client (request sent, then its side closed) counts as gone: 
   const next = stream('org-a', agentId, { message: 'next' })
   await next.ended
   t.equal(next.last()?.chunk_type, 'done', 'the tenant\'s single slot is free')
+})
+
+t.test('a stream cut because its only reader stopped reading still ends its log with one terminal event', async (t) => {
+  const { app, stream, upstream, agentId, ends, url, token } = await setup(t, { streamDrainTimeoutMs: 300 })
+  upstream.script = { tokens: ['token '], forever: true }
+  const client = stream('org-a', agentId, { message: 'hi' })
+  await client.untilEvents(2)
+  const id = String(client.events[0]?.json.stream_id)
+  client.res?.pause()
+  await until(() => app.streams().length === 0, 10_000, 'the stream to be cut')
+  t.equal(ends.at(-1)?.outcome, 'slow_consumer')
+  client.destroy()
+  const resume = async (cursor: string): Promise<StreamClient> => {
+    const c = new StreamClient(`${url}/api/v1/streams/${id}`, { method: 'GET', headers: { authorization: `Bearer ${token('org-a')}`, 'last-event-id': cursor } })
+    await c.ended
+    return c
+  }
+  // A cursor past the end says where the log ends.
+  const ahead = await resume(`${id}:999999999`)
+  t.equal(ahead.status, 400)
+  const lastId = (JSON.parse(ahead.raw) as { details: { last_event_id: number } }).details.last_event_id
+  const tail = await resume(`${id}:${lastId - 1}`)
+  t.equal(tail.status, 200)
+  t.same(tail.types(), ['error'], 'the last event of the log is the terminal one')
+  t.match(tail.last(), { chunk_type: 'error', code: 'slow_consumer' })
+  t.equal((await resume(`${id}:${lastId}`)).status, 204, 'and after it, nothing more')
+})
+
+t.test('a POST reader cut for being slow is counted and logged even when its stream goes on to done', async (t) => {
+  const logs: Array<Record<string, unknown>> = []
+  const sink = new Writable({ write (chunk, _enc, done) { for (const l of String(chunk).trim().split('\n')) logs.push(JSON.parse(l)); done() } })
+  const { app, stream, upstream, agentId, ends, url } = await setup(t, { streamDrainTimeoutMs: 300, streamDetachGraceMs: 5000 }, { logger: pino({ level: 'info' }, sink) })
+  upstream.script = { tokens: Array.from({ length: 40_000 }, () => 'x'.repeat(500) + ' ') } // 20 MB: more than the socket buffers hold
+  const client = stream('org-a', agentId, { message: 'hi' })
+  await client.untilEvents(2)
+  client.res?.pause()
+  await until(() => app.streams().length === 0, 10_000, 'the stream to finish without its reader')
+  client.destroy()
+  t.equal(ends.at(-1)?.outcome, 'done', 'generation finished within the grace period')
+  t.match(logs.filter((l) => l.msg === 'slow reader cut'), [{ level: 40, stream_id: String(client.events[0]?.json.stream_id), drain_timeout_ms: 300 }])
+  t.match(await scrape(url), /agentmem_slow_readers_cut_total 1\n/)
+})
+
+t.test('deleting the agent while its stream runs ends the stream with agent_deleted; internal errors are logged with their cause', async (t) => {
+  const errors: unknown[] = []
+  const { stream, upstream, agentId, ends, call } = await setup(t, {}, { onError: (err) => errors.push(err) })
+  upstream.script = { tokens: ['a ', 'b '], hangAfterTokens: 1 }
+  const client = stream('org-a', agentId, { message: 'hi' })
+  await client.untilEvents(2)
+  t.equal((await call('org-a', 'DELETE', `/api/v1/agents/${agentId}`)).status, 204)
+  upstream.resume()
+  await client.ended
+  t.match(client.last(), { chunk_type: 'error', code: 'agent_deleted', content: /agent was deleted/ })
+  t.equal(ends.at(-1)?.outcome, 'agent_deleted')
+  t.same(errors, [], 'a named ending, not an unexpected error')
 })

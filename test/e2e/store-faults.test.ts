@@ -46,7 +46,8 @@ t.test('a store failure while saving the reply ends the stream with an error chu
   const upstream = await new FakeOpenAI().start()
   t.teardown(() => upstream.close())
   upstream.script = { tokens: ['a', 'b'], hangAfterTokens: 1 }
-  const { stream, createAgent, call, app } = await startApp(t, { llmProvider: 'openai', openaiApiKey: 'k', openaiBaseUrl: upstream.url }, { store })
+  const errors: unknown[] = []
+  const { stream, createAgent, call, app } = await startApp(t, { llmProvider: 'openai', openaiApiKey: 'k', openaiBaseUrl: upstream.url }, { store, onError: (err) => errors.push(err) })
   const agentId = await createAgent('org-a')
   const client = stream('org-a', agentId, { message: 'hi' })
   await client.untilEvents(2)
@@ -55,6 +56,7 @@ t.test('a store failure while saving the reply ends the stream with an error chu
   await client.ended
   t.same(client.types(), ['start', 'content', 'content', 'error'])
   t.match(client.last(), { code: 'internal_error', content: 'Internal error while streaming' })
+  t.match(errors, [{ message: /appendMessage/ }], 'the cause goes to the log, not to the client')
   t.same(app.streams(), [])
 
   upstream.script = {}
