@@ -17,7 +17,7 @@ import { prepareDevSession, type DevSession } from './dev.js'
 import { viaCoordinator, type Coordinator } from './coord/coordinator.js'
 import { LocalCoordinator } from './coord/local.js'
 import { RedisCoordinator } from './coord/redis.js'
-import { HttpError, quotaExceeded, serviceUnavailable, upstreamError } from './errors.js'
+import { badRequest, HttpError, payloadTooLarge, quotaExceeded, serviceUnavailable, upstreamError } from './errors.js'
 import { answerClientError } from './http/client-error.js'
 import { sendError, sendNoContent } from './http/respond.js'
 import { Router } from './http/router.js'
@@ -90,6 +90,15 @@ export interface AgentMemServer {
   listen: () => Promise<string>
   close: () => Promise<void>
   streams: () => StreamInfo[]
+}
+
+/** RFC 9112 §3.2.2: a request target in absolute form (`GET http://host/healthz`) is routed by its path. */
+function originForm (url: string): string {
+  if (url.startsWith('/')) return url
+  const authority = /^https?:\/\/[^/?#]*/i.exec(url)
+  if (authority === null) return url
+  const rest = url.slice(authority[0].length)
+  return rest.startsWith('/') ? rest : `/${rest}`
 }
 
 /** What a browser EventSource waits before reconnecting. */
@@ -268,14 +277,19 @@ export async function createServer (input: ServerOptionsInput = {}, deps: Server
   })
 
   const cors = options.corsOrigins === undefined ? null : new Cors(options.corsOrigins, options.corsCredentials === 'on')
+  /** Requests refused on their headers alone, before `100 Continue` (their body is never read). */
+  const refusedEarly = new WeakMap<http.IncomingMessage, HttpError>()
   let closing = false
   const server = http.createServer({
     // Clients trickling headers (slowloris) get 408. requestTimeout stays at Node's 300 s: set
     // this short as well, it made requests on kept-alive connections wait for seconds under load.
     headersTimeout: options.headersTimeoutMs,
-    connectionsCheckingInterval: Math.min(options.headersTimeoutMs, 1000)
+    connectionsCheckingInterval: Math.min(options.headersTimeoutMs, 1000),
+    // Node's own answer to a request without Host is an empty 400; ours is the JSON error.
+    requireHostHeader: false
   }, async (req, res) => {
     const startedAt = performance.now()
+    req.url = originForm(req.url as string)
     const requestId = requestIdFrom(req.headers['x-request-id'], randomUUID)
     res.setHeader('X-Request-Id', requestId)
     res.once('close', () => {
@@ -288,6 +302,9 @@ export async function createServer (input: ServerOptionsInput = {}, deps: Server
     cors?.decorate(req, res)
     try {
       if (closing) throw serviceUnavailable('Server is shutting down')
+      const refused = refusedEarly.get(req)
+      if (refused !== undefined) throw refused
+      if (req.headers.host === undefined && req.httpVersion === '1.1') throw badRequest('A Host header is required (RFC 9112 §3.2)')
       if (req.method === 'OPTIONS') {
         const methods = [...router.methods(req.url as string), 'OPTIONS']
         cors?.preflight(req, res, methods)
@@ -305,6 +322,30 @@ export async function createServer (input: ServerOptionsInput = {}, deps: Server
   })
 
   server.on('clientError', answerClientError)
+  // Expect: 100-continue: decide on the headers, so a client is not asked for a body that would
+  // be refused (RFC 9110 §10.1.1); a refused one gets its final status and the connection closes.
+  server.on('checkContinue', (req: http.IncomingMessage, res: http.ServerResponse) => {
+    const refusal = refuseOnHeaders(req)
+    if (refusal === null) res.writeContinue()
+    else {
+      refusedEarly.set(req, refusal)
+      res.setHeader('Connection', 'close')
+    }
+    server.emit('request', req, res)
+  })
+
+  /** What a request with a body is refused for, judging by its headers alone. */
+  function refuseOnHeaders (req: http.IncomingMessage): HttpError | null {
+    try {
+      router.find(req.method as string, originForm(req.url as string))
+      if (Number(req.headers['content-length']) > options.bodyLimitBytes) return payloadTooLarge(options.bodyLimitBytes)
+      // Every route that takes a body is authenticated.
+      if (req.method === 'POST' || req.method === 'PUT') authenticate(req.headers.authorization)
+      return null
+    } catch (err) {
+      return err as HttpError
+    }
+  }
 
   let closed: Promise<void> | undefined
   const close = async (): Promise<void> => {

@@ -1,5 +1,5 @@
 import type { IncomingMessage } from 'node:http'
-import { badRequest, payloadTooLarge, unsupportedMediaType } from '../errors.js'
+import { badRequest, HttpError, payloadTooLarge, unsupportedMediaType } from '../errors.js'
 
 const JSON_TYPE = /^application\/(?:[\w.+-]+\+)?json\s*(?:;|$)/i
 
@@ -30,6 +30,11 @@ function storable (value: unknown): unknown {
 export async function readJsonBody (req: IncomingMessage, limit: number): Promise<unknown> {
   const type = req.headers['content-type']
   if (type === undefined || !JSON_TYPE.test(type)) throw unsupportedMediaType(type)
+  // A compressed body would be read as if it were plain JSON: refuse it instead.
+  const coding = req.headers['content-encoding']
+  if (coding !== undefined && coding.toLowerCase() !== 'identity') {
+    throw new HttpError(415, 'UNSUPPORTED_MEDIA_TYPE', 'Request bodies must not be compressed (Content-Encoding)', { content_encoding: coding })
+  }
   const declared = Number(req.headers['content-length'])
   if (declared > limit) throw payloadTooLarge(limit)
 

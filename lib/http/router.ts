@@ -41,7 +41,7 @@ export class Router {
     const parts = pathOf(url).split('/').filter(Boolean)
     const route = this.#routes.find((r) => match(r.segments, parts) !== null)
     if (route === undefined) throw notFound('Route')
-    return [...route.handlers.keys()]
+    return allowed(route)
   }
 
   /** Throws the 404/405/400 the caller should send. */
@@ -52,8 +52,9 @@ export class Router {
     for (const route of this.#routes) {
       const params = match(route.segments, parts)
       if (params === null) continue
-      const handler = route.handlers.get(method)
-      if (handler === undefined) throw methodNotAllowed([...route.handlers.keys()])
+      // HEAD is GET without the body (RFC 9110 §9.3.2); Node sends no body for it.
+      const handler = route.handlers.get(method) ?? (method === 'HEAD' ? route.handlers.get('GET') : undefined)
+      if (handler === undefined) throw methodNotAllowed(allowed(route))
       return { handler, params, query }
     }
     throw notFound('Route')
@@ -65,6 +66,11 @@ function queryOf (search: string): URLSearchParams {
   const query = new URLSearchParams(search)
   if (!search.includes('%00')) return query
   return new URLSearchParams([...query].map(([k, v]): [string, string] => [storableText(k), storableText(v)]))
+}
+
+function allowed (route: Route): string[] {
+  const methods = [...route.handlers.keys()]
+  return methods.includes('GET') ? [...methods, 'HEAD'] : methods
 }
 
 function pathOf (url: string): string {

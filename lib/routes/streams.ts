@@ -9,7 +9,7 @@ import { parseEventId } from '../resume/event-id.js'
 import { tokenMatches } from '../auth/tokens.js'
 import type { Principal } from '../auth/jwt.js'
 import { mayActFor } from '../auth/access.js'
-import { ClientGoneError } from '../sse/writer.js'
+import { ClientGoneError, SSE_HEADERS } from '../sse/writer.js'
 import { authed, type AppContext } from './context.js'
 
 /** Where a stream lives: in this process, or (with a shared coordinator) on another instance. */
@@ -92,6 +92,12 @@ export function createResumer (app: AppContext): Resumer {
   return {
     readable,
     resume: async (req, res, found, cursor) => {
+      // HEAD: the status and headers a GET would get, without following the stream.
+      if (req.method === 'HEAD') {
+        res.writeHead(200, SSE_HEADERS)
+        res.end()
+        return
+      }
       if (found.local !== undefined) follow(req, res, found.local, cursor)
       else await followRemote(req, res, found.remote, cursor)
     }

@@ -37,8 +37,9 @@ export interface SseWriterOptions {
 export const SSE_HEADERS: Readonly<Record<string, string>> = {
   'Content-Type': 'text/event-stream; charset=utf-8',
   'Cache-Control': 'no-cache, no-transform',
-  'X-Accel-Buffering': 'no',
-  Connection: 'keep-alive'
+  // No Connection header: Node answers keep-alive, or `close` (and closes after the terminal
+  // event) when the request asked for it (RFC 9112 §9.6).
+  'X-Accel-Buffering': 'no'
 }
 
 const KEEP_ALIVE = frameComment('keep-alive')

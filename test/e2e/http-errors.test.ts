@@ -3,8 +3,9 @@ import t from 'tap'
 import { createSigner } from 'fast-jwt'
 import { SqliteStore } from '../../lib/store/sqlite.js'
 import { startApp, SECRET } from '../helpers/server.js'
-import { request } from '../helpers/sse-client.js'
-import { assertSettled, timerCount } from '../helpers/settle.js'
+import { gzipSync } from 'node:zlib'
+import { request, StreamClient } from '../helpers/sse-client.js'
+import { assertSettled, timerCount, within } from '../helpers/settle.js'
 
 const ERROR_KEYS = ['code', 'message', 'details', 'timestamp']
 
@@ -148,7 +149,7 @@ t.test('routing: unknown paths 404, wrong methods 405 with Allow, odd encodings 
   t.equal(wrong.status, 405)
   t.equal(wrong.headers.allow, 'POST')
   const agents = await request(`${url}/api/v1/agents`, { method: 'PATCH', headers: auth })
-  t.equal(agents.headers.allow, 'POST, GET')
+  t.equal(agents.headers.allow, 'POST, GET, HEAD')
   const bad = await request(`${url}/api/v1/agents/%E0%A4%A`, { method: 'GET', headers: auth })
   t.equal(bad.status, 400)
   const traversal = await request(`${url}/api/v1/agents/..%2F..%2Fetc%2Fpasswd`, { method: 'GET', headers: auth })
@@ -276,4 +277,101 @@ t.test('tenants: a foreign id and a missing one take the same path through the s
     t.same(foreign, missing, `${method} /api/v1/memories/:id: same store calls, same answer`)
   }
   await assertSettled(t, app, timersBefore)
+})
+
+/** Writes `text`, collects the answer until `done(raw)` says it is complete or the socket closes. */
+const opened: net.Socket[] = []
+
+async function exchangeUntil (url: string, text: string | string[], done: (raw: string) => boolean): Promise<{ raw: string, closed: Promise<void> }> {
+  const { port } = new URL(url)
+  const socket = net.connect(Number(port), '127.0.0.1')
+  opened.push(socket) // some stay open (kept alive, or waiting to send a body): the test closes them
+  let raw = ''
+  socket.setEncoding('utf8')
+  socket.on('error', () => {})
+  const closed = new Promise<void>((resolve) => socket.on('close', () => resolve()))
+  const complete = new Promise<void>((resolve) => {
+    socket.on('data', (d: string) => { raw += d; if (done(raw)) resolve() })
+    void closed.then(resolve)
+  })
+  for (const part of [text].flat()) socket.write(part)
+  await within(complete, 5000, 'the answer')
+  return { raw, closed }
+}
+
+t.test('HTTP as RFC 9110/9112 say: HEAD, absolute-form, Host, Connection: close, Expect: 100-continue, Content-Encoding', async (t) => {
+  const { url, createAgent, token, stream } = await startApp(t)
+  const agentId = await createAgent('org-a')
+  const auth = `Authorization: Bearer ${token('org-a')}\r\n`
+
+  const head = await rawExchange(url, `HEAD /api/v1/agents/${agentId} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n${auth}\r\n`)
+  t.equal(head.status, 200, 'HEAD on a GET route')
+  t.match(head.raw, /Content-Length: \d+/i)
+  t.equal(head.raw.split('\r\n\r\n')[1], '', 'with no body')
+  const headHealth = await rawExchange(url, 'HEAD /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n')
+  t.equal(headHealth.status, 200)
+  const post = stream('org-a', agentId, { message: 'hi' })
+  await post.untilEvents(1)
+  const streamId = String(post.events[0]?.json.stream_id)
+  await post.ended
+  const headStream = await rawExchange(url, `HEAD /api/v1/streams/${streamId} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n${auth}\r\n`)
+  t.equal(headStream.status, 200, 'HEAD on a resume answers at once, without following')
+  t.match(headStream.raw, /text\/event-stream/)
+  const options = await rawExchange(url, `OPTIONS /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n`)
+  t.match(options.raw, /Allow: GET, HEAD, OPTIONS/, 'Allow lists HEAD beside GET')
+  const wrongMethod = await rawExchange(url, `PATCH /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n`)
+  t.equal(wrongMethod.status, 405)
+  t.same(wrongMethod.body?.details, { allow: ['GET', 'HEAD'] })
+
+  const absolute = await rawExchange(url, `GET ${url}/healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n`)
+  t.equal(absolute.status, 200, 'an absolute-form target is routed by its path')
+  const absoluteRoot = await rawExchange(url, `GET http://127.0.0.1?x=1 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n`)
+  t.equal(absoluteRoot.status, 404, 'an absolute-form target without a path is the root (no route here)')
+  t.equal(absoluteRoot.body?.code, 'NOT_FOUND')
+
+  const noHost = await rawExchange(url, 'GET /healthz HTTP/1.1\r\nConnection: close\r\n\r\n')
+  t.equal(noHost.status, 400, 'HTTP/1.1 without Host')
+  t.equal(noHost.body?.code, 'BAD_REQUEST')
+  t.same(Object.keys(noHost.body ?? {}), ERROR_KEYS)
+  t.equal((await rawExchange(url, 'GET /healthz HTTP/1.0\r\n\r\n')).status, 200, 'HTTP/1.0 needs none')
+
+  // Connection: close on a stream: said in the header, and the socket closes right after the terminal event.
+  const body = '{"message":"hi"}'
+  const closing = await exchangeUntil(url, `POST /api/v1/agents/${agentId}/chat/stream HTTP/1.1\r\nHost: x\r\nConnection: close\r\n${auth}Content-Type: application/json\r\nContent-Length: ${body.length}\r\n\r\n${body}`,
+    (raw) => raw.includes('"chunk_type":"done"'))
+  t.match(closing.raw, /\r\nConnection: close\r\n/i)
+  await within(closing.closed, 1000, 'the server to close the connection after done')
+  t.pass('closed after the terminal event')
+  const kept = await exchangeUntil(url, `POST /api/v1/agents/${agentId}/chat/stream HTTP/1.1\r\nHost: x\r\n${auth}Content-Type: application/json\r\nContent-Length: ${body.length}\r\n\r\n${body}`,
+    (raw) => raw.includes('"chunk_type":"done"'))
+  t.match(kept.raw, /\r\nConnection: keep-alive\r\n/i, 'kept alive when not asked to close')
+
+  // Expect: 100-continue: refused on the headers, without 100 and without reading the body.
+  const big = await exchangeUntil(url, `POST /api/v1/agents/${agentId}/chat HTTP/1.1\r\nHost: x\r\n${auth}Content-Type: application/json\r\nContent-Length: 5000000\r\nExpect: 100-continue\r\n\r\n`,
+    (raw) => raw.includes('}'))
+  t.notMatch(big.raw, /100 Continue/)
+  t.match(big.raw, /^HTTP\/1.1 413 /)
+  t.match(big.raw, /"code":"PAYLOAD_TOO_LARGE"/)
+  const anonymous = await exchangeUntil(url, `POST /api/v1/agents/${agentId}/chat HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\nExpect: 100-continue\r\n\r\n`,
+    (raw) => raw.includes('}'))
+  t.match(anonymous.raw, /^HTTP\/1.1 401 /, 'a request that would be refused anyway is not asked for its body')
+  const unknown = await exchangeUntil(url, `POST /nope HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\nExpect: 100-continue\r\n\r\n`, (raw) => raw.includes('}'))
+  t.match(unknown.raw, /^HTTP\/1.1 404 /)
+  const fine = await exchangeUntil(url, [`POST /api/v1/agents/${agentId}/chat HTTP/1.1\r\nHost: x\r\nConnection: close\r\n${auth}Content-Type: application/json\r\nContent-Length: ${body.length}\r\nExpect: 100-continue\r\n\r\n`],
+    (raw) => raw.includes('100 Continue'))
+  t.match(fine.raw, /^HTTP\/1.1 100 Continue/, 'an acceptable request is asked for its body')
+  const getWithExpect = await rawExchange(url, 'GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\nExpect: 100-continue\r\n\r\n')
+  t.match(getWithExpect.raw, /200 OK/, 'a GET with Expect needs no credentials it does not need anyway')
+
+  const gz = new StreamClient(`${url}/api/v1/agents/${agentId}/chat`, {
+    method: 'POST', headers: { authorization: `Bearer ${token('org-a')}`, 'content-type': 'application/json', 'content-encoding': 'gzip' }, body: gzipSync(body)
+  })
+  t.equal((await gz.json()).code, 'UNSUPPORTED_MEDIA_TYPE')
+  t.equal(gz.status, 415, 'a compressed request body is refused, not parsed as JSON')
+  const identity = new StreamClient(`${url}/api/v1/agents/${agentId}/chat`, {
+    method: 'POST', headers: { authorization: `Bearer ${token('org-a')}`, 'content-type': 'application/json', 'content-encoding': 'identity' }, body
+  })
+  await identity.ended
+  t.equal(identity.status, 200, 'identity is no coding')
+  for (const socket of opened) socket.destroy()
 })

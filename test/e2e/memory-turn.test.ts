@@ -1,4 +1,5 @@
 import t, { type Test } from 'tap'
+import { memoryBlock } from '../../lib/chat/prompt.js'
 import type { ServerOptionsInput } from '../../lib/config.js'
 import type { ServerDeps, StreamEndInfo } from '../../lib/server.js'
 import { startApp, type TestApp } from '../helpers/server.js'
@@ -30,7 +31,7 @@ t.test('the most relevant memories of this user go into the prompt as a context 
   const messages = upstream.requests[0]?.body.messages
   t.same(messages?.slice(0, 2), [
     { role: 'system', content: 'You are helpful.' },
-    { role: 'system', content: 'Relevant memories about the user:\n<memories>\n- User likes green tea\n</memories>' }
+    { role: 'system', content: memoryBlock(['User likes green tea']) }
   ])
   t.same(messages?.at(-1), { role: 'user', content: 'Which tea do I like?' })
   t.notMatch(JSON.stringify(messages), /coffee|Paris/, 'another user\'s memory and unrelated ones stay out')
@@ -236,7 +237,7 @@ t.test('with EMBEDDING_MODEL, memories are embedded and vector matches fused wit
   const found = await call('org-a', 'GET', `/api/v1/agents/${agentId}/memories/search?q=qqqq`)
   t.equal((found.body.data as Mem[])[0]?.id, zzz.id, 'the vector kept its memory through a metadata update')
   await stream('org-a', agentId, { message: 'qqqq tea' }).ended
-  t.match(upstream.requests[0]?.body.messages[1]?.content, /- qqq\n- User likes tea|- User likes tea\n- qqq/)
+  t.match(upstream.requests[0]?.body.messages[1]?.content, /"qqq"\n"User likes tea"|"User likes tea"\n"qqq"/)
 
   upstream.embeddingStatus = 503
   const down = await call('org-a', 'POST', `/api/v1/agents/${agentId}/memories`, { content: 'not embeddable' })
