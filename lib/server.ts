@@ -37,6 +37,9 @@ import { healthRoutes } from './routes/health.js'
 import { StreamRegistry } from './resume/registry.js'
 import { acceptsGzip } from './sse/encoding.js'
 import { SseWriter } from './sse/writer.js'
+import { frameEvent } from './sse/frame.js'
+import { makeChunk, serializeChunk } from './sse/chunk.js'
+import { eventIdPrefix } from './resume/event-id.js'
 import { KeepAliveTicker } from './sse/keep-alive.js'
 import { builtinTools } from './tools/builtin.js'
 import { ToolRegistry, type ToolDefinition } from './tools/registry.js'
@@ -110,7 +113,13 @@ async function openStore (url: string): Promise<Store> {
   return await PostgresStore.open({ connectionString: url })
 }
 
-async function openCoordinator (options: ServerOptions, onError: (err: unknown) => void): Promise<Coordinator> {
+/** The terminal event of a stream whose producer is gone, as every reader gets it. */
+function lostFrame (streamId: string, seq: number, code: 'producer_lost' | 'stream_lost'): string {
+  const message = code === 'producer_lost' ? 'The instance running this stream stopped' : 'This stream\'s events were lost'
+  return frameEvent(serializeChunk(makeChunk('error', { content: message }, { code })), { id: `${eventIdPrefix(streamId)}${seq}` })
+}
+
+async function openCoordinator (options: ServerOptions, onError: (err: unknown) => void, logger: Logger): Promise<Coordinator> {
   const limits = { maxPerTenant: options.streamMaxPerTenant, maxTotal: options.streamMaxTotal }
   if (options.redisUrl === undefined) return new LocalCoordinator(limits)
   return await RedisCoordinator.open({
@@ -123,7 +132,14 @@ async function openCoordinator (options: ServerOptions, onError: (err: unknown) 
     maxEvents: options.streamReplayMaxEvents,
     // Well inside the grace period, so one lost heartbeat does not end a stream somebody reads.
     heartbeatMs: Math.max(Math.floor(options.streamDetachGraceMs / 3), 100),
-    onError
+    // Readers check a quiet stream's producer this often, so a dead one is noticed soon after its lease expires.
+    followBlockMs: Math.min(5000, Math.max(Math.floor(options.redisLeaseTtlMs / 3), 50)),
+    lostFrame,
+    onError,
+    onOutage: (state, err) => {
+      if (state === 'down') logger.warn({ err }, 'redis unreachable: new streams, remote resume and cancel answer 503 until it is back')
+      else logger.info('redis reachable again')
+    }
   })
 }
 
@@ -180,7 +196,7 @@ export async function createServer (input: ServerOptionsInput = {}, deps: Server
   })
   const dev = devSecret === undefined ? null : await prepareDevSession(store, devSecret, options)
 
-  const coordinator = deps.coordinator ?? await openCoordinator(options, onError)
+  const coordinator = deps.coordinator ?? await openCoordinator(options, onError, logger)
   // CPU spent on gzip is this instance's own: its budget is not shared.
   const compression = new ConcurrencyLimiter({ maxPerTenant: options.streamMaxCompressed, maxTotal: options.streamMaxCompressed })
   const registry = new StreamRegistry({ ttlMs: options.streamResumeTtlMs, graceMs: options.streamDetachGraceMs, maxRetainedBytes: options.streamResumeMaxBytes })

@@ -8,6 +8,7 @@ import { RedisCoordinator, type RedisCoordinatorOptions } from '../lib/coord/red
 import { ReplayLog } from '../lib/resume/replay-log.js'
 import type { Lease } from '../lib/limits/concurrency.js'
 import { REDIS_URL } from './helpers/redis.js'
+import { Redis } from 'ioredis'
 import { eventually } from './helpers/settle.js'
 
 const LIMITS = { maxPerTenant: 2, maxTotal: 3 }
@@ -23,6 +24,7 @@ async function openRedis (t: Test, opts: Partial<RedisCoordinatorOptions> & { ke
     maxEvents: 100,
     heartbeatMs: 50,
     followBlockMs: 100,
+    lostFrame: (id, seq, code) => `id: ${id}:${seq}\ndata: {"code":"${code}"}\n\n`,
     onError: (err) => { throw err },
     ...opts
   })
@@ -99,7 +101,7 @@ t.test('redis: limits hold across instances sharing one Redis', async (t) => {
 t.test('redis: a crashed instance stops renewing, and its slots come back after the lease TTL', async (t) => {
   const prefix = `test:${randomBytes(6).toString('hex')}:`
   const survivor = await openRedis(t, { keyPrefix: prefix, leaseTtlMs: 300 })
-  const crashed = await RedisCoordinator.open({ ...LIMITS, url: REDIS_URL, keyPrefix: prefix, leaseTtlMs: 300, resumeTtlMs: 1000, maxDurationMs: 1000, maxEvents: 10, heartbeatMs: 50, onError: () => {} })
+  const crashed = await RedisCoordinator.open({ ...LIMITS, url: REDIS_URL, keyPrefix: prefix, leaseTtlMs: 300, resumeTtlMs: 1000, maxDurationMs: 1000, maxEvents: 10, heartbeatMs: 50, lostFrame: () => '', onError: () => {} })
   leaseOf(await crashed.acquire('t'))
   leaseOf(await crashed.acquire('t'))
   // While its owner renews, the lease outlives its TTL.
@@ -115,7 +117,7 @@ t.test('redis: a shared stream is found, replayed and followed live on another i
   const reader = await openRedis(t, { keyPrefix: prefix })
   const heard: string[] = []
   runner.onControl((m) => heard.push(`${m.type}:${m.id}`))
-  const info = { id: 'stream-1', orgId: 'org', userId: 'user', agentId: 'agent', resumeToken: 'secret-token' }
+  const info = { id: 'stream-1', orgId: 'org', userId: 'user', agentId: 'agent', resumeToken: 'secret-token', leaseId: leaseOf(await runner.acquire('org')).id }
   const feed = runner.share(info)
   const log = new ReplayLog({ maxEvents: 100, maxBytes: 1 << 20 })
   const append = (data: string): void => feed.append(log.append(data))
@@ -156,7 +158,7 @@ t.test('redis: a stream shared before its first event, and one ended without any
 t.test('redis: a follower stops when its reader leaves, and when the stream expired unended', async (t) => {
   const prefix = `test:${randomBytes(6).toString('hex')}:`
   const runner = await openRedis(t, { keyPrefix: prefix, maxDurationMs: 300, resumeTtlMs: 100 })
-  const feed = runner.share({ id: 's', orgId: 'o', userId: 'u', agentId: 'a', resumeToken: 'x' })
+  const feed = runner.share({ id: 's', orgId: 'o', userId: 'u', agentId: 'a', resumeToken: 'x', leaseId: leaseOf(await runner.acquire('o')).id })
   feed.append({ id: 1, frame: 'id: 1\ndata: {}\n\n' })
   t.ok(await eventually(async () => (await runner.find('s')) !== null))
   const found = await runner.find('s') as RemoteStream
@@ -170,8 +172,36 @@ t.test('redis: a follower stops when its reader leaves, and when the stream expi
   await sleep(100)
   leaving.abort()
   await t.rejects(left, 'an aborted follow rejects (its connection was closed)')
-  // Nobody ends it: its keys expire, and a follower does not wait forever.
-  t.equal(await read(new AbortController().signal), 1, 'follows until the keys expire')
+  // Nobody ends it and its producer lives on: its keys expire, and a follower does not wait forever.
+  const frames: string[] = []
+  for await (const e of found.follow(0, new AbortController().signal)) frames.push(e.frame)
+  t.same(frames, ['id: 1\ndata: {}\n\n', 'id: s:2\ndata: {"code":"stream_lost"}\n\n'], 'follows until the keys expire, then ends with a terminal event')
+})
+
+t.test('redis: a stream whose producer died ends for every reader, and for later resumes, with one terminal event', async (t) => {
+  const prefix = `test:${randomBytes(6).toString('hex')}:`
+  const runner = await openRedis(t, { keyPrefix: prefix })
+  const reader = await openRedis(t, { keyPrefix: prefix })
+  const lease = leaseOf(await runner.acquire('o'))
+  const feed = runner.share({ id: 'p', orgId: 'o', userId: 'u', agentId: 'a', resumeToken: 'x', leaseId: lease.id })
+  const log = new ReplayLog({ maxEvents: 100, maxBytes: 1 << 20 })
+  feed.append(log.append('{"n":1}'))
+  t.ok(await eventually(async () => (await reader.find('p'))?.lastId === 1))
+  const found = await reader.find('p') as RemoteStream
+  const frames = async (): Promise<string[]> => {
+    const got: string[] = []
+    for await (const e of found.follow(0, new AbortController().signal)) got.push(e.frame)
+    return got
+  }
+  const [first, second] = [frames(), frames()]
+  await sleep(250)
+  t.match(await reader.find('p'), { lastId: 1, ended: false }, 'a quiet stream whose producer holds its lease is followed, not ended')
+  lease.release() // as a dead instance's lease expires
+  const expected = ['id: 1\ndata: {"n":1}\n\n', 'id: p:2\ndata: {"code":"producer_lost"}\n\n']
+  t.same(await first, expected, 'each reader gets the terminal event')
+  t.same(await second, expected, 'once: the log holds it once')
+  t.match(await reader.find('p'), { lastId: 2, ended: true })
+  t.same(await frames(), expected, 'a later resume ends at once with it')
 })
 
 t.test('redis: events trimmed under a slow reader are reported, not skipped', async (t) => {
@@ -195,8 +225,9 @@ t.test('redis: unreachable Redis refuses new slots with CoordinatorUnavailableEr
     })
   })
   const errors: unknown[] = []
-  const c = await openRedis(t, { url: `redis://127.0.0.1:${port}`, onError: (err) => errors.push(err) })
-  t.equal(errors.length, 1, 'the failed connect was reported')
+  const outages: Array<[string, unknown]> = []
+  const c = await openRedis(t, { url: `redis://127.0.0.1:${port}`, onError: (err) => errors.push(err), onOutage: (state, err) => outages.push([state, err]) })
+  t.equal(outages.length, 1, 'the failed connect was reported as an outage')
   await t.rejects(c.acquire('t'), CoordinatorUnavailableError)
   await t.rejects(c.find('s'), CoordinatorUnavailableError)
   await t.rejects(c.cancel('s'), CoordinatorUnavailableError)
@@ -204,9 +235,23 @@ t.test('redis: unreachable Redis refuses new slots with CoordinatorUnavailableEr
   const feed = c.share({ id: 's', orgId: 'o', userId: 'u', agentId: 'a', resumeToken: 'x' })
   feed.append({ id: 1, frame: 'x' })
   feed.end()
-  t.ok(await eventually(() => errors.length >= 2))
-  await sleep(50)
-  t.equal(errors.length, 2, 'a stream that cannot be shared says so once, not per event')
-  t.match(errors[1], /writeable|closed/, 'the outage itself, not a wrapper')
+  await sleep(100)
+  t.equal(outages.length, 1, 'said once per outage, not per request, stream or event')
+  t.match(outages[0], ['down', /closed|ECONNREFUSED|writeable/], 'with the outage itself, not a wrapper')
+  t.same(errors, [], 'an outage is no unexpected error')
+})
+
+t.test('redis: leases lost with Redis\' data are written again by the next renewal, so the limits hold again', async (t) => {
+  const prefix = `test:${randomBytes(6).toString('hex')}:`
+  const c = await openRedis(t, { keyPrefix: prefix, leaseTtlMs: 300 })
+  const held = [leaseOf(await c.acquire('t')), leaseOf(await c.acquire('t'))]
+  const raw = new Redis(REDIS_URL)
+  t.teardown(() => { raw.disconnect() })
+  await raw.del(`${prefix}{limits}:all`, `${prefix}{limits}:tenant:t`) // as a restart without persistence would
+  t.ok(await eventually(async () => await raw.zcard(`${prefix}{limits}:tenant:t`) === 2), 'the running streams\' leases are back')
+  t.same(await c.acquire('t'), { ok: false, scope: 'tenant', limit: 2 }, 'and count against the limit again')
+  held[0]?.release()
+  await sleep(250)
+  t.equal(await raw.zcard(`${prefix}{limits}:tenant:t`), 1, 'a released lease is not renewed back')
 })
 

@@ -101,6 +101,11 @@ export class StreamRun {
     else this.abort(new StreamTimeoutError('idle', idleMs))
   }
 
+  /** The slot's lease id, where the coordinator names leases. */
+  get leaseId (): string | undefined {
+    return this.#opts.lease.id
+  }
+
   get signal (): AbortSignal {
     return this.#controller.signal
   }

@@ -40,6 +40,8 @@ export interface SharedStreamInfo {
   userId: string
   agentId: string
   resumeToken: string
+  /** The producer's lease, whose expiry tells readers elsewhere that its instance died. */
+  leaseId?: string
 }
 
 /** Where a running stream copies its framed events for the other instances. */

@@ -21,18 +21,43 @@ for i = 1, 2 do
 end
 return 0`
 
-/** KEYS: global set, tenant set. ARGV: lease id, ttl ms. Only extends a lease that still exists. */
+/**
+ * KEYS: global set, tenant set. ARGV: lease id, ttl ms. Writes the lease again even when it is
+ * missing: a Redis that restarted empty has lost every running stream's slot, and the limits
+ * hold again within one renewal. (A released lease is no longer renewed, so none comes back.)
+ */
 const RENEW = `${NOW}
 for i = 1, 2 do
-  redis.call('ZADD', KEYS[i], 'XX', now + tonumber(ARGV[2]), ARGV[1])
+  redis.call('ZADD', KEYS[i], now + tonumber(ARGV[2]), ARGV[1])
   redis.call('PEXPIRE', KEYS[i], ARGV[2])
 end
 return 0`
+
+/**
+ * KEYS: the stream's events, the global lease set. ARGV: the producer's lease id, the terminal
+ * frame before and after its number, resume ttl. When the stream has not ended and its
+ * producer's lease expired (the instance died), appends one terminal event and the end marker,
+ * atomically, so every reader and every later resume ends the same way. Returns -1 when the
+ * events are gone, 0 when nothing was to be done, else the terminal event's number.
+ */
+const LOST = `${NOW}
+if redis.call('EXISTS', KEYS[1]) == 0 then return -1 end
+local last = redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', 1)
+if last[1] ~= nil and last[1][1] == '1-0' then return 0 end
+local expiry = redis.call('ZSCORE', KEYS[2], ARGV[1])
+if expiry and tonumber(expiry) > now then return 0 end
+local seq = 1
+if last[1] ~= nil then seq = tonumber(string.sub(last[1][1], 3)) + 1 end
+redis.call('XADD', KEYS[1], '0-' .. seq, 'f', ARGV[2] .. seq .. ARGV[3])
+redis.call('XADD', KEYS[1], '1-0', 'end', '1')
+redis.call('PEXPIRE', KEYS[1], ARGV[4])
+return seq`
 
 declare module 'ioredis' {
   interface RedisCommander<Context> {
     amAcquire: (global: string, tenant: string, lease: string, maxPerTenant: number, maxTotal: number, ttlMs: number) => Result<number, Context>
     amRenew: (global: string, tenant: string, lease: string, ttlMs: number) => Result<number, Context>
+    amLost: (events: string, global: string, lease: string, before: string, after: string, resumeTtlMs: number) => Result<number, Context>
   }
 }
 
@@ -49,9 +74,16 @@ export interface RedisCoordinatorOptions extends ConcurrencyLimits {
   maxEvents: number
   /** How often a reader on another instance tells the running one that it is still there. */
   heartbeatMs: number
-  /** How long a follower's XREAD blocks before it checks that the stream still exists. */
+  /** How long a follower's XREAD blocks before it checks that the stream and its producer still exist. */
   followBlockMs?: number
+  /**
+   * The terminal event a reader gets when the stream's producer died (`producer_lost`) or its
+   * events vanished from Redis (`stream_lost`), framed with the stream's event id `seq`.
+   */
+  lostFrame: (streamId: string, seq: number, code: 'producer_lost' | 'stream_lost') => string
   onError: (err: unknown) => void
+  /** Hears Redis go away (once per outage, with the first failure) and come back. */
+  onOutage?: (state: 'down' | 'up', err?: unknown) => void
 }
 
 /** Event n of a stream is entry `0-n`; the end marker `1-0` sorts after every event. */
@@ -61,14 +93,6 @@ const hashToken = (token: string): Buffer => createHash('sha256').update(token).
 
 type Entry = [id: string, fields: string[]]
 
-/** A Redis call on a request's path: when it fails, Redis counts as unreachable (the caller answers 503). */
-async function reachable<T> (pending: Promise<T>): Promise<T> {
-  try {
-    return await pending
-  } catch (err) {
-    throw new CoordinatorUnavailableError(err)
-  }
-}
 
 /**
  * Limits, resume and cancel shared by every instance on one Redis. Leases are members of sorted
@@ -85,6 +109,7 @@ export class RedisCoordinator implements Coordinator {
   readonly #renewer: NodeJS.Timeout
   readonly #channel: string
   #listener: ControlListener = () => {}
+  #down = false
 
   private constructor (opts: RedisCoordinatorOptions) {
     this.#opts = opts
@@ -97,6 +122,7 @@ export class RedisCoordinator implements Coordinator {
     this.#redis.on('error', () => {}) // reported where a command fails; reconnecting is automatic
     this.#redis.defineCommand('amAcquire', { numberOfKeys: 2, lua: ACQUIRE })
     this.#redis.defineCommand('amRenew', { numberOfKeys: 2, lua: RENEW })
+    this.#redis.defineCommand('amLost', { numberOfKeys: 2, lua: LOST })
     // The subscription waits out an outage (no retry limit) and is renewed on every reconnect.
     this.#subscriber = new Redis(opts.url, { lazyConnect: true, maxRetriesPerRequest: null })
     this.#subscriber.on('error', () => {})
@@ -111,13 +137,27 @@ export class RedisCoordinator implements Coordinator {
   /** Connects, or starts anyway and keeps trying: until Redis answers, new streams get 503. */
   static async open (opts: RedisCoordinatorOptions): Promise<RedisCoordinator> {
     const coordinator = new RedisCoordinator(opts)
-    const up = await coordinator.#redis.connect().then(() => true, (err: unknown) => { opts.onError(err); return false })
+    const up = await coordinator.#redis.connect().then(() => true, (err: unknown) => { coordinator.#failed(err); return false })
     await coordinator.#subscriber.connect().catch(() => {})
     const subscribed = coordinator.#subscriber.subscribe(coordinator.#channel)
     // Up: be subscribed before the first stream starts. Down: it completes on reconnect.
     if (up) await subscribed
     else subscribed.catch(() => {})
     return coordinator
+  }
+
+  /** A Redis call failed: said once per outage, not once per stream or request. */
+  readonly #failed = (err: unknown): void => {
+    if (this.#down) return
+    this.#down = true
+    this.#opts.onOutage?.('down', err)
+  }
+
+  /** A Redis call succeeded: the end of an outage, if one was on. */
+  #answered (): void {
+    if (!this.#down) return
+    this.#down = false
+    this.#opts.onOutage?.('up')
   }
 
   #limitKey (tenant: string | null): string {
@@ -132,13 +172,13 @@ export class RedisCoordinator implements Coordinator {
   async acquire (tenant: string): Promise<AcquireResult> {
     const { maxPerTenant, maxTotal, leaseTtlMs } = this.#opts
     const id = randomUUID()
-    const verdict = await reachable(this.#redis.amAcquire(this.#limitKey(null), this.#limitKey(tenant), id, maxPerTenant, maxTotal, leaseTtlMs))
+    const verdict = await this.#reachable(this.#redis.amAcquire(this.#limitKey(null), this.#limitKey(tenant), id, maxPerTenant, maxTotal, leaseTtlMs))
     if (verdict === 2) return { ok: false, scope: 'global', limit: maxTotal }
     if (verdict === 1) return { ok: false, scope: 'tenant', limit: maxPerTenant }
     this.#leases.set(id, tenant)
     return {
       ok: true,
-      lease: leaseOnce(tenant, () => {
+      lease: leaseOnce(tenant, id, () => {
         this.#leases.delete(id)
         // If Redis is away the slot is not lost: the lease expires unrenewed.
         this.#redis.zrem(this.#limitKey(null), id).catch(() => {})
@@ -151,22 +191,19 @@ export class RedisCoordinator implements Coordinator {
     if (this.#leases.size === 0) return
     const pipeline = this.#redis.pipeline()
     for (const [id, tenant] of this.#leases) pipeline.amRenew(this.#limitKey(null), this.#limitKey(tenant), id, this.#opts.leaseTtlMs)
-    pipeline.exec().catch(this.#opts.onError)
+    pipeline.exec().then(() => { this.#answered() }, this.#failed)
   }
 
   share (stream: SharedStreamInfo): StreamFeed {
-    const { maxDurationMs, resumeTtlMs, maxEvents, onError } = this.#opts
+    const { maxDurationMs, resumeTtlMs, maxEvents } = this.#opts
     const meta = this.#streamKey(stream.id, 'meta')
     const events = this.#streamKey(stream.id, 'events')
     const lifetime = maxDurationMs + resumeTtlMs
-    let failed = false
-    // A stream outlives a Redis outage; it only stops being resumable elsewhere. Said once per stream.
-    const report = (err: unknown): void => {
-      if (failed) return
-      failed = true
-      onError(err)
-    }
-    this.#redis.hset(meta, { org: stream.orgId, user: stream.userId, agent: stream.agentId, token: hashToken(stream.resumeToken).toString('hex') }).catch(report)
+    // A stream outlives a Redis outage; it only stops being resumable elsewhere. Said once per outage.
+    const report = this.#failed
+    this.#redis.hset(meta, {
+      org: stream.orgId, user: stream.userId, agent: stream.agentId, lease: stream.leaseId ?? '', token: hashToken(stream.resumeToken).toString('hex')
+    }).catch(report)
     this.#redis.pexpire(meta, lifetime).catch(report)
     return {
       append: (event) => {
@@ -184,7 +221,7 @@ export class RedisCoordinator implements Coordinator {
 
   async find (id: string): Promise<RemoteStream | null> {
     const events = this.#streamKey(id, 'events')
-    const [meta, newest, oldest] = await reachable(Promise.all([
+    const [meta, newest, oldest] = await this.#reachable(Promise.all([
       this.#redis.hgetall(this.#streamKey(id, 'meta')),
       this.#redis.xrevrange(events, '+', '-', 'COUNT', 2) as Promise<Entry[]>,
       this.#redis.xrange(events, '-', '+', 'COUNT', 1) as Promise<Entry[]>
@@ -205,11 +242,23 @@ export class RedisCoordinator implements Coordinator {
       firstId,
       ended,
       matchesToken: (candidate) => timingSafeEqual(hashToken(candidate), token),
-      follow: (cursor, signal) => this.#follow(id, cursor, signal)
+      follow: (cursor, signal) => this.#follow(id, meta.lease ?? '', cursor, signal)
     }
   }
 
-  async * #follow (id: string, cursor: number, signal: AbortSignal): AsyncIterable<LoggedEvent> {
+  /**
+   * Nothing came for a while: is the producer still there? Appends the terminal event for all
+   * readers when it died; returns a terminal event for this reader alone when the events are gone.
+   */
+  async #checkProducer (id: string, lease: string, next: number): Promise<LoggedEvent | null> {
+    const lostFrame = this.#opts.lostFrame
+    // The frame around its number, for the script to fill in the number it finds.
+    const [before, after] = lostFrame(id, 0, 'producer_lost').split(`${id}:0`) as [string, string]
+    const verdict = await this.#redis.amLost(this.#streamKey(id, 'events'), this.#limitKey(null), lease, `${before}${id}:`, after, this.#opts.resumeTtlMs)
+    return verdict === -1 ? { id: next, frame: lostFrame(id, next, 'stream_lost') } : null
+  }
+
+  async * #follow (id: string, lease: string, cursor: number, signal: AbortSignal): AsyncIterable<LoggedEvent> {
     const events = this.#streamKey(id, 'events')
     // XREAD BLOCK holds its connection, so each follower gets its own, closed when it stops.
     const conn = this.#redis.duplicate({ enableOfflineQueue: true, commandTimeout: undefined, retryStrategy: () => null, maxRetriesPerRequest: 0 })
@@ -224,9 +273,11 @@ export class RedisCoordinator implements Coordinator {
       for (;;) {
         const batch = await conn.xread('COUNT', 512, 'BLOCK', this.#opts.followBlockMs ?? 5000, 'STREAMS', events, `0-${next - 1}`)
         if (batch === null) {
-          // Nothing for a while: the stream may have expired with its instance gone.
-          if (await conn.exists(events) === 0) return
-          continue
+          // Nothing for a while: the producer may have died, or the events vanished with Redis' data.
+          const lost = await this.#checkProducer(id, lease, next)
+          if (lost === null) continue
+          yield lost
+          return
         }
         for (const [entryId, fields] of (batch[0] as [string, Entry[]])[1]) {
           if (entryId === END_ID) return
@@ -250,27 +301,39 @@ export class RedisCoordinator implements Coordinator {
   async claimKey (key: string, value: string, ttlMs: number): Promise<string | null> {
     const k = this.#idempotencyKey(key)
     for (;;) {
-      if (await reachable(this.#redis.set(k, value, 'PX', ttlMs, 'NX')) === 'OK') return null
-      const held = await reachable(this.#redis.get(k))
+      if (await this.#reachable(this.#redis.set(k, value, 'PX', ttlMs, 'NX')) === 'OK') return null
+      const held = await this.#reachable(this.#redis.get(k))
       // Released or expired between the two calls: try to take it again.
       if (held !== null) return held
     }
   }
 
   async setKey (key: string, value: string): Promise<void> {
-    await reachable(this.#redis.set(this.#idempotencyKey(key), value, 'KEEPTTL', 'XX'))
+    await this.#reachable(this.#redis.set(this.#idempotencyKey(key), value, 'KEEPTTL', 'XX'))
   }
 
   async releaseKey (key: string): Promise<void> {
-    await reachable(this.#redis.del(this.#idempotencyKey(key)))
+    await this.#reachable(this.#redis.del(this.#idempotencyKey(key)))
   }
 
   async cancel (id: string): Promise<void> {
-    await reachable(this.#redis.publish(this.#channel, `c:${id}`))
+    await this.#reachable(this.#redis.publish(this.#channel, `c:${id}`))
   }
 
   onControl (listener: ControlListener): void {
     this.#listener = listener
+  }
+
+  /** A Redis call on a request's path: when it fails, Redis counts as unreachable (the caller answers 503). */
+  async #reachable<T> (pending: Promise<T>): Promise<T> {
+    try {
+      const value = await pending
+      this.#answered()
+      return value
+    } catch (err) {
+      this.#failed(err)
+      throw new CoordinatorUnavailableError(err)
+    }
   }
 
   async ping (): Promise<void> {

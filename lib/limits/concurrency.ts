@@ -5,6 +5,8 @@
  */
 export interface Lease {
   readonly tenant: string
+  /** Names the lease where others can see it (in Redis, whose lease set says whether its holder lives). */
+  readonly id?: string
   release: () => void
 }
 
@@ -18,10 +20,11 @@ export interface ConcurrencyLimits {
 }
 
 /** A lease whose `release` runs `free` the first time it is called and never again. */
-export function leaseOnce (tenant: string, free: () => void): Lease {
+export function leaseOnce (tenant: string, id: string | undefined, free: () => void): Lease {
   let released = false
   return {
     tenant,
+    id,
     release: () => {
       if (released) return
       released = true
@@ -53,7 +56,7 @@ export class ConcurrencyLimiter {
     if (current >= this.limits.maxPerTenant) return { ok: false, scope: 'tenant', limit: this.limits.maxPerTenant }
     this.#perTenant.set(tenant, current + 1)
     this.#total++
-    return { ok: true, lease: leaseOnce(tenant, () => this.#release(tenant)) }
+    return { ok: true, lease: leaseOnce(tenant, undefined, () => this.#release(tenant)) }
   }
 
   #release (tenant: string): void {

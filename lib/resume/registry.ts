@@ -7,6 +7,7 @@ export interface ResumableStream {
   readonly orgId: string
   readonly userId: string
   readonly agentId: string
+  readonly leaseId: string | undefined
   /** Grants reading this one stream without a bearer token (for EventSource, which cannot send headers). */
   readonly resumeToken: string
   readonly run: StreamRun
@@ -52,7 +53,7 @@ export class StreamRegistry {
 
   add (run: StreamRun, sink: BroadcastSink, userId: string): ResumableStream {
     const stream: ResumableStream = {
-      id: run.id, orgId: run.orgId, userId, agentId: run.agentId, run, sink, resumeToken: newResumeToken(), endedAt: null, graceTimer: undefined
+      id: run.id, orgId: run.orgId, userId, agentId: run.agentId, leaseId: run.leaseId, run, sink, resumeToken: newResumeToken(), endedAt: null, graceTimer: undefined
     }
     this.#streams.set(run.id, stream)
     return stream

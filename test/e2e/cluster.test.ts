@@ -5,7 +5,7 @@ import { signToken } from '../../lib/auth/jwt.js'
 import { SECRET } from '../helpers/server.js'
 import { freshSchema } from '../helpers/postgres.js'
 import { REDIS_URL } from '../helpers/redis.js'
-import { eventually } from '../helpers/settle.js'
+import { eventually, within } from '../helpers/settle.js'
 import { StreamClient, request, seqOf } from '../helpers/sse-client.js'
 import { FakeOpenAI } from '../helpers/upstream.js'
 import { startServerProcess, type ServerProcess } from '../helpers/process.js'
@@ -107,6 +107,10 @@ t.test('three instances behave as one', async (t) => {
       const refused = chat(c, agentId, 'refused')
       t.equal((await refused.response()).status, 429, 'both slots are held by A')
       await refused.ended
+      // A reader on B follows one of A's streams through Redis.
+      const heldId = (held[0]?.events[0]?.json as { stream_id: string }).stream_id
+      const follower = new StreamClient(`${b.url}/api/v1/streams/${heldId}`, { method: 'GET', headers: auth('org-a') })
+      await follower.untilEvents(2)
       a.proc.kill('SIGKILL')
       await once(a.proc, 'exit')
       const killedAt = performance.now()
@@ -120,6 +124,18 @@ t.test('three instances behave as one', async (t) => {
         return s.last()?.chunk_type === 'done'
       }, 500), 'then the slots come back by themselves and C serves a new stream')
       t.comment(`slots came back ${Math.round(performance.now() - killedAt)} ms after the kill (lease TTL ${LEASE_TTL_MS} ms)`)
+
+      // The reader on B learns that the producer died: one terminal event, not keep-alives until the keys expire.
+      await within(follower.ended, LEASE_TTL_MS * 3, 'the follower on B to end')
+      t.match(follower.last(), { chunk_type: 'error', code: 'producer_lost' }, 'the reader on B got a terminal event')
+      t.equal(follower.types().filter((x) => x === 'error' || x === 'done').length, 1, 'exactly one')
+      t.comment(`the reader on B ended ${Math.round(performance.now() - killedAt)} ms after the kill`)
+      const later = new StreamClient(`${c.url}/api/v1/streams/${heldId}`, { method: 'GET', headers: { ...auth('org-a'), 'last-event-id': follower.events.at(-2)?.id as string } })
+      await within(later.ended, 2000, 'a later resume to end at once')
+      t.same(later.types(), ['error'], 'a later resume on C ends at once with the same terminal event')
+      t.equal(later.events[0]?.data, follower.last() === undefined ? '' : follower.events.at(-1)?.data)
+      const history = await call(c, 'GET', `/api/v1/agents/${agentId}/chat/history?limit=500`)
+      t.ok((history.json.data as Array<{ content: string }>).some((m) => m.content === 'held 1'), 'history keeps what was stored')
     })
   })
 })

@@ -5,6 +5,9 @@ import { randomBytes } from 'node:crypto'
 import { once } from 'node:events'
 import { setTimeout as sleep } from 'node:timers/promises'
 import type { ServerOptionsInput } from '../../lib/config.js'
+import type { ServerDeps } from '../../lib/server.js'
+import { Writable } from 'node:stream'
+import { pino } from 'pino'
 import { LocalCoordinator } from '../../lib/coord/local.js'
 import { startApp, type TestApp } from '../helpers/server.js'
 import { freshSchema } from '../helpers/postgres.js'
@@ -28,7 +31,7 @@ interface Pair {
   resumeOn: (app: TestApp, id: string, opts?: RequestOptions & { query?: string, org?: string, sub?: string }) => StreamClient
 }
 
-async function pair (t: Test, options: ServerOptionsInput = {}, redisUrl = REDIS_URL): Promise<Pair> {
+async function pair (t: Test, options: ServerOptionsInput = {}, redisUrl = REDIS_URL, bDeps: ServerDeps = {}): Promise<Pair> {
   const upstream = await new FakeOpenAI().start()
   t.teardown(() => upstream.close())
   const shared: ServerOptionsInput = {
@@ -42,7 +45,7 @@ async function pair (t: Test, options: ServerOptionsInput = {}, redisUrl = REDIS
     ...options
   }
   const a = await startApp(t, shared)
-  const b = await startApp(t, shared)
+  const b = await startApp(t, shared, bDeps)
   const agentId = await a.createAgent('org-a')
   const resumeOn: Pair['resumeOn'] = (app, id, opts = {}) => new StreamClient(`${app.url}/api/v1/streams/${id}${opts.query ?? ''}`, {
     method: 'GET',
@@ -235,7 +238,9 @@ async function privateRedis (t: Test): Promise<{ url: string, stop: () => Promis
 
 t.test('Redis goes away: new streams get 503, running ones finish, and service returns with Redis', async (t) => {
   const redis = await privateRedis(t)
-  const { a, b, upstream, agentId } = await pair(t, {}, redis.url)
+  const logs: Array<{ level: number, msg: string }> = []
+  const sink = new Writable({ write (chunk, _enc, done) { for (const l of String(chunk).trim().split('\n')) logs.push(JSON.parse(l)); done() } })
+  const { a, b, upstream, agentId } = await pair(t, {}, redis.url, { logger: pino({ level: 'info' }, sink) })
   upstream.script = { tokens: TOKENS, hangAfterTokens: 3 }
   const running = a.stream('org-a', agentId, { message: 'go' })
   await running.untilEvents(4)
@@ -270,4 +275,8 @@ t.test('Redis goes away: new streams get 503, running ones finish, and service r
     return c.last()?.chunk_type === 'done'
   }), 'streams are served again once Redis is back')
   t.match(await (await request(`${b.url}/readyz`, { method: 'GET' })).json(), { status: 'ready', store: 'postgres', coordinator: 'redis' })
+  const said = logs.filter((l) => l.msg.startsWith('redis')).map((l) => [l.level, l.msg])
+  t.same(said, [[40, 'redis unreachable: new streams, remote resume and cancel answer 503 until it is back'], [30, 'redis reachable again']],
+    'the outage is logged once at warn, the recovery once at info')
+  t.same(logs.filter((l) => l.level >= 50), [], 'and no error lines for the expected 503s')
 })
