@@ -35,6 +35,7 @@ export interface ServerOptions {
   streamReplayMaxEvents: number
   streamReplayMaxBytes: number
   streamResumeMaxBytes: number
+  streamLiveReplayMaxBytes: number
   streamMaxCompressed: number
   shutdownGraceMs: number
   logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent'
@@ -90,6 +91,7 @@ const schema = {
     streamReplayMaxEvents: { type: 'integer', minimum: 1, default: 10_000 },
     streamReplayMaxBytes: { type: 'integer', minimum: 1024, default: 1_048_576 },
     streamResumeMaxBytes: { type: 'integer', minimum: 0, default: 134_217_728 },
+    streamLiveReplayMaxBytes: { type: 'integer', minimum: 1024, default: 268_435_456 },
     streamMaxCompressed: { type: 'integer', minimum: 0, default: 1_000 },
     shutdownGraceMs: { type: 'integer', minimum: 0, maximum: 2_147_483_647, default: 10_000 },
     logLevel: { type: 'string', enum: ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], default: 'info' },
@@ -137,6 +139,7 @@ export const ENV_VARS: Readonly<Record<string, keyof ServerOptions>> = {
   STREAM_REPLAY_MAX_EVENTS: 'streamReplayMaxEvents',
   STREAM_REPLAY_MAX_BYTES: 'streamReplayMaxBytes',
   STREAM_RESUME_MAX_BYTES: 'streamResumeMaxBytes',
+  STREAM_LIVE_REPLAY_MAX_BYTES: 'streamLiveReplayMaxBytes',
   STREAM_MAX_COMPRESSED: 'streamMaxCompressed',
   SHUTDOWN_GRACE_MS: 'shutdownGraceMs',
   LOG_LEVEL: 'logLevel',

@@ -35,6 +35,7 @@ import { Idempotency } from './routes/idempotency.js'
 import { Cors } from './http/cors.js'
 import { healthRoutes } from './routes/health.js'
 import { StreamRegistry } from './resume/registry.js'
+import { ReplayBudget } from './resume/replay-log.js'
 import { acceptsGzip } from './sse/encoding.js'
 import { SseWriter } from './sse/writer.js'
 import { frameEvent } from './sse/frame.js'
@@ -206,6 +207,8 @@ export async function createServer (input: ServerOptionsInput = {}, deps: Server
     if (type === 'cancel') stream.run.abort(new CancelledError())
     else registry.readRemotely(stream)
   })
+  const liveReplay = new ReplayBudget(options.streamLiveReplayMaxBytes)
+  metrics.replayBytes = () => ({ live: liveReplay.bytes, ended: registry.retainedBytes })
   const runs = new Set<StreamRun>()
   let drained: (() => void) | undefined
   const onRunEnd = (run: StreamRun, outcome: StreamOutcome): void => {
@@ -255,6 +258,7 @@ export async function createServer (input: ServerOptionsInput = {}, deps: Server
     },
     registry,
     replayLimits: { maxEvents: options.streamReplayMaxEvents, maxBytes: options.streamReplayMaxBytes },
+    liveReplay,
     slowReaderCut: (run) => {
       metrics.slowReadersCut.inc()
       logger.warn({ req_id: run.requestId, org: run.orgId, stream_id: run.id, drain_timeout_ms: options.streamDrainTimeoutMs }, 'slow reader cut')

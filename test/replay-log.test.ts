@@ -2,7 +2,7 @@ import t from 'tap'
 import { setFlagsFromString } from 'node:v8'
 import { runInNewContext } from 'node:vm'
 import { frameEvent } from '../lib/sse/frame.js'
-import { ReplayLog } from '../lib/resume/replay-log.js'
+import { ReplayBudget, ReplayLog } from '../lib/resume/replay-log.js'
 import { acceptsGzip } from '../lib/sse/encoding.js'
 
 setFlagsFromString('--expose-gc')
@@ -72,4 +72,41 @@ t.test('a dropped event is let go at once, not kept until the array is compacted
   gc()
   t.equal(dropped.deref(), undefined, 'and nothing holds it any more')
   t.same(log.after(8)?.map((e) => e.id), [9, 10, 11], 'what is kept still replays')
+})
+
+t.test('live logs share one budget: past it the longest give up their oldest events first', async (t) => {
+  const budget = new ReplayBudget(10_000)
+  const limits = { maxEvents: 10_000, maxBytes: 1 << 20 }
+  const long = new ReplayLog(limits, 's1:', budget)
+  const short = new ReplayLog(limits, 's2:', budget)
+  const data = 'x'.repeat(100)
+  for (let i = 0; i < 60; i++) long.append(data)
+  for (let i = 0; i < 10; i++) short.append(data)
+  t.ok(budget.bytes <= 10_000, `within the budget (${budget.bytes})`)
+  t.equal(budget.bytes, long.bytes + short.bytes, 'the budget counts what the logs hold')
+  t.same(short.after(0)?.map((e) => e.id), Array.from({ length: 10 }, (_, i) => i + 1), 'the short log kept all its events')
+  t.equal(long.after(0), null, 'the long one lost its oldest: a resume from its start gets 410')
+  t.equal(long.after(long.lastId - 1)?.[0]?.id, 60, 'its newest are kept')
+
+  // Equal logs shrink together.
+  const even = new ReplayBudget(10_000)
+  const logs = [0, 1, 2].map((i) => new ReplayLog(limits, `e${i}:`, even))
+  for (let round = 0; round < 40; round++) for (const log of logs) log.append(data)
+  t.ok(even.bytes <= 10_000)
+  const sizes = logs.map((l) => l.bytes)
+  t.ok(Math.max(...sizes) - Math.min(...sizes) <= 2 * 200, `no log was emptied for the others (${sizes.join(', ')})`)
+
+  // An ended log leaves the live budget (the ended streams have a budget of their own).
+  const before = budget.bytes
+  short.end()
+  t.equal(budget.bytes, before - short.bytes)
+  short.end()
+  t.equal(budget.bytes, before - short.bytes, 'once')
+
+  // A single event larger than the budget stays: the newest is never dropped.
+  const tiny = new ReplayBudget(1024)
+  const big = new ReplayLog(limits, 'b:', tiny)
+  big.append('y'.repeat(5000))
+  t.equal(big.lastId, 1)
+  t.same(big.after(0)?.map((e) => e.id), [1])
 })

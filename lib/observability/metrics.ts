@@ -22,6 +22,20 @@ export class Metrics {
   })
 
   readonly slowReadersCut = new Counter({ name: 'agentmem_slow_readers_cut_total', help: 'Readers cut for leaving the socket buffer full past STREAM_DRAIN_TIMEOUT_MS', registers: [this.registry] })
+  /** Set by the server: what the live and the ended streams' replay logs hold, read at scrape time. */
+  replayBytes: () => { live: number, ended: number } = () => ({ live: 0, ended: 0 })
+  readonly replayBytesGauge = new Gauge({
+    name: 'agentmem_replay_bytes',
+    help: 'Bytes the replay logs hold (characters plus bookkeeping), live streams against STREAM_LIVE_REPLAY_MAX_BYTES, ended against STREAM_RESUME_MAX_BYTES',
+    labelNames: ['state'],
+    registers: [this.registry],
+    collect: () => {
+      const { live, ended } = this.replayBytes()
+      this.replayBytesGauge.set({ state: 'live' }, live)
+      this.replayBytesGauge.set({ state: 'ended' }, ended)
+    }
+  })
+
   readonly memoryExtractions = new Counter({ name: 'agentmem_memory_extractions_total', help: 'Memory extractions, by outcome', labelNames: ['outcome'], registers: [this.registry] })
 
   readonly streamDuration = new Histogram({

@@ -68,6 +68,11 @@ export class StreamRegistry {
     return stream
   }
 
+  /** Replay bytes the ended streams hold together (bounded by `maxRetainedBytes`). */
+  get retainedBytes (): number {
+    return this.#retainedBytes
+  }
+
   #forget (id: string): void {
     this.#streams.delete(id)
     this.#retainedBytes -= this.#ended.get(id) as number

@@ -16,6 +16,60 @@ const EVENT_OVERHEAD = 80
 const cost = (frame: string): number => frame.length + EVENT_OVERHEAD
 
 /**
+ * One replay budget for every live stream's log together: live logs are bounded one by one
+ * (`ReplayLimits`), but 10,000 long live streams would still hold 10,000 times that. Past
+ * `maxBytes`, the longest logs give up their oldest events first (down to 90 % of the budget, so
+ * one reclaim serves many appends); a resume whose cursor fell out gets 410 as ever. Pure.
+ */
+export class ReplayBudget {
+  readonly maxBytes: number
+  readonly #logs = new Set<ReplayLog>()
+  #bytes = 0
+
+  constructor (maxBytes: number) {
+    this.maxBytes = maxBytes
+  }
+
+  /** What the live logs hold together. */
+  get bytes (): number {
+    return this.#bytes
+  }
+
+  join (log: ReplayLog): void {
+    this.#logs.add(log)
+  }
+
+  /** The log ended (or its stream went): what it holds is no longer live. */
+  leave (log: ReplayLog): void {
+    if (this.#logs.delete(log)) this.#bytes -= log.bytes
+  }
+
+  charge (bytes: number): void {
+    this.#bytes += bytes
+  }
+
+  reclaim (): void {
+    if (this.#bytes <= this.maxBytes) return
+    const target = this.maxBytes * 0.9
+    while (this.#bytes > target) {
+      let longest: ReplayLog | undefined
+      let next = 0
+      for (const log of this.#logs) {
+        if (longest === undefined || log.bytes > longest.bytes) {
+          next = longest?.bytes ?? next
+          longest = log
+        } else if (log.bytes > next) next = log.bytes
+      }
+      if (longest === undefined) return
+      // Down to the next longest (or just to the target), so the longest logs shrink together;
+      // logs of equal length give up a tenth each turn.
+      const floor = next < longest.bytes ? next : next * 0.9
+      if (!longest.dropOldestTo(Math.max(floor, longest.bytes - (this.#bytes - target)))) return
+    }
+  }
+}
+
+/**
  * One stream's framed events, numbered from 1, bounded by count and bytes (oldest dropped).
  * Pure: no I/O, no timers. Dropping advances a head index instead of shifting the array, so
  * appending stays O(1) on long streams (and clears the slot, so the event is freed at once).
@@ -24,6 +78,7 @@ export class ReplayLog {
   readonly #limits: ReplayLimits
   /** Written before each event's number in its `id:` line (the stream's id, see event-id.ts). */
   readonly #idPrefix: string
+  readonly #budget: ReplayBudget | undefined
   /** Dropped events' slots are cleared, so the array holds only what the bounds allow. */
   #events: Array<LoggedEvent | undefined> = []
   #head = 0
@@ -32,9 +87,11 @@ export class ReplayLog {
   #nextId = 1
   #ended = false
 
-  constructor (limits: ReplayLimits, idPrefix = '') {
+  constructor (limits: ReplayLimits, idPrefix = '', budget?: ReplayBudget) {
     this.#limits = limits
     this.#idPrefix = idPrefix
+    this.#budget = budget
+    budget?.join(this)
   }
 
   get lastId (): number {
@@ -63,19 +120,36 @@ export class ReplayLog {
     frame.charCodeAt(0)
     const event = { id, frame }
     this.#events.push(event)
-    this.#bytes += cost(frame)
+    const bytes = cost(frame)
+    this.#bytes += bytes
+    this.#budget?.charge(bytes)
     this.#totalBytes += frame.length
-    // The newest event always stays, however large.
-    while (this.#events.length - this.#head > 1 &&
-      (this.#events.length - this.#head > this.#limits.maxEvents || this.#bytes > this.#limits.maxBytes)) {
-      this.#bytes -= cost((this.#events[this.#head] as LoggedEvent).frame)
-      this.#events[this.#head++] = undefined
+    while (this.#events.length - this.#head > this.#limits.maxEvents || this.#bytes > this.#limits.maxBytes) {
+      if (!this.#dropOldest()) break
     }
+    this.#budget?.reclaim()
+    return event
+  }
+
+  /** Drops the oldest event; false when only the newest is left (it always stays, however large). */
+  #dropOldest (): boolean {
+    if (this.#events.length - this.#head <= 1) return false
+    const bytes = cost((this.#events[this.#head] as LoggedEvent).frame)
+    this.#bytes -= bytes
+    this.#budget?.charge(-bytes)
+    this.#events[this.#head++] = undefined
     if (this.#head > 1024 && this.#head * 2 > this.#events.length) {
       this.#events = this.#events.slice(this.#head)
       this.#head = 0
     }
-    return event
+    return true
+  }
+
+  /** Drops oldest events until the log holds at most `bytes` (or one event); false when it could drop none. */
+  dropOldestTo (bytes: number): boolean {
+    let dropped = false
+    while (this.#bytes > bytes && this.#dropOldest()) dropped = true
+    return dropped
   }
 
   /** Events after `cursor`, or null when the ones right after it were already dropped. */
@@ -89,5 +163,6 @@ export class ReplayLog {
 
   end (): void {
     this.#ended = true
+    this.#budget?.leave(this)
   }
 }

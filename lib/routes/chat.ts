@@ -108,7 +108,7 @@ export function chatRoutes (router: Router, app: AppContext, resumer: Resumer, i
     const { request, key } = prepared
     const { run, turn, onClose } = await releasingOnFailure(key, async () => await openTurn(res, agentId, principal, request))
     res.off('close', onClose)
-    const sink = new BroadcastSink(new ReplayLog(app.replayLimits, eventIdPrefix(run.id)), (reason) => app.registry.detached(stream, reason), () => app.slowReaderCut(run))
+    const sink = new BroadcastSink(new ReplayLog(app.replayLimits, eventIdPrefix(run.id), app.liveReplay), (reason) => app.registry.detached(stream, reason), () => app.slowReaderCut(run))
     const stream = app.registry.add(run, sink, principal.userId)
     sink.feed = app.coordinator.share(stream)
     // Said before the first byte, so a request racing this one finds the stream it attaches to.

@@ -2,7 +2,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { Authenticate, Principal } from '../auth/jwt.js'
 import type { Coordinator } from '../coord/coordinator.js'
 import type { StreamRegistry } from '../resume/registry.js'
-import type { ReplayLimits } from '../resume/replay-log.js'
+import type { ReplayBudget, ReplayLimits } from '../resume/replay-log.js'
 import type { SseWriter } from '../sse/writer.js'
 import type { Orchestrator } from '../chat/orchestrator.js'
 import type { StreamRun } from '../chat/stream-run.js'
@@ -25,6 +25,8 @@ export interface AppContext {
   /** An SSE writer for this response, gzip when the client accepts it and the budget allows. */
   newWriter: (req: IncomingMessage, res: ServerResponse, signal: AbortSignal) => SseWriter
   replayLimits: ReplayLimits
+  /** What every live stream's replay log may hold together. */
+  liveReplay: ReplayBudget
   /** A reader of `run` was cut for not reading (counted and logged even when the stream goes on). */
   slowReaderCut: (run: StreamRun) => void
 }

@@ -4,7 +4,7 @@ import http from 'node:http'
 import { randomBytes } from 'node:crypto'
 import type { ServerOptionsInput } from '../../lib/config.js'
 import type { StreamEndInfo } from '../../lib/server.js'
-import { startApp, type TestApp } from '../helpers/server.js'
+import { scrape, startApp, type TestApp } from '../helpers/server.js'
 import { eventually } from '../helpers/settle.js'
 import { StreamClient, seqOf, type RequestOptions } from '../helpers/sse-client.js'
 import { FakeOpenAI } from '../helpers/upstream.js'
@@ -228,4 +228,25 @@ t.test('gzip keeps backpressure: a stuck compressed reader is cut after the drai
   t.ok(await eventually(() => app.streams().length === 0, 1500), 'the stuck compressed reader is cut')
   t.equal(ends.at(-1)?.outcome, 'slow_consumer')
   client.destroy()
+})
+
+t.test('live streams share STREAM_LIVE_REPLAY_MAX_BYTES; /metrics reports what live and ended logs hold', async (t) => {
+  const { stream, upstream, agentId, url, token } = await setup(t, { streamLiveReplayMaxBytes: 64 * 1024, streamDetachGraceMs: 10_000 })
+  upstream.script = { tokens: Array.from({ length: 401 }, (_, i) => `token-${i} `.padEnd(200, '.')), hangAfterTokens: 400 }
+  const clients = [0, 1, 2].map(() => stream('org-a', agentId, { message: 'go' }))
+  await Promise.all(clients.map(async (c) => await c.untilEvents(401)))
+  const live = Number(/agentmem_replay_bytes\{state="live"\} (\d+)/.exec(await scrape(url))?.[1])
+  t.ok(live > 0 && live <= 64 * 1024, `three long live streams hold ${live} bytes together, within the 64 KiB budget`)
+  const id = String(clients[0]?.events[0]?.json.stream_id)
+  const fromStart = new StreamClient(`${url}/api/v1/streams/${id}`, { method: 'GET', headers: { authorization: `Bearer ${token('org-a')}`, 'last-event-id': `${id}:1` } })
+  t.equal((await fromStart.json()).code, 'GONE', 'a cursor that fell out of the budget gets 410')
+  const recent = new StreamClient(`${url}/api/v1/streams/${id}`, { method: 'GET', headers: { authorization: `Bearer ${token('org-a')}`, 'last-event-id': `${id}:400` } })
+  await recent.response()
+  t.equal(recent.status, 200, 'a recent one still resumes')
+  recent.destroy()
+  upstream.resume()
+  await Promise.all(clients.map(async (c) => await c.ended))
+  const after = await scrape(url)
+  t.match(after, /agentmem_replay_bytes\{state="live"\} 0\n/, 'ended streams leave the live budget')
+  t.ok(Number(/agentmem_replay_bytes\{state="ended"\} (\d+)/.exec(after)?.[1]) > 0, 'for the ended one')
 })
