@@ -171,8 +171,13 @@ connection of its own, from source addresses 127.0.0.2–9 (one address would ru
 | active streams / timers after the run | 0 / back to baseline (asserted) |
 
 The fault and hostile-input cases themselves run in every \`npm test\`: see
-\`test/e2e/http-errors.test.ts\`, \`faults.test.ts\`, \`lifecycle.test.ts\`, \`store-faults.test.ts\`,
-\`process.test.ts\`, \`scale-out.test.ts\`, \`cluster.test.ts\` and \`test/fuzz.test.ts\`.
+\`test/e2e/http-errors.test.ts\` (HTTP semantics: HEAD, absolute-form, Host, Connection: close, Expect: 100-continue,
+Content-Encoding), \`faults.test.ts\`, \`lifecycle.test.ts\` (terminal events on every ending, slow readers, an agent
+deleted mid-stream), \`store-faults.test.ts\`, \`process.test.ts\`, \`authorization.test.ts\` (users confined inside an
+org, on SQLite and PostgreSQL), \`nul.test.ts\` (U+0000 everywhere, both stores), \`prompt-injection.test.ts\`,
+\`idempotency.test.ts\`, \`scale-out.test.ts\` (Redis outage logged once), \`cluster.test.ts\` (an instance killed:
+its readers elsewhere end with \`producer_lost\`), \`test/coordinator.test.ts\` (leases rewritten after Redis lost its
+data) and \`test/fuzz.test.ts\`.
 `)
   /* c8 ignore stop */
 })
