@@ -227,17 +227,21 @@ async function slowConsumers () {
   const readers = size(100, 5)
   const seconds = size(10, 2)
   const rows = []
-  for (const name of SERVERS) {
+  // agentmem-stream once more with a live replay budget of 16 MiB for all its streams together.
+  const budget = 16 * 2 ** 20
+  const runs = [...SERVERS.map((name) => ({ name, label: name, env: {} })),
+    { name: 'agentmem', label: 'agentmem, live budget 16 MiB', env: { STREAM_LIVE_REPLAY_MAX_BYTES: String(budget) } }]
+  for (const { name, label, env } of runs) {
     const mock = await startMock()
     // No detach grace: when the readers hang up at the end, their streams should stop, not run on for 30 s.
-    const server = await startServer(name, { ...upstreamEnv(mock), STREAM_DRAIN_TIMEOUT_MS: '600000', STREAM_DETACH_GRACE_MS: '0' })
+    const server = await startServer(name, { ...upstreamEnv(mock), STREAM_DRAIN_TIMEOUT_MS: '600000', STREAM_DETACH_GRACE_MS: '0', ...env })
     // One short stream first: Node loads fetch (undici) on first use, megabytes that are no reader's.
     mock.tokens = 5
     await runStream(server, { message: 'warm-up' })
     mock.tokens = 10_000_000
     const before = await server.stats()
     const sockets = []
-    const runs = Array.from({ length: readers }, (_, i) => runStream(server, { message: `slow ${i}`, tokens: 10_000_000 }, {
+    const streams = Array.from({ length: readers }, (_, i) => runStream(server, { message: `slow ${i}`, tokens: 10_000_000 }, {
       raw: true,
       ignoreErrors: true,
       onRequest: (req) => sockets.push(req),
@@ -251,18 +255,18 @@ async function slowConsumers () {
     await sleep(seconds * 1000)
     const during = await server.stats()
     for (const req of sockets) req.destroy()
-    await Promise.all(runs)
+    await Promise.all(streams)
     await server.stop()
     mock.close()
-    rows.push({ name, growth: (during.rss - before.rss) / readers, heap: (during.heapUsed - before.heapUsed) / readers })
-    log('slow', name, Math.round((during.rss - before.rss) / readers), 'B RSS per reader')
+    rows.push({ name, label, growth: (during.rss - before.rss) / readers, heap: (during.heapUsed - before.heapUsed) / readers })
+    log('slow', label, Math.round((during.rss - before.rss) / readers), 'B RSS per reader')
   }
   const base = rows.find((r) => r.name === 'baseline')
   return [
-    `## 6. Slow consumers\n\n${readers} readers reading 1 KiB/s for ${seconds} s while the upstream could send 10 million tokens (every server relays the mock through the \`openai\` SDK). Growth of the server after a forced GC, per reader. Every server holds the \`openai\` SDK's fetch buffers and one socket buffer (16 KiB) per reader (the baseline's row); agentmem-stream also keeps each stream's replay log for resume, bounded by \`STREAM_REPLAY_MAX_BYTES\` (1 MiB), so its bound is the baseline's growth plus 1 MiB. The kernel's socket buffers are not in RSS.\n`,
+    `## 6. Slow consumers\n\n${readers} readers reading 1 KiB/s for ${seconds} s while the upstream could send 10 million tokens (every server relays the mock through the \`openai\` SDK). Growth of the server after a forced GC, per reader. Every server holds the \`openai\` SDK's fetch buffers and one socket buffer (16 KiB) per reader (the baseline's row); agentmem-stream also keeps each stream's replay log for resume, bounded by \`STREAM_REPLAY_MAX_BYTES\` (1 MiB), so its bound is the baseline's growth plus 1 MiB. With \`STREAM_LIVE_REPLAY_MAX_BYTES\` all live logs together are bounded as well: the last row gives them ${fmt(budget / 2 ** 20)} MiB, ${fmt(budget / readers)} bytes per reader here, so its bound is the baseline's growth plus that. The kernel's socket buffers are not in RSS.\n`,
     '| server | RSS growth per reader (bytes) | above the baseline (bytes) | heap growth per reader (bytes) |',
     '|---|---|---|---|',
-    ...rows.map((r) => `| ${r.name} | ${fmt(r.growth)} | ${fmt(r.growth - base.growth)} | ${fmt(r.heap)} |`)
+    ...rows.map((r) => `| ${r.label} | ${fmt(r.growth)} | ${fmt(r.growth - base.growth)} | ${fmt(r.heap)} |`)
   ].join('\n')
 }
 

@@ -1,35 +1,53 @@
 import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv'
 import { validationError } from './errors.js'
-import { MEMORY_TYPES } from './store/store.js'
+import { MEMORY_TYPES, type MemoryType } from './store/store.js'
 
 /** Request schemas, one source of truth for validation (and, later, the OpenAPI document). */
 const metadata = { type: 'object' } as const
+/**
+ * AgentMem's `llm_config`. `model`, `temperature`, `max_tokens` and `top_p` are honoured per
+ * agent; other keys AgentMem sends are kept as they are. `api_key` and `base_url` are refused
+ * (see agents.ts): the server never stores a tenant's upstream secret or lets a tenant point it
+ * at an arbitrary URL.
+ */
 const llmConfig = {
   type: 'object',
   properties: {
+    provider: { type: 'string', minLength: 1, maxLength: 100 },
     model: { type: 'string', minLength: 1, maxLength: 200 },
-    temperature: { type: 'number', minimum: 0, maximum: 2 }
+    temperature: { type: 'number', minimum: 0, maximum: 2 },
+    max_tokens: { type: 'integer', minimum: 1, maximum: 1_000_000 },
+    top_p: { type: 'number', minimum: 0, maximum: 1 }
   },
-  additionalProperties: false
+  maxProperties: 50
 } as const
 
 const agentFields = {
-  name: { type: 'string', minLength: 1, maxLength: 200 },
+  name: { type: 'string', minLength: 1, maxLength: 255 },
   description: { type: ['string', 'null'], maxLength: 10_000 },
   system: { type: ['string', 'null'], maxLength: 100_000 },
   llm_config: llmConfig,
   metadata
 } as const
 
+/** AgentMem's memory types, in its own spelling or the lowercase one its SDKs send. */
+const memoryType = { type: 'string', enum: [...MEMORY_TYPES, ...MEMORY_TYPES.map((t) => t.toLowerCase())] }
+const BY_SPELLING = new Map<string, MemoryType>(MEMORY_TYPES.flatMap((t) => [[t, t], [t.toLowerCase(), t]]))
+
+/** The stored spelling of a memory type, or undefined for an unknown one. */
+export function memoryTypeOf (value: string): MemoryType | undefined {
+  return BY_SPELLING.get(value)
+}
+
 const memoryFields = {
   content: { type: 'string', minLength: 1, maxLength: 10_000 },
-  memory_type: { type: 'string', enum: MEMORY_TYPES },
+  memory_type: memoryType,
   importance: { type: 'number', minimum: 0, maximum: 1 },
   metadata
 } as const
 
 export const schemas = {
-  createAgent: { type: 'object', required: ['name'], properties: agentFields },
+  createAgent: { type: 'object', properties: agentFields },
   updateAgent: { type: 'object', properties: agentFields, minProperties: 1 },
   chatRequest: {
     type: 'object',
@@ -53,7 +71,31 @@ export const schemas = {
       session_id: { type: 'string', minLength: 1, maxLength: 200 }
     }
   },
-  updateMemory: { type: 'object', minProperties: 1, properties: memoryFields }
+  updateMemory: { type: 'object', minProperties: 1, properties: memoryFields },
+  createOrgMemory: {
+    type: 'object',
+    required: ['content', 'agent_id'],
+    properties: {
+      ...memoryFields,
+      agent_id: { type: 'string', minLength: 1, maxLength: 200 },
+      user_id: { type: 'string', minLength: 1, maxLength: 200 },
+      session_id: { type: 'string', minLength: 1, maxLength: 200 }
+    }
+  },
+  searchMemories: {
+    type: 'object',
+    required: ['query'],
+    properties: {
+      query: { type: 'string', minLength: 1, maxLength: 1000 },
+      agent_id: { type: 'string', minLength: 1, maxLength: 200 },
+      user_id: { type: 'string', minLength: 1, maxLength: 200 },
+      memory_type: memoryType,
+      limit: { type: 'integer', minimum: 1, maximum: 100 },
+      offset: { type: 'integer', minimum: 0 },
+      min_importance: { type: 'number', minimum: 0, maximum: 1 },
+      threshold: { type: 'number', minimum: 0, maximum: 1 }
+    }
+  }
 } as const
 
 export interface ChatRequest {

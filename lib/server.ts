@@ -243,6 +243,7 @@ export async function createServer (input: ServerOptionsInput = {}, deps: Server
     memories,
     orchestrator,
     authenticate,
+    llmProvider: llm.name,
     coordinator,
     startRun: async (orgId, agentId, requestId) => {
       const acquired = await viaCoordinator(coordinator.acquire(orgId))
@@ -284,7 +285,7 @@ export async function createServer (input: ServerOptionsInput = {}, deps: Server
   chatRoutes(router, app, resumer, idempotency)
   memoryRoutes(router, app)
   streamRoutes(router, app, resumer)
-  healthRoutes(router, store, coordinator)
+  healthRoutes(router, store, coordinator, PACKAGE_VERSION)
   metricsRoutes(router, { metrics, token: options.metricsToken, devMode: dev !== null })
   // The chat page: on in dev mode unless UI=off, otherwise only with UI=on.
   if (options.ui === 'on' || (options.ui === undefined && dev !== null)) uiRoutes(router, dev?.token ?? null)

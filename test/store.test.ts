@@ -89,9 +89,9 @@ for (const [name, open] of BACKENDS) {
       'best match first, newer first among equals, this user only')
     t.same(await store.searchMemories('o', agent.id, { query: 'nothing matches', userId: 'u', limit: 10 }), [])
     t.same(await store.searchMemories('o', agent.id, { query: '*) | & !', userId: 'u', limit: 10 }), [], 'syntax is not a query')
-    t.same((await store.listMemories('o', agent.id, { limit: 10, offset: 0 })).length, 4)
-    t.same((await store.listMemories('o', agent.id, { userId: 'other-user', limit: 10, offset: 0 })).length, 1)
-    t.same((await store.listMemories('o', agent.id, { userId: 'u', limit: 1, offset: 1 })).map((m) => m.id), [paris])
+    t.same((await store.listMemories('o', { agentId: agent.id, limit: 10, offset: 0 })).memories.length, 4)
+    t.same((await store.listMemories('o', { agentId: agent.id, userId: 'other-user', limit: 10, offset: 0 })).memories.length, 1)
+    t.same((await store.listMemories('o', { agentId: agent.id, userId: 'u', limit: 1, offset: 1 })).memories.map((m) => m.id), [paris])
     t.same(await store.memoryVectors('o', agent.id, 'u', 10), [{ id: paris, embedding: [0, 1] }, { id: tea, embedding: [1, 0] }])
     t.same((await store.getMemoriesByIds('o', [paris, 'mem-none', tea])).map((m) => m.id), [paris, tea])
     t.same(await store.getMemoriesByIds('x', [tea]), [])
@@ -108,7 +108,7 @@ for (const [name, open] of BACKENDS) {
     t.ok(await store.deleteMemory('o', tea))
     t.same(await store.searchMemories('o', agent.id, { query: 'oolong', userId: 'u', limit: 10 }), [])
     await store.deleteAgent('o', agent.id)
-    t.same(await store.listMemories('o', agent.id, { limit: 10, offset: 0 }), [], 'gone with their agent')
+    t.same(await store.listMemories('o', { agentId: agent.id, limit: 10, offset: 0 }), { memories: [], total: 0 }, 'gone with their agent')
   })
 }
 

@@ -128,7 +128,8 @@ export class Orchestrator {
       message: request.message,
       historyCharBudget: this.#opts.historyCharBudget ?? 16_000
     })
-    const llmRequest = { messages, model: agent.llm_config.model, temperature: agent.llm_config.temperature, tools: tools.specs(), signal }
+    const { model, temperature, max_tokens: maxTokens, top_p: topP } = agent.llm_config
+    const llmRequest = { messages, model, temperature, maxTokens, topP, tools: tools.specs(), signal }
     const first = await llm.open(llmRequest)
     const base = { organization_id: scope.orgId, agent_id: agent.id, user_id: scope.userId, session_id: sessionId }
     // Persisted only once the model accepted the turn, so a 502 leaves no orphan question behind.

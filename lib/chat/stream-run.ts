@@ -169,12 +169,15 @@ export class StreamRun {
       persisted = true
       const text = reply.toString()
       const message = await turn.complete(text, usage, reasoning)
+      // AgentMem's clients read this turn's memory count from `done` too.
+      let memoriesCount = 0
       for await (const event of turn.extract(text)) {
         this.#onActivity()
+        memoriesCount = event.memories_count ?? memoriesCount
         await this.#emit(sink, event)
       }
       state.transition('done')
-      sink.finish(makeChunk('done', {}, { message_id: message.id, usage }))
+      sink.finish(makeChunk('done', { memories_count: memoriesCount }, { message_id: message.id, usage }))
     } catch (err) {
       failure = classifyFailure(this.signal.aborted ? this.signal.reason : err)
       if (!persisted) await turn.abandon(reply.toString(), usage).catch(() => {})

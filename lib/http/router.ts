@@ -26,6 +26,8 @@ export class Router {
     if (route === undefined) {
       route = { segments, handlers: new Map() }
       this.#routes.push(route)
+      // Literal segments before parameters, position by position, so the most specific route matches first.
+      this.#routes.sort((a, b) => specificity(b.segments) - specificity(a.segments))
     }
     route.handlers.set(method, handler)
     return this
@@ -49,14 +51,17 @@ export class Router {
     const queryAt = url.indexOf('?')
     const query = queryOf(queryAt === -1 ? '' : url.slice(queryAt + 1))
     const parts = pathOf(url).split('/').filter(Boolean)
+    // A literal segment wins over a parameter: POST /memories/search is not POST /memories/:id.
+    let allow: string[] | null = null
     for (const route of this.#routes) {
       const params = match(route.segments, parts)
       if (params === null) continue
       // HEAD is GET without the body (RFC 9110 §9.3.2); Node sends no body for it.
       const handler = route.handlers.get(method) ?? (method === 'HEAD' ? route.handlers.get('GET') : undefined)
-      if (handler === undefined) throw methodNotAllowed(allowed(route))
-      return { handler, params, query }
+      if (handler !== undefined) return { handler, params, query }
+      allow = [...allow ?? [], ...allowed(route)]
     }
+    if (allow !== null) throw methodNotAllowed(allow)
     throw notFound('Route')
   }
 }
@@ -66,6 +71,11 @@ function queryOf (search: string): URLSearchParams {
   const query = new URLSearchParams(search)
   if (!search.includes('%00')) return query
   return new URLSearchParams([...query].map(([k, v]): [string, string] => [storableText(k), storableText(v)]))
+}
+
+/** Higher for literal segments early in the path. */
+function specificity (segments: string[]): number {
+  return segments.reduce((score, seg, i) => score + (seg.startsWith(':') ? 0 : 2 ** (16 - i)), 0)
 }
 
 function allowed (route: Route): string[] {

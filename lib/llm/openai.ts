@@ -42,6 +42,8 @@ export class OpenAiProvider implements JsonCapableProvider, Embedder {
         model: request.model ?? this.model,
         messages: request.messages as ChatCompletionMessageParam[],
         temperature: request.temperature,
+        max_tokens: request.maxTokens,
+        top_p: request.topP,
         tools: request.tools === undefined || request.tools.length === 0 ? undefined : toTools(request.tools),
         stream: true,
         stream_options: { include_usage: true }

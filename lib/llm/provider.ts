@@ -48,6 +48,8 @@ export interface LlmRequest {
   messages: ChatMessage[]
   model?: string
   temperature?: number
+  maxTokens?: number
+  topP?: number
   tools?: readonly ToolSpec[]
   signal: AbortSignal
 }

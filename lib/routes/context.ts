@@ -18,6 +18,8 @@ export interface AppContext {
   memories: MemoryService
   orchestrator: Orchestrator
   authenticate: Authenticate
+  /** The configured LLM provider's name (`openai` or `builtin`), which agents' `llm_config.provider` must name. */
+  llmProvider: string
   coordinator: Coordinator
   /** Reserves a stream slot for the tenant or throws 429 (503 when the coordinator is unreachable). */
   startRun: (orgId: string, agentId: string, requestId: string) => Promise<StreamRun>

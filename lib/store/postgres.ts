@@ -61,6 +61,9 @@ const MIGRATION_LOCK = 0x61676d73 // 'agms'
 
 const AGENT_COLUMNS = 'id, organization_id, name, description, system, llm_config, metadata, created_at, updated_at'
 const MESSAGE_COLUMNS = 'id, organization_id, agent_id, user_id, session_id, role, content, metadata, created_at'
+/** The column each sort orders by; creation order is the insertion order. */
+const SORT_COLUMNS: Record<NonNullable<MemoryQuery['sortBy']>, string> = { created_at: 'seq', updated_at: 'updated_at', importance: 'importance' }
+
 const MEMORY_COLUMNS = 'id, organization_id, agent_id, user_id, session_id, content, memory_type, importance, metadata, created_at, updated_at'
 
 /** The same Store contract on PostgreSQL, for several instances sharing one database. */
@@ -159,9 +162,17 @@ export class PostgresStore implements Store {
     return row ?? null
   }
 
-  async listMemories (orgId: string, agentId: string, query: MemoryQuery): Promise<Memory[]> {
-    return await this.#rows<Memory>(`SELECT ${MEMORY_COLUMNS} FROM memories WHERE organization_id = $1 AND agent_id = $2
-      AND ($3::text IS NULL OR user_id = $3) ORDER BY seq DESC LIMIT $4 OFFSET $5`, [orgId, agentId, query.userId ?? null, query.limit, query.offset])
+  async listMemories (orgId: string, query: MemoryQuery): Promise<{ memories: Memory[], total: number }> {
+    const filter = `organization_id = $1 AND ($2::text IS NULL OR agent_id = $2) AND ($3::text IS NULL OR user_id = $3) AND ($4::text IS NULL OR memory_type = $4)`
+    const params = [orgId, query.agentId ?? null, query.userId ?? null, query.memoryType ?? null]
+    // The sort column and direction come from fixed lists, never from the request's text.
+    const order = query.order === 'asc' ? 'ASC' : 'DESC'
+    const [memories, [count]] = await Promise.all([
+      this.#rows<Memory>(`SELECT ${MEMORY_COLUMNS} FROM memories WHERE ${filter}
+        ORDER BY ${SORT_COLUMNS[query.sortBy ?? 'created_at']} ${order}, seq ${order} LIMIT $5 OFFSET $6`, [...params, query.limit, query.offset]),
+      this.#rows<{ n: string }>(`SELECT count(*) AS n FROM memories WHERE ${filter}`, params)
+    ])
+    return { memories, total: Number((count as { n: string }).n) }
   }
 
   async searchMemories (orgId: string, agentId: string, search: MemorySearch): Promise<Memory[]> {

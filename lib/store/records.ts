@@ -7,7 +7,7 @@ export function newAgent (orgId: string, input: AgentInput): Agent {
   return {
     id: `agent-${randomUUID()}`,
     organization_id: orgId,
-    name: input.name,
+    name: input.name ?? 'Unnamed agent',
     description: input.description ?? null,
     system: input.system ?? null,
     llm_config: input.llm_config ?? {},

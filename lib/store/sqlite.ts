@@ -109,6 +109,13 @@ const toAgent = (row: AgentRow): Agent => ({
   metadata: JSON.parse(row.metadata)
 })
 
+interface MemoryPageParams { org: string, agent: string | null, user: string | null, type: string | null, limit: number, offset: number }
+
+const MEMORY_FILTER = `m.organization_id = @org AND (@agent IS NULL OR m.agent_id = @agent) AND (@user IS NULL OR m.user_id = @user)
+  AND (@type IS NULL OR m.memory_type = @type)`
+/** The column each sort orders by; creation order is the insertion order. */
+const SORT_COLUMNS: Record<NonNullable<MemoryQuery['sortBy']>, string> = { created_at: 'seq', updated_at: 'updated_at', importance: 'importance' }
+
 interface HistoryParams { org: string, agent: string, session: string | null, user: string | null, limit: number }
 
 const toMessage = (row: MessageRow): Message => ({ ...row, metadata: JSON.parse(row.metadata) })
@@ -123,6 +130,7 @@ export function sqlitePathFromUrl (url: string): string {
 export class SqliteStore implements Store {
   readonly kind = 'sqlite'
   readonly #db: Database.Database
+  readonly #pages = new Map<string, Database.Statement<MemoryPageParams, MemoryRow>>()
   readonly #stmts
 
   constructor (path: string) {
@@ -157,11 +165,10 @@ export class SqliteStore implements Store {
         metadata, embedding, scope, created_at, updated_at) VALUES (@id, @organization_id, @agent_id, @user_id, @session_id, @content,
         @memory_type, @importance, @metadata, @embedding, @scope, @created_at, @updated_at)`),
       ping: db.prepare('SELECT 1'),
+      countMemories: db.prepare<MemoryPageParams, { n: number }>(`SELECT count(*) AS n FROM memories m WHERE ${MEMORY_FILTER}`),
       hasMemories: db.prepare<[string, string, string], { one: number }>(
         'SELECT 1 AS one FROM memories WHERE organization_id = ? AND agent_id = ? AND user_id = ? LIMIT 1'),
       getMemory: db.prepare<[string, string], MemoryRow>(`SELECT ${MEMORY_COLUMNS} FROM memories m WHERE m.organization_id = ? AND m.id = ?`),
-      listMemories: db.prepare<[string, string, string | null, string | null, number, number], MemoryRow>(`SELECT ${MEMORY_COLUMNS}
-        FROM memories m WHERE m.organization_id = ? AND m.agent_id = ? AND (? IS NULL OR m.user_id = ?) ORDER BY m.seq DESC LIMIT ? OFFSET ?`),
       // bm25() is lower for better matches, weighing the text only; recency breaks ties. The scope
       // token narrows the match; the column checks keep isolation exact even if two scopes collided.
       searchMemories: db.prepare<[string, string, string, string, number], MemoryRow>(`SELECT ${MEMORY_COLUMNS}
@@ -232,9 +239,23 @@ export class SqliteStore implements Store {
     return row === undefined ? null : toMemory(row)
   }
 
-  async listMemories (orgId: string, agentId: string, query: MemoryQuery): Promise<Memory[]> {
-    const user = query.userId ?? null
-    return this.#stmts.listMemories.all(orgId, agentId, user, user, query.limit, query.offset).map(toMemory)
+  async listMemories (orgId: string, query: MemoryQuery): Promise<{ memories: Memory[], total: number }> {
+    const params = { org: orgId, agent: query.agentId ?? null, user: query.userId ?? null, type: query.memoryType ?? null, limit: query.limit, offset: query.offset }
+    const total = (this.#stmts.countMemories.get(params) as { n: number }).n
+    return { memories: this.#memoryPage(query).all(params).map(toMemory), total }
+  }
+
+  /** One statement per sort, prepared when first used. */
+  #memoryPage (query: MemoryQuery): Database.Statement<MemoryPageParams, MemoryRow> {
+    const key = `${query.sortBy ?? 'created_at'} ${query.order ?? 'desc'}`
+    let stmt = this.#pages.get(key)
+    if (stmt === undefined) {
+      const order = query.order === 'asc' ? 'ASC' : 'DESC'
+      stmt = this.#db.prepare<MemoryPageParams, MemoryRow>(`SELECT ${MEMORY_COLUMNS} FROM memories m WHERE ${MEMORY_FILTER}
+        ORDER BY m.${SORT_COLUMNS[query.sortBy ?? 'created_at']} ${order}, m.seq ${order} LIMIT @limit OFFSET @offset`)
+      this.#pages.set(key, stmt)
+    }
+    return stmt
   }
 
   async searchMemories (orgId: string, agentId: string, search: MemorySearch): Promise<Memory[]> {

@@ -4,8 +4,12 @@
  * queries, so a route cannot forget it.
  */
 export interface LlmConfig {
+  provider?: string
   model?: string
   temperature?: number
+  max_tokens?: number
+  top_p?: number
+  [other: string]: unknown
 }
 
 export interface Agent {
@@ -21,7 +25,8 @@ export interface Agent {
 }
 
 export interface AgentInput {
-  name: string
+  /** AgentMem's UI may leave it out: a default name is given. */
+  name?: string
   description?: string | null
   system?: string | null
   llm_config?: LlmConfig
@@ -58,7 +63,8 @@ export interface HistoryQuery {
   limit: number
 }
 
-export const MEMORY_TYPES = ['Episodic', 'Semantic', 'Procedural', 'Working', 'Core'] as const
+/** AgentMem's memory types. */
+export const MEMORY_TYPES = ['Factual', 'Episodic', 'Procedural', 'Semantic', 'Working', 'Core', 'Resource', 'Knowledge', 'Contextual'] as const
 export type MemoryType = typeof MEMORY_TYPES[number]
 
 export interface Memory {
@@ -88,8 +94,15 @@ export interface MemoryInput {
 
 export type MemoryPatch = Partial<Pick<MemoryInput, 'content' | 'memory_type' | 'importance' | 'metadata' | 'embedding'>>
 
+export const MEMORY_SORTS = ['created_at', 'updated_at', 'importance'] as const
+
+/** A listing of an org's memories: every filter optional; newest first unless sorted otherwise. */
 export interface MemoryQuery {
+  agentId?: string
   userId?: string
+  memoryType?: MemoryType
+  sortBy?: typeof MEMORY_SORTS[number]
+  order?: 'asc' | 'desc'
   limit: number
   offset: number
 }
@@ -118,7 +131,8 @@ export interface Store {
   listMessages: (orgId: string, agentId: string, query: HistoryQuery) => Promise<Message[]>
   addMemory: (orgId: string, agentId: string, input: MemoryInput) => Promise<Memory>
   getMemory: (orgId: string, memoryId: string) => Promise<Memory | null>
-  listMemories: (orgId: string, agentId: string, query: MemoryQuery) => Promise<Memory[]>
+  /** One page of the org's memories that match `query`, and how many match in all. */
+  listMemories: (orgId: string, query: MemoryQuery) => Promise<{ memories: Memory[], total: number }>
   /** Best full-text matches first, newer first among equals. */
   searchMemories: (orgId: string, agentId: string, search: MemorySearch) => Promise<Memory[]>
   /** The newest `limit` memories that have an embedding. */

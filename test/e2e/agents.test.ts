@@ -28,7 +28,9 @@ t.test('agent CRUD scoped to the caller\'s org', async (t) => {
   t.match(updated.body.data, { name: 'renamed', system: null, description: 'd', created_at: agent.created_at })
   t.equal((await call('org-a', 'PUT', `/api/v1/agents/${String(agent.id)}`, {})).status, 400, 'empty update')
   t.equal((await call('org-a', 'PUT', `/api/v1/agents/${String(agent.id)}`, { llm_config: { temperature: 9 } })).status, 400)
-  t.equal((await call('org-a', 'POST', '/api/v1/agents', { description: 'no name' })).status, 400)
+  const unnamed = await call('org-a', 'POST', '/api/v1/agents', { description: 'no name' })
+  t.equal(unnamed.status, 201, 'a name is optional, as in AgentMem')
+  t.equal((unnamed.body.data as { name: string }).name, 'Unnamed agent')
 
   const deleted = await call('org-a', 'DELETE', `/api/v1/agents/${String(agent.id)}`)
   t.equal(deleted.status, 204)

@@ -196,7 +196,7 @@ t.test('extraction that fails or outlives its bound never costs the reply', asyn
   await app.close()
   const reopened = new SqliteStore(`${dir}/agentmem.db`)
   t.teardown(() => reopened.close())
-  const stored = await reopened.listMemories('org-a', agentId, { limit: 50, offset: 0 })
+  const { memories: stored } = await reopened.listMemories('org-a', { agentId, limit: 50, offset: 0 })
   t.ok(stored.some((m) => m.content === 'User said bye'), 'written before the store closed')
 })
 
