@@ -5,6 +5,9 @@ import { ConfigError, optionsFromEnv } from './config.js'
 import { devCurl } from './dev.js'
 import { createServer } from './server.js'
 import { PACKAGE_VERSION } from './version.js'
+import { parseTtl } from './ttl.js'
+import { openStore } from './store/open.js'
+import { createApiKey } from './routes/api-keys.js'
 
 const USAGE = `Usage: agentmem-stream <command> [options]
 
@@ -12,18 +15,16 @@ Commands:
   serve                      Start the server (what npm start runs), configured by environment variables
   token --org ID --sub USER  Print a JWT signed with JWT_SECRET
         [--roles a,b] [--ttl 24h]   (ttl units: s, m, h, d)
+  api-key create --org ID    Make an org API key in DATABASE_URL's store; the key is the last line
+        [--name N] [--roles a,b] [--ttl 90d]   printed, shown this once (only its SHA-256 is kept)
+  api-key list --org ID      The org's keys (never their secrets)
+  api-key revoke KEY_ID      Revoke a key (every instance refuses it within API_KEY_CACHE_TTL_MS)
 
 Options:
   -h, --help                 Show this help
   -v, --version              Show the version`
 
 
-export function parseTtl (text: string): number {
-  const match = /^(\d+)(s|m|h|d)$/.exec(text)
-  if (match === null) throw new ConfigError(`--ttl must look like 30m, 24h or 7d, got ${text}`)
-  const unit = { s: 1_000, m: 60_000, h: 3_600_000, d: 86_400_000 }[match[2] as 's' | 'm' | 'h' | 'd']
-  return Number(match[1]) * unit
-}
 
 function token (args: string[]): void {
   const { values } = parseArgs({
@@ -40,6 +41,38 @@ function token (args: string[]): void {
   const roles = values.roles === undefined ? [] : values.roles.split(',').filter(Boolean)
   console.log(signToken(options.jwtSecret, { org: values.org, sub: values.sub, roles, ttlMs: parseTtl(values.ttl as string) },
     { issuer: options.jwtIssuer, audience: options.jwtAudience }))
+}
+
+async function apiKey (args: string[]): Promise<void> {
+  const [action, ...rest] = args
+  const { values, positionals } = parseArgs({
+    args: rest,
+    allowPositionals: true,
+    options: { org: { type: 'string' }, name: { type: 'string' }, roles: { type: 'string' }, ttl: { type: 'string' } }
+  })
+  const store = await openStore(optionsFromEnv(process.env).databaseUrl)
+  try {
+    if (action === 'create' || action === 'list') {
+      if (values.org === undefined) throw new ConfigError(`api-key ${action} needs --org`)
+      if (action === 'list') {
+        for (const key of await store.listApiKeys(values.org)) console.log(JSON.stringify(key))
+        return
+      }
+      const roles = values.roles === undefined ? [] : values.roles.split(',').filter(Boolean)
+      const created = await createApiKey(store, values.org, { name: values.name, roles, ttl: values.ttl })
+      console.log(`created ${created.id} for org ${created.organization_id}${created.expires_at === null ? '' : `, expires ${created.expires_at}`}`)
+      console.log(created.key)
+      return
+    }
+    if (action === 'revoke' && positionals[0] !== undefined) {
+      if (!await store.revokeApiKey(null, positionals[0])) throw new ConfigError(`No active API key ${positionals[0]}`)
+      console.log(`revoked ${positionals[0]}`)
+      return
+    }
+    throw new ConfigError('api-key needs create --org ID, list --org ID or revoke KEY_ID')
+  } finally {
+    await store.close()
+  }
 }
 
 async function serve (): Promise<void> {
@@ -70,6 +103,7 @@ async function main (argv: string[]): Promise<void> {
   if (command === '-v' || command === '--version') return console.log(PACKAGE_VERSION)
   if (command === 'serve') return await serve()
   if (command === 'token') return token(rest)
+  if (command === 'api-key') return await apiKey(rest)
   console.error(`Unknown command: ${command}\n\n${USAGE}`)
   process.exit(2)
 }

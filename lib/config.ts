@@ -52,6 +52,8 @@ export interface ServerOptions {
   corsCredentials: 'on' | 'off'
   /** Token roles that may act for and read every user of their own org (comma-separated). */
   adminRoles: string
+  /** How long an API key lookup is trusted; a revoked key stops working on every instance within it. */
+  apiKeyCacheTtlMs: number
 }
 
 export type ServerOptionsInput = Partial<ServerOptions>
@@ -104,7 +106,8 @@ const schema = {
     idempotencyTtlMs: positiveMs,
     corsOrigins: { type: 'string', minLength: 1 },
     corsCredentials: { type: 'string', enum: ['on', 'off'], default: 'off' },
-    adminRoles: { type: 'string', default: 'admin' }
+    adminRoles: { type: 'string', default: 'admin' },
+    apiKeyCacheTtlMs: { type: 'integer', minimum: 0, maximum: 600_000, default: 5_000 }
   }
 } as const
 
@@ -152,7 +155,8 @@ export const ENV_VARS: Readonly<Record<string, keyof ServerOptions>> = {
   IDEMPOTENCY_TTL_MS: 'idempotencyTtlMs',
   CORS_ORIGINS: 'corsOrigins',
   CORS_CREDENTIALS: 'corsCredentials',
-  ADMIN_ROLES: 'adminRoles'
+  ADMIN_ROLES: 'adminRoles',
+  API_KEY_CACHE_TTL_MS: 'apiKeyCacheTtlMs'
 }
 
 export class ConfigError extends Error {

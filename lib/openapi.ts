@@ -28,6 +28,9 @@ const OPERATIONS: Record<string, Operation> = {
   'POST /api/v1/memories': { summary: 'Add a memory to an agent (AgentMem shape: {content, agent_id, …})', body: 'createOrgMemory', status: 201, returns: 'json' },
   'GET /api/v1/memories': { summary: 'List the org\'s memories (page, limit, agent_id, user_id, memory_type, sort_by, order)', status: 200, returns: 'json' },
   'POST /api/v1/memories/search': { summary: 'Search memories with the chat\'s retrieval', body: 'searchMemories', status: 200, returns: 'json' },
+  'POST /api/v1/api-keys': { summary: 'Make an org API key (admin JWT); the key is in this answer only', body: 'createApiKey', status: 201, returns: 'json' },
+  'GET /api/v1/api-keys': { summary: 'The org\'s API keys, never their secrets (admin JWT)', status: 200, returns: 'json' },
+  'DELETE /api/v1/api-keys/{id}': { summary: 'Revoke an API key (admin JWT)', status: 200, returns: 'json' },
   'GET /api/v1/streams/{id}': { summary: 'Resume a stream: replay after Last-Event-ID, then follow live (bearer or ?resume_token=)', status: 200, returns: 'sse', public: true },
   'DELETE /api/v1/streams/{id}': { summary: 'Cancel a running stream', status: 204, returns: 'empty' },
   'GET /healthz': { summary: 'Liveness', status: 200, returns: 'json', public: true },
@@ -106,10 +109,10 @@ export function buildOpenApi (routes: Array<{ method: string, pattern: string }>
   return {
     openapi: '3.1.0',
     info: { title: 'agentmem-stream', version, description: 'Streams chat replies of memory-augmented agents over Server-Sent Events.' },
-    security: [{ bearer: [] }],
+    security: [{ bearer: [] }, { apiKey: [] }],
     paths,
     components: {
-      securitySchemes: { bearer: { type: 'http', scheme: 'bearer', bearerFormat: 'JWT' } },
+      securitySchemes: { bearer: { type: 'http', scheme: 'bearer', bearerFormat: 'JWT or agm_ API key' }, apiKey: { type: 'apiKey', in: 'header', name: 'X-API-Key' } },
       schemas: { ...schemas, StreamChunk: STREAM_CHUNK, Error: ERROR },
       responses: { Error: { description: 'An error', content: { 'application/json': { schema: { $ref: '#/components/schemas/Error' } } } } }
     }

@@ -82,6 +82,14 @@ export const schemas = {
       session_id: { type: 'string', minLength: 1, maxLength: 200 }
     }
   },
+  createApiKey: {
+    type: 'object',
+    properties: {
+      name: { type: 'string', minLength: 1, maxLength: 200 },
+      roles: { type: 'array', items: { type: 'string', minLength: 1, maxLength: 100 }, maxItems: 20 },
+      ttl: { type: 'string', pattern: '^[0-9]{1,6}[smhd]$' }
+    }
+  },
   searchMemories: {
     type: 'object',
     required: ['query'],

@@ -3,6 +3,7 @@ import { randomUUID } from 'node:crypto'
 import { setTimeout as sleep } from 'node:timers/promises'
 import type { AddressInfo } from 'node:net'
 import { createAuthenticator, generateSecret } from './auth/jwt.js'
+import { ApiKeyAuthenticator, requestAuthenticator } from './auth/api-keys.js'
 import { Orchestrator } from './chat/orchestrator.js'
 import { CancelledError, ServerShutdownError, type StreamOutcome } from './chat/errors.js'
 import { StreamRun, type RunObserver } from './chat/stream-run.js'
@@ -45,10 +46,10 @@ import { KeepAliveTicker } from './sse/keep-alive.js'
 import { builtinTools } from './tools/builtin.js'
 import { ToolRegistry, type ToolDefinition } from './tools/registry.js'
 import { agentRoutes } from './routes/agents.js'
+import { apiKeyRoutes } from './routes/api-keys.js'
 import { chatRoutes } from './routes/chat.js'
 import type { AppContext } from './routes/context.js'
-import { SqliteStore, sqlitePathFromUrl } from './store/sqlite.js'
-import { PostgresStore } from './store/postgres.js'
+import { openStore } from './store/open.js'
 import type { Store } from './store/store.js'
 
 /** Seams an embedding app may fill with its own implementations. */
@@ -108,11 +109,6 @@ function originForm (url: string): string {
 /** What a browser EventSource waits before reconnecting. */
 const RETRY_MS = 1000
 
-/** `sqlite:…` is the embedded default; `postgres://…` is for several instances sharing one database. */
-async function openStore (url: string): Promise<Store> {
-  if (url.startsWith('sqlite:')) return new SqliteStore(sqlitePathFromUrl(url))
-  return await PostgresStore.open({ connectionString: url })
-}
 
 /** The terminal event of a stream whose producer is gone, as every reader gets it. */
 function lostFrame (streamId: string, seq: number, code: 'producer_lost' | 'stream_lost'): string {
@@ -166,14 +162,18 @@ function createExtractor (llm: LlmProvider): MemoryExtractor {
 export async function createServer (input: ServerOptionsInput = {}, deps: ServerDeps = {}): Promise<AgentMemServer> {
   const options = resolveOptions(input)
   const devSecret = isDevMode(options) ? generateSecret() : undefined
-  const authenticate = createAuthenticator({
+  const adminRoles = options.adminRoles.split(',').map((r) => r.trim()).filter((r) => r !== '')
+  const jwtAuthenticate = createAuthenticator({
     secret: devSecret ?? options.jwtSecret,
     publicKeyPath: options.jwtPublicKey,
     issuer: options.jwtIssuer,
     audience: options.jwtAudience,
-    adminRoles: options.adminRoles.split(',').map((r) => r.trim()).filter((r) => r !== '')
+    adminRoles
   })
   const store = deps.store ?? await openStore(options.databaseUrl)
+  const authenticate = requestAuthenticator(jwtAuthenticate, new ApiKeyAuthenticator(store, {
+    cacheTtlMs: options.apiKeyCacheTtlMs, maxCached: 10_000, adminRoles: new Set(adminRoles)
+  }))
   const llm = deps.llm ?? createLlm(options)
   const embedder = deps.embedder ?? (options.embeddingModel === undefined ? undefined : openAi(options))
   const memories = new MemoryService(store, embedder)
@@ -282,6 +282,7 @@ export async function createServer (input: ServerOptionsInput = {}, deps: Server
     ttlMs: options.idempotencyTtlMs, maxWaitMs: options.streamMaxDurationMs + options.streamFirstTokenTimeoutMs, onError
   })
   agentRoutes(router, app)
+  apiKeyRoutes(router, app)
   chatRoutes(router, app, resumer, idempotency)
   memoryRoutes(router, app)
   streamRoutes(router, app, resumer)
@@ -346,25 +347,27 @@ export async function createServer (input: ServerOptionsInput = {}, deps: Server
   // Expect: 100-continue: decide on the headers, so a client is not asked for a body that would
   // be refused (RFC 9110 §10.1.1); a refused one gets its final status and the connection closes.
   server.on('checkContinue', (req: http.IncomingMessage, res: http.ServerResponse) => {
-    const refusal = refuseOnHeaders(req)
-    if (refusal === null) res.writeContinue()
-    else {
-      refusedEarly.set(req, refusal)
-      res.setHeader('Connection', 'close')
-    }
-    server.emit('request', req, res)
+    void refuseOnHeaders(req).then((refusal) => {
+      if (refusal === null) res.writeContinue()
+      else {
+        refusedEarly.set(req, refusal)
+        res.setHeader('Connection', 'close')
+      }
+      server.emit('request', req, res)
+    })
   })
 
   /** What a request with a body is refused for, judging by its headers alone. */
-  function refuseOnHeaders (req: http.IncomingMessage): HttpError | null {
+  async function refuseOnHeaders (req: http.IncomingMessage): Promise<HttpError | null> {
     try {
       router.find(req.method as string, originForm(req.url as string))
       if (Number(req.headers['content-length']) > options.bodyLimitBytes) return payloadTooLarge(options.bodyLimitBytes)
       // Every route that takes a body is authenticated.
-      if (req.method === 'POST' || req.method === 'PUT') authenticate(req.headers.authorization)
+      if (req.method === 'POST' || req.method === 'PUT') await authenticate(req)
       return null
     } catch (err) {
-      return err as HttpError
+      // A store that fails the key lookup is the request's error to answer, later, like any other.
+      return err instanceof HttpError ? err : null
     }
   }
 

@@ -133,3 +133,24 @@ t.test('the server runs on PostgreSQL when DATABASE_URL says so', async (t) => {
   t.equal(((await call('org-a', 'GET', `/api/v1/agents/${agentId}/chat/history?session_id=s`)).body.data as unknown[]).length, 2)
   t.match((await call('org-a', 'GET', `/api/v1/agents/${agentId}/memories/search?q=name`)).body.data, [{ content: "User's name is Ada" }])
 })
+
+for (const [name, open] of BACKENDS) {
+  t.test(`${name}: API keys are stored by hash, listed per org, revoked once, touched`, async (t) => {
+    const store = await open(t)
+    t.teardown(() => store.close())
+    const key = await store.createApiKey({ organization_id: 'o', name: 'ci', roles: ['admin'], expires_at: null, key_hash: 'h1' })
+    t.match(key, { id: /^key-/, organization_id: 'o', name: 'ci', roles: ['admin'], last_used_at: null, expires_at: null, revoked_at: null })
+    t.notOk('key_hash' in key, 'the hash is not handed around')
+    t.same(await store.findApiKey('h1'), key)
+    t.equal(await store.findApiKey('h2'), null)
+    await store.createApiKey({ organization_id: 'other', name: 'x', roles: [], expires_at: '2030-01-01T00:00:00.000Z', key_hash: 'h3' })
+    t.same((await store.listApiKeys('o')).map((k) => k.id), [key.id])
+    await store.touchApiKey(key.id, '2026-12-01T00:00:00.000Z')
+    t.equal((await store.findApiKey('h1'))?.last_used_at, '2026-12-01T00:00:00.000Z')
+    t.notOk(await store.revokeApiKey('other', key.id), 'not by another org')
+    t.ok(await store.revokeApiKey('o', key.id))
+    t.notOk(await store.revokeApiKey(null, key.id), 'once')
+    t.match(await store.findApiKey('h1'), { revoked_at: String })
+    await t.rejects(store.createApiKey({ organization_id: 'o', name: 'dup', roles: [], expires_at: null, key_hash: 'h1' }), 'a hash is unique')
+  })
+}

@@ -1,5 +1,6 @@
 import type { IncomingMessage, ServerResponse } from 'node:http'
-import type { Authenticate, Principal } from '../auth/jwt.js'
+import type { Principal } from '../auth/jwt.js'
+import type { AuthenticateRequest } from '../auth/api-keys.js'
 import type { Coordinator } from '../coord/coordinator.js'
 import type { StreamRegistry } from '../resume/registry.js'
 import type { ReplayBudget, ReplayLimits } from '../resume/replay-log.js'
@@ -17,7 +18,8 @@ export interface AppContext {
   store: Store
   memories: MemoryService
   orchestrator: Orchestrator
-  authenticate: Authenticate
+  /** Who the request is (JWT or API key), or a 401. */
+  authenticate: AuthenticateRequest
   /** The configured LLM provider's name (`openai` or `builtin`), which agents' `llm_config.provider` must name. */
   llmProvider: string
   coordinator: Coordinator
@@ -37,7 +39,7 @@ export type AuthedHandler = (ctx: RequestContext & { principal: Principal }) => 
 
 export function authed (app: AppContext, handler: AuthedHandler): Handler {
   return async (ctx) => {
-    const principal = app.authenticate(ctx.req.headers.authorization)
+    const principal = await app.authenticate(ctx.req)
     await handler({ ...ctx, principal })
   }
 }

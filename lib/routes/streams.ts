@@ -122,7 +122,7 @@ export function streamRoutes (router: Router, app: AppContext, resumer: Resumer)
     const id = params.id as string
     const token = query.get('resume_token')
     // Authenticate before looking anything up, so a bad token costs no Redis round trip.
-    const access: ReadAccess = token === null ? { principal: app.authenticate(req.headers.authorization) } : { token }
+    const access: ReadAccess = token === null ? { principal: await app.authenticate(req) } : { token }
     const found = await resumer.readable(id, access)
     await resumer.resume(req, res, found, cursorOf(req, query, id))
   })

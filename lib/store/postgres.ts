@@ -1,8 +1,8 @@
 import pg from 'pg'
 import { ftsWords } from './search.js'
-import { newAgent, newMemory, newMessage } from './records.js'
+import { newAgent, newApiKey, newMemory, newMessage } from './records.js'
 import type {
-  Agent, AgentInput, AgentPatch, HistoryQuery, Memory, MemoryInput, MemoryPatch, MemoryQuery, MemorySearch, MemoryVector,
+  Agent, AgentInput, AgentPatch, ApiKey, ApiKeyInput, HistoryQuery, Memory, MemoryInput, MemoryPatch, MemoryQuery, MemorySearch, MemoryVector,
   Message, MessageInput, Page, Store
 } from './store.js'
 
@@ -54,11 +54,24 @@ const MIGRATIONS: readonly string[] = [
      updated_at text NOT NULL
    );
    CREATE INDEX memories_by_agent_user ON memories (organization_id, agent_id, user_id, seq);
-   CREATE INDEX memories_tsv ON memories USING gin (tsv);`
+   CREATE INDEX memories_tsv ON memories USING gin (tsv);`,
+  `CREATE TABLE api_keys (
+     id text PRIMARY KEY,
+     organization_id text NOT NULL,
+     name text NOT NULL,
+     roles jsonb NOT NULL,
+     key_hash text NOT NULL UNIQUE,
+     created_at text NOT NULL,
+     last_used_at text,
+     expires_at text,
+     revoked_at text
+   );
+   CREATE INDEX api_keys_by_org ON api_keys (organization_id, created_at);`
 ]
 
 const MIGRATION_LOCK = 0x61676d73 // 'agms'
 
+const API_KEY_COLUMNS = 'id, organization_id, name, roles, created_at, last_used_at, expires_at, revoked_at'
 const AGENT_COLUMNS = 'id, organization_id, name, description, system, llm_config, metadata, created_at, updated_at'
 const MESSAGE_COLUMNS = 'id, organization_id, agent_id, user_id, session_id, role, content, metadata, created_at'
 /** The column each sort orders by; creation order is the insertion order. */
@@ -211,6 +224,32 @@ export class PostgresStore implements Store {
   async deleteMemory (orgId: string, memoryId: string): Promise<boolean> {
     const result = await this.#pool.query('DELETE FROM memories WHERE organization_id = $1 AND id = $2', [orgId, memoryId])
     return (result.rowCount as number) > 0
+  }
+
+  async createApiKey (input: ApiKeyInput): Promise<ApiKey> {
+    const key = newApiKey(input)
+    await this.#rows(`INSERT INTO api_keys (id, organization_id, name, roles, key_hash, created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7)`,
+      [key.id, key.organization_id, key.name, JSON.stringify(key.roles), input.key_hash, key.created_at, key.expires_at])
+    return key
+  }
+
+  async findApiKey (keyHash: string): Promise<ApiKey | null> {
+    const [row] = await this.#rows<ApiKey>(`SELECT ${API_KEY_COLUMNS} FROM api_keys WHERE key_hash = $1`, [keyHash])
+    return row ?? null
+  }
+
+  async listApiKeys (orgId: string): Promise<ApiKey[]> {
+    return await this.#rows<ApiKey>(`SELECT ${API_KEY_COLUMNS} FROM api_keys WHERE organization_id = $1 ORDER BY created_at, id`, [orgId])
+  }
+
+  async revokeApiKey (orgId: string | null, id: string): Promise<boolean> {
+    const rows = await this.#rows(`UPDATE api_keys SET revoked_at = $3 WHERE id = $2 AND ($1::text IS NULL OR organization_id = $1)
+      AND revoked_at IS NULL RETURNING id`, [orgId, id, new Date().toISOString()])
+    return rows.length > 0
+  }
+
+  async touchApiKey (id: string, at: string): Promise<void> {
+    await this.#rows('UPDATE api_keys SET last_used_at = $2 WHERE id = $1', [id, at])
   }
 
   async ping (): Promise<void> {

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto'
-import type { Agent, AgentInput, Memory, MemoryInput, Message, MessageInput } from './store.js'
+import type { Agent, AgentInput, ApiKey, ApiKeyInput, Memory, MemoryInput, Message, MessageInput } from './store.js'
 
 /** New records with ids, defaults and timestamps, made the same way whichever store keeps them. */
 export function newAgent (orgId: string, input: AgentInput): Agent {
@@ -35,5 +35,18 @@ export function newMemory (orgId: string, agentId: string, input: MemoryInput): 
     metadata: input.metadata ?? {},
     created_at: now,
     updated_at: now
+  }
+}
+
+export function newApiKey (input: ApiKeyInput): ApiKey {
+  return {
+    id: `key-${randomUUID()}`,
+    organization_id: input.organization_id,
+    name: input.name,
+    roles: input.roles,
+    created_at: new Date().toISOString(),
+    last_used_at: null,
+    expires_at: input.expires_at,
+    revoked_at: null
   }
 }

@@ -3,9 +3,9 @@ import { dirname } from 'node:path'
 import { createHash } from 'node:crypto'
 import Database from 'better-sqlite3'
 import { ftsWords } from './search.js'
-import { newAgent, newMemory, newMessage } from './records.js'
+import { newAgent, newApiKey, newMemory, newMessage } from './records.js'
 import type {
-  Agent, AgentInput, AgentPatch, HistoryQuery, Memory, MemoryInput, MemoryPatch, MemoryQuery, MemorySearch, MemoryVector,
+  Agent, AgentInput, AgentPatch, ApiKey, ApiKeyInput, HistoryQuery, Memory, MemoryInput, MemoryPatch, MemoryQuery, MemorySearch, MemoryVector,
   Message, MessageInput, Page, Store
 } from './store.js'
 
@@ -63,7 +63,19 @@ const MIGRATIONS: readonly string[] = [
    CREATE TRIGGER memories_au AFTER UPDATE OF content ON memories BEGIN
      INSERT INTO memories_fts (memories_fts, rowid, content, scope) VALUES ('delete', old.seq, old.content, old.scope);
      INSERT INTO memories_fts (rowid, content, scope) VALUES (new.seq, new.content, new.scope);
-   END;`
+   END;`,
+  `CREATE TABLE api_keys (
+     id TEXT PRIMARY KEY,
+     organization_id TEXT NOT NULL,
+     name TEXT NOT NULL,
+     roles TEXT NOT NULL,
+     key_hash TEXT NOT NULL UNIQUE,
+     created_at TEXT NOT NULL,
+     last_used_at TEXT,
+     expires_at TEXT,
+     revoked_at TEXT
+   );
+   CREATE INDEX api_keys_by_org ON api_keys (organization_id, created_at);`
 ]
 
 const MEMORY_COLUMNS = 'm.id, m.organization_id, m.agent_id, m.user_id, m.session_id, m.content, m.memory_type, m.importance, m.metadata, m.created_at, m.updated_at'
@@ -108,6 +120,10 @@ const toAgent = (row: AgentRow): Agent => ({
   llm_config: JSON.parse(row.llm_config),
   metadata: JSON.parse(row.metadata)
 })
+
+const API_KEY_COLUMNS = 'id, organization_id, name, roles, created_at, last_used_at, expires_at, revoked_at'
+interface ApiKeyRow extends Omit<ApiKey, 'roles'> { roles: string }
+const toApiKey = (row: ApiKeyRow): ApiKey => ({ ...row, roles: JSON.parse(row.roles) as string[] })
 
 interface MemoryPageParams { org: string, agent: string | null, user: string | null, type: string | null, limit: number, offset: number }
 
@@ -181,7 +197,14 @@ export class SqliteStore implements Store {
       updateMemory: db.prepare(`UPDATE memories SET memory_type = @memory_type, importance = @importance, metadata = @metadata,
         embedding = CASE WHEN @replace_vector = 1 THEN @embedding WHEN content <> @content THEN NULL ELSE embedding END,
         content = @content, updated_at = @updated_at WHERE organization_id = @organization_id AND id = @id`),
-      deleteMemory: db.prepare<[string, string]>('DELETE FROM memories WHERE organization_id = ? AND id = ?')
+      deleteMemory: db.prepare<[string, string]>('DELETE FROM memories WHERE organization_id = ? AND id = ?'),
+      insertApiKey: db.prepare(`INSERT INTO api_keys (id, organization_id, name, roles, key_hash, created_at, expires_at)
+        VALUES (@id, @organization_id, @name, @roles, @key_hash, @created_at, @expires_at)`),
+      findApiKey: db.prepare<[string], ApiKeyRow>(`SELECT ${API_KEY_COLUMNS} FROM api_keys WHERE key_hash = ?`),
+      listApiKeys: db.prepare<[string], ApiKeyRow>(`SELECT ${API_KEY_COLUMNS} FROM api_keys WHERE organization_id = ? ORDER BY created_at, id`),
+      revokeApiKey: db.prepare<{ org: string | null, id: string, at: string }>(`UPDATE api_keys SET revoked_at = @at
+        WHERE id = @id AND (@org IS NULL OR organization_id = @org) AND revoked_at IS NULL`),
+      touchApiKey: db.prepare<[string, string]>('UPDATE api_keys SET last_used_at = ? WHERE id = ?')
     }
   }
 
@@ -295,6 +318,29 @@ export class SqliteStore implements Store {
 
   async deleteMemory (orgId: string, memoryId: string): Promise<boolean> {
     return this.#stmts.deleteMemory.run(orgId, memoryId).changes > 0
+  }
+
+  async createApiKey (input: ApiKeyInput): Promise<ApiKey> {
+    const key = newApiKey(input)
+    this.#stmts.insertApiKey.run({ ...key, roles: JSON.stringify(key.roles), key_hash: input.key_hash })
+    return key
+  }
+
+  async findApiKey (keyHash: string): Promise<ApiKey | null> {
+    const row = this.#stmts.findApiKey.get(keyHash)
+    return row === undefined ? null : toApiKey(row)
+  }
+
+  async listApiKeys (orgId: string): Promise<ApiKey[]> {
+    return this.#stmts.listApiKeys.all(orgId).map(toApiKey)
+  }
+
+  async revokeApiKey (orgId: string | null, id: string): Promise<boolean> {
+    return this.#stmts.revokeApiKey.run({ org: orgId, id, at: new Date().toISOString() }).changes > 0
+  }
+
+  async touchApiKey (id: string, at: string): Promise<void> {
+    this.#stmts.touchApiKey.run(at, id)
   }
 
   async ping (): Promise<void> {

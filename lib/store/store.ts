@@ -119,6 +119,28 @@ export interface MemoryVector {
   embedding: number[]
 }
 
+/** An org's API key (AgentMem's `agm_…`): only a SHA-256 of the secret is ever stored. */
+export interface ApiKey {
+  id: string
+  organization_id: string
+  name: string
+  roles: string[]
+  created_at: string
+  last_used_at: string | null
+  /** ISO time after which the key no longer works; null: it does not expire. */
+  expires_at: string | null
+  revoked_at: string | null
+}
+
+export interface ApiKeyInput {
+  organization_id: string
+  name: string
+  roles: string[]
+  expires_at: string | null
+  /** SHA-256 of the secret, hex. */
+  key_hash: string
+}
+
 export interface Store {
   readonly kind: string
   createAgent: (orgId: string, input: AgentInput) => Promise<Agent>
@@ -140,6 +162,13 @@ export interface Store {
   getMemoriesByIds: (orgId: string, ids: string[]) => Promise<Memory[]>
   updateMemory: (orgId: string, memoryId: string, patch: MemoryPatch) => Promise<Memory | null>
   deleteMemory: (orgId: string, memoryId: string) => Promise<boolean>
+  createApiKey: (input: ApiKeyInput) => Promise<ApiKey>
+  /** The key with this secret's hash, revoked and expired ones included (the caller decides). */
+  findApiKey: (keyHash: string) => Promise<ApiKey | null>
+  listApiKeys: (orgId: string) => Promise<ApiKey[]>
+  /** Revokes a key of `orgId` (any org when null, for the CLI); false when there is none to revoke. */
+  revokeApiKey: (orgId: string | null, id: string) => Promise<boolean>
+  touchApiKey: (id: string, at: string) => Promise<void>
   /** Throws when the store cannot serve (for readiness checks). */
   ping: () => Promise<void>
   close: () => Promise<void>

@@ -113,7 +113,7 @@ t.test('CLI help, version and token minting', async (t) => {
     [['token', '--org', 'a', '--sub', 'b'], {}, /No key configured: set JWT_SECRET/],
     [['token', '--org', 'a', '--sub', 'b'], { JWT_PUBLIC_KEY: `${dir}/key.pem` }, /JWT_PUBLIC_KEY can only verify/],
     [['token', '--org', 'a'], { JWT_SECRET: SECRET }, /token needs --org and --sub/],
-    [['token', '--org', 'a', '--sub', 'b', '--ttl', '3 weeks'], { JWT_SECRET: SECRET }, /--ttl must look like 30m, 24h or 7d/],
+    [['token', '--org', 'a', '--sub', 'b', '--ttl', '3 weeks'], { JWT_SECRET: SECRET }, /ttl must look like 30m, 24h or 7d/],
     [['token', '--frob'], { JWT_SECRET: SECRET }, /Unknown option '--frob'/]
   ]
   for (const [args, env, message] of failures) {
