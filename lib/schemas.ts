@@ -39,6 +39,9 @@ export function memoryTypeOf (value: string): MemoryType | undefined {
   return BY_SPELLING.get(value)
 }
 
+/** An id a client chooses (a user, a session) or names (an agent). */
+const id = { type: 'string', minLength: 1, maxLength: 200 } as const
+
 const memoryFields = {
   content: { type: 'string', minLength: 1, maxLength: 10_000 },
   memory_type: memoryType,
@@ -54,8 +57,8 @@ export const schemas = {
     required: ['message'],
     properties: {
       message: { type: 'string', minLength: 1, maxLength: 100_000 },
-      user_id: { type: 'string', minLength: 1, maxLength: 200 },
-      session_id: { type: 'string', minLength: 1, maxLength: 200 },
+      user_id: id,
+      session_id: id,
       stream: { type: 'boolean' },
       max_memories: { type: 'integer', minimum: 0, maximum: 50 },
       include_reasoning: { type: 'boolean' },
@@ -67,8 +70,8 @@ export const schemas = {
     required: ['content'],
     properties: {
       ...memoryFields,
-      user_id: { type: 'string', minLength: 1, maxLength: 200 },
-      session_id: { type: 'string', minLength: 1, maxLength: 200 }
+      user_id: id,
+      session_id: id
     }
   },
   updateMemory: { type: 'object', minProperties: 1, properties: memoryFields },
@@ -77,9 +80,9 @@ export const schemas = {
     required: ['content', 'agent_id'],
     properties: {
       ...memoryFields,
-      agent_id: { type: 'string', minLength: 1, maxLength: 200 },
-      user_id: { type: 'string', minLength: 1, maxLength: 200 },
-      session_id: { type: 'string', minLength: 1, maxLength: 200 }
+      agent_id: id,
+      user_id: id,
+      session_id: id
     }
   },
   createApiKey: {
@@ -95,8 +98,8 @@ export const schemas = {
     required: ['query'],
     properties: {
       query: { type: 'string', minLength: 1, maxLength: 1000 },
-      agent_id: { type: 'string', minLength: 1, maxLength: 200 },
-      user_id: { type: 'string', minLength: 1, maxLength: 200 },
+      agent_id: id,
+      user_id: id,
       memory_type: memoryType,
       limit: { type: 'integer', minimum: 1, maximum: 100 },
       offset: { type: 'integer', minimum: 0 },

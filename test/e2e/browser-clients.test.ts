@@ -6,18 +6,16 @@ import http from 'node:http'
 import { readFileSync } from 'node:fs'
 import { once } from 'node:events'
 import type { AddressInfo } from 'node:net'
-import { chromium, type Page } from 'playwright-core'
+import type { Page } from 'playwright-core'
+import { launchChromium, readWithEventSource, type PageState } from '../helpers/browser.js'
 import { startApp, type TestApp } from '../helpers/server.js'
 import { TcpProxy } from '../helpers/proxy.js'
 import { seqOf } from '../helpers/sse-client.js'
 import { until } from '../helpers/settle.js'
 
-const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium'
 const SSE_JS = readFileSync(new URL('../../node_modules/sse.js/lib/sse.js', import.meta.url), 'utf8')
 const MESSAGE = 'remember that my favourite colour is teal and that I live in a small town by the sea'
 
-interface Seen { id: string, type: string, content: string | null }
-interface PageState { events: Seen[], errors: string[], done: boolean }
 
 /** The app's origin: a server of its own that serves a blank page and sse.js. */
 async function appOrigin (t: Test): Promise<string> {
@@ -37,12 +35,7 @@ async function appOrigin (t: Test): Promise<string> {
 }
 
 async function openPage (t: Test): Promise<Page> {
-  const browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync']
-  })
-  t.teardown(() => browser.close())
-  const page = await browser.newPage()
+  const page = await (await launchChromium(t)).newPage()
   await page.goto(`${await appOrigin(t)}/`)
   await page.evaluate(() => { Object.assign(window, { state: { events: [], errors: [], done: false } }) })
   return page
@@ -115,18 +108,7 @@ t.test('the native EventSource from another origin reads with ?resume_token= and
   await post.untilEvents(1)
   const { stream_id: id, resume_token: token } = post.events[0]?.json as { stream_id: string, resume_token: string }
   post.destroy()
-  await page.evaluate((src) => {
-    const state = (window as unknown as { state: PageState }).state
-    const es = new EventSource(src)
-    es.onmessage = (e) => {
-      const chunk = JSON.parse(e.data) as { chunk_type: string, content: string | null }
-      state.events.push({ id: e.lastEventId, type: chunk.chunk_type, content: chunk.content })
-      if (chunk.chunk_type === 'done' || chunk.chunk_type === 'error') {
-        es.close()
-        state.done = true
-      }
-    }
-  }, `${proxy.url}/api/v1/streams/${id}?resume_token=${token}`)
+  await page.evaluate(readWithEventSource, `${proxy.url}/api/v1/streams/${id}?resume_token=${token}`)
   await assertOneWholeTurn(t, app, agentId, await cutAndFinish(page, proxy), proxy)
 })
 

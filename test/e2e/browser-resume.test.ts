@@ -1,15 +1,13 @@
 import t from 'tap'
 import type { IncomingMessage, ServerResponse } from 'node:http'
-import { chromium } from 'playwright-core'
+import { launchChromium, readWithEventSource, type PageState } from '../helpers/browser.js'
 import { startApp } from '../helpers/server.js'
 import { eventually } from '../helpers/settle.js'
 import { FakeOpenAI } from '../helpers/upstream.js'
 import { seqOf } from '../helpers/sse-client.js'
 
-const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium'
 const TOKENS = Array.from({ length: 8 }, (_, i) => `w${i} `)
 
-interface PageState { events: Array<{ id: string, type: string, content: string | null }>, done: boolean }
 
 t.test('a browser EventSource resumes a cut stream by itself with Last-Event-ID', async (t) => {
   const upstream = await new FakeOpenAI().start()
@@ -27,27 +25,10 @@ t.test('a browser EventSource resumes a cut stream by itself with Last-Event-ID'
   const { stream_id: id, resume_token: token } = post.events[0]?.json as { stream_id: string, resume_token: string }
   post.destroy()
 
-  const browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync']
-  })
-  t.teardown(() => browser.close())
-  const page = await browser.newPage()
+  const page = await (await launchChromium(t)).newPage()
   // Any page of the same origin will do: EventSource then needs no CORS.
   await page.goto(`${url}/`)
-  await page.evaluate((src) => {
-    const state: PageState = { events: [], done: false }
-    Object.assign(window, { state })
-    const es = new EventSource(src)
-    es.onmessage = (e) => {
-      const chunk = JSON.parse(e.data) as { chunk_type: string, content: string | null }
-      state.events.push({ id: e.lastEventId, type: chunk.chunk_type, content: chunk.content })
-      if (chunk.chunk_type === 'done' || chunk.chunk_type === 'error') {
-        es.close()
-        state.done = true
-      }
-    }
-  }, `/api/v1/streams/${id}?resume_token=${token}`)
+  await page.evaluate(readWithEventSource, `/api/v1/streams/${id}?resume_token=${token}`)
   const state = async (): Promise<PageState> => await page.evaluate(() => (window as unknown as { state: PageState }).state)
 
   t.ok(await eventually(() => resumes.length === 1), 'the browser connected')

@@ -1,24 +1,18 @@
 import t from 'tap'
 import { mkdirSync } from 'node:fs'
 import type { IncomingMessage, ServerResponse } from 'node:http'
-import { chromium } from 'playwright-core'
+import { launchChromium } from '../helpers/browser.js'
 import { createServer } from '../../lib/server.js'
 import { startApp } from '../helpers/server.js'
 import { request } from '../helpers/sse-client.js'
 
-const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium'
 const ARTIFACTS = new URL('../artifacts/', import.meta.url).pathname
 
 t.test('the chat page in a real browser: streamed reply, a tool call, a memory update, the memory list', async (t) => {
   const app = await createServer({ port: 0, databaseUrl: 'sqlite::memory:', builtinTokenDelayMs: 15, logLevel: 'silent' })
   const url = await app.listen()
   t.teardown(() => app.close())
-  const browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync']
-  })
-  t.teardown(() => browser.close())
-  const page = await browser.newPage({ viewport: { width: 1100, height: 640 } })
+  const page = await (await launchChromium(t)).newPage({ viewport: { width: 1100, height: 640 } })
   await page.goto(`${url}/`)
   await page.waitForSelector('#agent option', { state: 'attached' })
   t.equal(await page.inputValue('#agent'), app.dev?.agent.id, 'the demo agent is picked, with the dev token')
@@ -62,9 +56,7 @@ t.test('the chat page resumes with Last-Event-ID when its stream is cut', async 
   app.http.on('request', (req: IncomingMessage, res: ServerResponse) => {
     seen.push({ method: req.method as string, path: (req.url as string).split('?')[0] as string, lastEventId: req.headers['last-event-id'] as string | undefined, res })
   })
-  const browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking'] })
-  t.teardown(() => browser.close())
-  const page = await browser.newPage()
+  const page = await (await launchChromium(t)).newPage()
   await page.goto(`${url}/`)
   await page.waitForSelector('#agent option', { state: 'attached' })
   const message = 'one two three four five six seven eight nine ten'
