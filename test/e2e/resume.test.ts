@@ -57,6 +57,9 @@ t.test('a dropped client resumes with Last-Event-ID: no gap, no duplicate, same 
   const replay = resume(start.stream_id)
   await replay.ended
   t.same(replay.events.map((e) => e.data), [...first.events, ...second.events].map((e) => e.data))
+  const emptyCursor = resume(start.stream_id, { headers: { 'last-event-id': '' } })
+  await emptyCursor.ended
+  t.same(emptyCursor.events.map((e) => e.data), replay.events.map((e) => e.data), 'an empty Last-Event-ID means from the start, as a missing one does')
   const nothing = resume(start.stream_id, { query: `?last_event_id=${String(second.last() === undefined ? 0 : seqOf(second.events.at(-1)?.id))}` })
   await nothing.ended
   t.equal(nothing.status, 204)

@@ -27,6 +27,7 @@ t.test('builtin provider: start, content per token, done, with ids and the four 
   for (const e of client.events) t.same(Object.keys(e.json).slice(0, 4), FOUR_KEYS, 'four keys first, always present')
   const start = client.events[0]?.json as Record<string, unknown>
   t.match(start, { content: null, tool_call: null, memories_count: null, stream_id: /^stream-/, session_id: String })
+  t.equal(client.headers.vary, 'Accept-Encoding', 'compressed or not depends on Accept-Encoding, so caches must key on it')
   const done = client.last() as Record<string, unknown>
   t.match(done, { content: null, usage: { completion_tokens: types.length - 4 } })
 
