@@ -110,10 +110,11 @@ function originForm (url: string): string {
 const RETRY_MS = 1000
 
 
+const LOST_MESSAGES = { producer_lost: 'The instance running this stream stopped', stream_lost: 'This stream\'s events were lost' }
+
 /** The terminal event of a stream whose producer is gone, as every reader gets it. */
-function lostFrame (streamId: string, seq: number, code: 'producer_lost' | 'stream_lost'): string {
-  const message = code === 'producer_lost' ? 'The instance running this stream stopped' : 'This stream\'s events were lost'
-  return frameEvent(serializeChunk(makeChunk('error', { content: message }, { code })), { id: `${eventIdPrefix(streamId)}${seq}` })
+function lostFrame (streamId: string, seq: number, code: keyof typeof LOST_MESSAGES): string {
+  return frameEvent(serializeChunk(makeChunk('error', { content: LOST_MESSAGES[code] }, { code })), { id: `${eventIdPrefix(streamId)}${seq}` })
 }
 
 async function openCoordinator (options: ServerOptions, onError: (err: unknown) => void, logger: Logger): Promise<Coordinator> {
@@ -181,7 +182,8 @@ export async function createServer (input: ServerOptionsInput = {}, deps: Server
   for (const tool of [...builtinTools, ...deps.tools ?? []]) tools.register(tool)
   const logger = deps.logger ?? createLogger(options.logLevel)
   const onError = deps.onError ?? ((err: unknown) => { logger.error({ err }, 'unexpected error') })
-  const metrics = new Metrics()
+  // Read at scrape time, when the registry and the live budget below exist.
+  const metrics = new Metrics(() => ({ live: liveReplay.bytes, ended: registry.retainedBytes }))
   const orchestrator = new Orchestrator({
     memories,
     llm,
@@ -208,7 +210,6 @@ export async function createServer (input: ServerOptionsInput = {}, deps: Server
     else registry.readRemotely(stream)
   })
   const liveReplay = new ReplayBudget(options.streamLiveReplayMaxBytes)
-  metrics.replayBytes = () => ({ live: liveReplay.bytes, ended: registry.retainedBytes })
   const runs = new Set<StreamRun>()
   let drained: (() => void) | undefined
   const onRunEnd = (run: StreamRun, outcome: StreamOutcome): void => {

@@ -101,7 +101,7 @@ t.test('redis: limits hold across instances sharing one Redis', async (t) => {
 t.test('redis: a crashed instance stops renewing, and its slots come back after the lease TTL', async (t) => {
   const prefix = `test:${randomBytes(6).toString('hex')}:`
   const survivor = await openRedis(t, { keyPrefix: prefix, leaseTtlMs: 300 })
-  const crashed = await RedisCoordinator.open({ ...LIMITS, url: REDIS_URL, keyPrefix: prefix, leaseTtlMs: 300, resumeTtlMs: 1000, maxDurationMs: 1000, maxEvents: 10, heartbeatMs: 50, lostFrame: () => '', onError: () => {} })
+  const crashed = await RedisCoordinator.open({ ...LIMITS, url: REDIS_URL, keyPrefix: prefix, leaseTtlMs: 300, resumeTtlMs: 1000, maxDurationMs: 1000, maxEvents: 10, heartbeatMs: 50, followBlockMs: 100, lostFrame: () => '', onError: () => {} })
   leaseOf(await crashed.acquire('t'))
   leaseOf(await crashed.acquire('t'))
   // While its owner renews, the lease outlives its TTL.

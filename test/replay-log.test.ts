@@ -77,8 +77,8 @@ t.test('a dropped event is let go at once, not kept until the array is compacted
 t.test('live logs share one budget: past it the longest give up their oldest events first', async (t) => {
   const budget = new ReplayBudget(10_000)
   const limits = { maxEvents: 10_000, maxBytes: 1 << 20 }
-  const long = new ReplayLog(limits, 's1:', budget)
   const short = new ReplayLog(limits, 's2:', budget)
+  const long = new ReplayLog(limits, 's1:', budget)
   const data = 'x'.repeat(100)
   for (let i = 0; i < 60; i++) long.append(data)
   for (let i = 0; i < 10; i++) short.append(data)

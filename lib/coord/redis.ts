@@ -75,7 +75,7 @@ export interface RedisCoordinatorOptions extends ConcurrencyLimits {
   /** How often a reader on another instance tells the running one that it is still there. */
   heartbeatMs: number
   /** How long a follower's XREAD blocks before it checks that the stream and its producer still exist. */
-  followBlockMs?: number
+  followBlockMs: number
   /**
    * The terminal event a reader gets when the stream's producer died (`producer_lost`) or its
    * events vanished from Redis (`stream_lost`), framed with the stream's event id `seq`.
@@ -242,7 +242,8 @@ export class RedisCoordinator implements Coordinator {
       firstId,
       ended,
       matchesToken: (candidate) => timingSafeEqual(hashToken(candidate), token),
-      follow: (cursor, signal) => this.#follow(id, meta.lease ?? '', cursor, signal)
+      // share() always writes the lease field (empty for a stream shared without one).
+      follow: (cursor, signal) => this.#follow(id, meta.lease as string, cursor, signal)
     }
   }
 
@@ -271,7 +272,7 @@ export class RedisCoordinator implements Coordinator {
     try {
       let next = cursor + 1
       for (;;) {
-        const batch = await conn.xread('COUNT', 512, 'BLOCK', this.#opts.followBlockMs ?? 5000, 'STREAMS', events, `0-${next - 1}`)
+        const batch = await conn.xread('COUNT', 512, 'BLOCK', this.#opts.followBlockMs, 'STREAMS', events, `0-${next - 1}`)
         if (batch === null) {
           // Nothing for a while: the producer may have died, or the events vanished with Redis' data.
           const lost = await this.#checkProducer(id, lease, next)

@@ -22,15 +22,15 @@ export class Metrics {
   })
 
   readonly slowReadersCut = new Counter({ name: 'agentmem_slow_readers_cut_total', help: 'Readers cut for leaving the socket buffer full past STREAM_DRAIN_TIMEOUT_MS', registers: [this.registry] })
-  /** Set by the server: what the live and the ended streams' replay logs hold, read at scrape time. */
-  replayBytes: () => { live: number, ended: number } = () => ({ live: 0, ended: 0 })
+  /** What the live and the ended streams' replay logs hold, read at scrape time. */
+  readonly #replayBytes: () => { live: number, ended: number }
   readonly replayBytesGauge = new Gauge({
     name: 'agentmem_replay_bytes',
     help: 'Bytes the replay logs hold (characters plus bookkeeping), live streams against STREAM_LIVE_REPLAY_MAX_BYTES, ended against STREAM_RESUME_MAX_BYTES',
     labelNames: ['state'],
     registers: [this.registry],
     collect: () => {
-      const { live, ended } = this.replayBytes()
+      const { live, ended } = this.#replayBytes()
       this.replayBytesGauge.set({ state: 'live' }, live)
       this.replayBytesGauge.set({ state: 'ended' }, ended)
     }
@@ -49,6 +49,10 @@ export class Metrics {
   readonly upstreamErrors = new Counter({ name: 'agentmem_upstream_errors_total', help: 'LLM upstream failures (before or during a stream)', registers: [this.registry] })
   readonly toolCalls = new Counter({ name: 'agentmem_tool_calls_total', help: 'Tool calls, by outcome', labelNames: ['outcome'], registers: [this.registry] })
   readonly memoriesWritten = new Counter({ name: 'agentmem_memories_written_total', help: 'Memories added or updated by turns, by op', labelNames: ['op'], registers: [this.registry] })
+
+  constructor (replayBytes: () => { live: number, ended: number }) {
+    this.#replayBytes = replayBytes
+  }
 
   streamEnded (tenant: string, outcome: StreamOutcome, seconds: number): void {
     this.activeStreams.dec({ tenant })

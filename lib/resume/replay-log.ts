@@ -52,15 +52,11 @@ export class ReplayBudget {
     if (this.#bytes <= this.maxBytes) return
     const target = this.maxBytes * 0.9
     while (this.#bytes > target) {
-      let longest: ReplayLog | undefined
+      // Over the budget, so some live log holds bytes: the set is not empty.
+      let longest = this.#logs.values().next().value as ReplayLog
+      for (const log of this.#logs) if (log.bytes > longest.bytes) longest = log
       let next = 0
-      for (const log of this.#logs) {
-        if (longest === undefined || log.bytes > longest.bytes) {
-          next = longest?.bytes ?? next
-          longest = log
-        } else if (log.bytes > next) next = log.bytes
-      }
-      if (longest === undefined) return
+      for (const log of this.#logs) if (log !== longest && log.bytes > next) next = log.bytes
       // Down to the next longest (or just to the target), so the longest logs shrink together;
       // logs of equal length give up a tenth each turn.
       const floor = next < longest.bytes ? next : next * 0.9

@@ -8,7 +8,8 @@ import { startApp, type TestApp } from '../helpers/server.js'
 import { freshSchema } from '../helpers/postgres.js'
 import { request } from '../helpers/sse-client.js'
 import { until } from '../helpers/settle.js'
-import { hashApiKey } from '../../lib/auth/api-keys.js'
+import { ApiKeyAuthenticator, hashApiKey } from '../../lib/auth/api-keys.js'
+import { SqliteStore } from '../../lib/store/sqlite.js'
 
 const run = promisify(execFile)
 const admin = { org: 'org-a', sub: 'boss', roles: ['admin'] }
@@ -117,8 +118,37 @@ t.test('the CLI creates, lists and revokes keys against DATABASE_URL, no server 
   t.ok(await app.app.store.findApiKey(hashApiKey(key)), 'stored by SHA-256')
   t.match(await cli(['api-key', 'revoke', listed[0]?.id as string]), /^revoked key-/)
   await t.rejects(cli(['api-key', 'revoke', listed[0]?.id as string]), /No active API key/, 'once')
+  const bare = (await cli(['api-key', 'create', '--org', 'acme'])).trim().split('\n')
+  t.match(bare[0], /^created key-[0-9a-f-]+ for org acme$/, 'no --ttl: it does not expire')
+  t.match((await cli(['api-key', 'list', '--org', 'acme'])).trim().split('\n').map((l) => JSON.parse(l) as { roles: string[], name: string }).at(-1), { roles: [], name: 'api key', expires_at: null })
   await t.rejects(cli(['api-key', 'create']), /needs --org/)
   await t.rejects(cli(['api-key', 'rotate']), /api-key needs create/)
   await until(async () => (await withKey(app, { 'x-api-key': key })).status === 401, 10_000, 'the server to refuse the key the CLI revoked')
   t.pass('revoked by the CLI, refused by the server once its cache TTL (5 s by default) passed')
+})
+
+t.test('the lookup cache holds at most maxCached keys, the oldest going first, and trusts a lookup for its TTL', async (t) => {
+  class Counting extends SqliteStore {
+    lookups = 0
+    override async findApiKey (hash: string): ReturnType<SqliteStore['findApiKey']> {
+      this.lookups++
+      return await super.findApiKey(hash)
+    }
+  }
+  const store = new Counting(':memory:')
+  t.teardown(() => store.close())
+  const keys = new ApiKeyAuthenticator(store, { cacheTtlMs: 60_000, maxCached: 2, adminRoles: new Set(['admin']) })
+  const secrets = ['a', 'b', 'c'].map((c) => `agm_${c.repeat(32)}`)
+  for (const secret of secrets) await store.createApiKey({ organization_id: 'o', name: secret, roles: ['admin'], expires_at: null, key_hash: hashApiKey(secret) })
+  t.match(await keys.authenticate(secrets[0] as string), { orgId: 'o', admin: true, userId: /^key:key-/ })
+  await keys.authenticate(secrets[0] as string)
+  t.equal(store.lookups, 1, 'a cached lookup is trusted')
+  await keys.authenticate(secrets[1] as string)
+  await keys.authenticate(secrets[2] as string)
+  t.equal(store.lookups, 3)
+  await keys.authenticate(secrets[0] as string)
+  t.equal(store.lookups, 4, 'the oldest entry was evicted when a third key came')
+  await t.rejects(keys.authenticate(`agm_${'d'.repeat(32)}`), { status: 401 })
+  await t.rejects(keys.authenticate(`agm_${'d'.repeat(32)}`), { status: 401 })
+  t.equal(store.lookups, 5, 'an unknown key is cached too: it costs one lookup per TTL, as a known one does')
 })

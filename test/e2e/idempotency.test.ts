@@ -213,8 +213,9 @@ t.test('a key whose holder never says what it became: the turn still runs, waite
   t.equal(body.code, 'CONFLICT')
 
   // A waiter that leaves stops asking.
+  const before = coordinator.claims
   const leaving = stream('org-a', agentId, { message: 'go' }, { headers })
-  await until(() => coordinator.claims > 3, 2000, 'the waiter to poll')
+  await until(() => coordinator.claims > before + 3, 2000, 'the waiter to poll')
   leaving.destroy()
   await leaving.ended
   await sleep(100)

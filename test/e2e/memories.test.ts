@@ -1,5 +1,6 @@
 import t from 'tap'
 import { startApp } from '../helpers/server.js'
+import { SqliteStore } from '../../lib/store/sqlite.js'
 
 type Mem = Record<string, unknown> & { id: string, content: string }
 
@@ -82,4 +83,16 @@ t.test('tenant isolation on every memory route', async (t) => {
   const still = await call('org-a', 'GET', `/api/v1/memories/${mem.id}`)
   t.equal((still.body.data as Mem).content, 'secret of org a', 'untouched')
   t.equal(((await call('org-a', 'GET', `/api/v1/agents/${agentA}/memories`)).body.data as Mem[]).length, 1, 'nothing planted')
+})
+
+t.test('a memory deleted between its read and its update answers 404, like a missing one', async (t) => {
+  class Racing extends SqliteStore {
+    override async updateMemory (): ReturnType<SqliteStore['updateMemory']> { return null }
+  }
+  const { call, createAgent } = await startApp(t, {}, { store: new Racing(':memory:') })
+  const agentId = await createAgent('org-a')
+  const mem = (await call('org-a', 'POST', `/api/v1/agents/${agentId}/memories`, { content: 'soon gone' })).body.data as Mem
+  const res = await call('org-a', 'PUT', `/api/v1/memories/${mem.id}`, { content: 'too late' })
+  t.equal(res.status, 404)
+  t.equal(res.body.code, 'NOT_FOUND')
 })
