@@ -16,7 +16,7 @@ export interface ServerOptions {
   llmProvider: 'builtin' | 'openai'
   openaiApiKey?: string
   openaiBaseUrl?: string
-  llmModel?: string
+  llmModel: string
   streamKeepaliveMs: number
   streamMaxPerTenant: number
   streamMaxTotal: number
@@ -58,106 +58,74 @@ export interface ServerOptions {
 
 export type ServerOptionsInput = Partial<ServerOptions>
 
-const positiveMs = { type: 'integer', minimum: 1, maximum: 2_147_483_647 }
+const positiveMs = { type: 'integer', minimum: 1, maximum: 2_147_483_647 } as const
+const anyMs = { type: 'integer', minimum: 0, maximum: 2_147_483_647 } as const
 
-const schema = {
-  type: 'object',
-  additionalProperties: false,
-  properties: {
-    port: { type: 'integer', minimum: 0, maximum: 65535, default: 3000 },
-    host: { type: 'string', minLength: 1, default: '127.0.0.1' },
-    jwtSecret: { type: 'string', minLength: 32 },
-    jwtPublicKey: { type: 'string', minLength: 1 },
-    jwtIssuer: { type: 'string', minLength: 1 },
-    jwtAudience: { type: 'string', minLength: 1 },
-    databaseUrl: { type: 'string', pattern: '^(sqlite:.+|postgres(ql)?://.+)$', default: 'sqlite:./data/agentmem.db' },
-    llmProvider: { type: 'string', enum: ['builtin', 'openai'] },
-    openaiApiKey: { type: 'string', minLength: 1 },
-    openaiBaseUrl: { type: 'string', pattern: '^https?://' },
-    llmModel: { type: 'string', minLength: 1 },
-    streamKeepaliveMs: { ...positiveMs, default: 15_000 },
-    streamMaxPerTenant: { type: 'integer', minimum: 1, default: 100 },
-    streamMaxTotal: { type: 'integer', minimum: 1, default: 10_000 },
-    streamFirstTokenTimeoutMs: { ...positiveMs, default: 30_000 },
-    streamIdleTimeoutMs: { ...positiveMs, default: 60_000 },
-    streamMaxDurationMs: { ...positiveMs, default: 600_000 },
-    streamDrainTimeoutMs: { ...positiveMs, default: 30_000 },
-    builtinTokenDelayMs: { type: 'integer', minimum: 0, maximum: 2_147_483_647, default: 20 },
-    bodyLimitBytes: { type: 'integer', minimum: 1, default: 1_048_576 },
-    embeddingModel: { type: 'string', minLength: 1 },
-    maxToolRounds: { type: 'integer', minimum: 0, maximum: 50, default: 5 },
-    toolTimeoutMs: { ...positiveMs, default: 10_000 },
-    extractionTimeoutMs: { ...positiveMs, default: 5_000 },
-    streamResumeTtlMs: { ...positiveMs, default: 300_000 },
-    streamDetachGraceMs: { type: 'integer', minimum: 0, maximum: 2_147_483_647, default: 30_000 },
-    streamReplayMaxEvents: { type: 'integer', minimum: 1, default: 10_000 },
-    streamReplayMaxBytes: { type: 'integer', minimum: 1024, default: 1_048_576 },
-    streamResumeMaxBytes: { type: 'integer', minimum: 0, default: 134_217_728 },
-    streamLiveReplayMaxBytes: { type: 'integer', minimum: 1024, default: 268_435_456 },
-    streamMaxCompressed: { type: 'integer', minimum: 0, default: 1_000 },
-    shutdownGraceMs: { type: 'integer', minimum: 0, maximum: 2_147_483_647, default: 10_000 },
-    logLevel: { type: 'string', enum: ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], default: 'info' },
-    metricsToken: { type: 'string', minLength: 16 },
-    ui: { type: 'string', enum: ['on', 'off'] },
-    redisUrl: { type: 'string', pattern: '^rediss?://' },
-    headersTimeoutMs: { ...positiveMs, default: 30_000 },
-    redisKeyPrefix: { type: 'string', default: 'agentmem:' },
-    redisLeaseTtlMs: { type: 'integer', minimum: 100, maximum: 2_147_483_647, default: 30_000 },
-    idempotencyTtlMs: positiveMs,
-    corsOrigins: { type: 'string', minLength: 1 },
-    corsCredentials: { type: 'string', enum: ['on', 'off'], default: 'off' },
-    adminRoles: { type: 'string', default: 'admin' },
-    apiKeyCacheTtlMs: { type: 'integer', minimum: 0, maximum: 600_000, default: 5_000 }
-  }
-} as const
+/**
+ * Every option, once: its JSON schema (type, bounds, default) and what it means. The environment
+ * variable is the name in upper snake case (`streamIdleTimeoutMs` → `STREAM_IDLE_TIMEOUT_MS`), and
+ * README's configuration table is held against this list by a test.
+ */
+const OPTIONS = {
+  port: { type: 'integer', minimum: 0, maximum: 65535, default: 3000, description: 'TCP port (0: any free port)' },
+  host: { type: 'string', minLength: 1, default: '127.0.0.1', description: 'Listen address; a non-loopback one requires a JWT key' },
+  jwtSecret: { type: 'string', minLength: 32, description: 'HS256 secret' },
+  jwtPublicKey: { type: 'string', minLength: 1, description: 'Path to an RSA (RS256) or P-256 (ES256) public key in PEM' },
+  jwtIssuer: { type: 'string', minLength: 1, description: 'Required iss claim' },
+  jwtAudience: { type: 'string', minLength: 1, description: 'Required aud claim' },
+  databaseUrl: { type: 'string', pattern: '^(sqlite:.+|postgres(ql)?://.+)$', default: 'sqlite:./data/agentmem.db', description: 'sqlite:PATH or postgres://…' },
+  llmProvider: { type: 'string', enum: ['builtin', 'openai'], description: 'builtin, or openai (any OpenAI-compatible API); openai when an API key is set' },
+  openaiApiKey: { type: 'string', minLength: 1, description: 'API key of the openai provider' },
+  openaiBaseUrl: { type: 'string', pattern: '^https?://', description: 'Any OpenAI-compatible endpoint' },
+  llmModel: { type: 'string', minLength: 1, default: 'gpt-4o-mini', description: 'Default model of the openai provider; an agent\'s llm_config.model wins' },
+  streamKeepaliveMs: { ...positiveMs, default: 15_000, description: 'Interval of keep-alive comments' },
+  streamMaxPerTenant: { type: 'integer', minimum: 1, default: 100, description: 'Concurrent streams per org' },
+  streamMaxTotal: { type: 'integer', minimum: 1, default: 10_000, description: 'Concurrent streams in total' },
+  streamFirstTokenTimeoutMs: { ...positiveMs, default: 30_000, description: 'From request to first upstream activity' },
+  streamIdleTimeoutMs: { ...positiveMs, default: 60_000, description: 'Longest gap between two upstream deltas' },
+  streamMaxDurationMs: { ...positiveMs, default: 600_000, description: 'Longest stream' },
+  streamDrainTimeoutMs: { ...positiveMs, default: 30_000, description: 'How long a reader may leave its socket buffer full' },
+  builtinTokenDelayMs: { ...anyMs, default: 20, description: 'Pause between tokens of the built-in model' },
+  bodyLimitBytes: { type: 'integer', minimum: 1, default: 1_048_576, description: 'Largest request body' },
+  embeddingModel: { type: 'string', minLength: 1, description: 'Embed memories through the openai provider for vector retrieval' },
+  maxToolRounds: { type: 'integer', minimum: 0, maximum: 50, default: 5, description: 'Tool rounds per turn' },
+  toolTimeoutMs: { ...positiveMs, default: 10_000, description: 'Bound on one tool call' },
+  extractionTimeoutMs: { ...positiveMs, default: 5_000, description: 'How long a stream waits for memory extraction' },
+  streamResumeTtlMs: { ...positiveMs, default: 300_000, description: 'How long a finished stream stays resumable' },
+  streamDetachGraceMs: { ...anyMs, default: 30_000, description: 'How long a stream without readers keeps generating' },
+  streamReplayMaxEvents: { type: 'integer', minimum: 1, default: 10_000, description: 'Replay buffer bound per stream, in events' },
+  streamReplayMaxBytes: { type: 'integer', minimum: 1024, default: 1_048_576, description: 'Replay buffer bound per stream, in bytes' },
+  streamResumeMaxBytes: { type: 'integer', minimum: 0, default: 134_217_728, description: 'Replay memory of all ended streams together' },
+  streamLiveReplayMaxBytes: { type: 'integer', minimum: 1024, default: 268_435_456, description: 'Replay memory of all live streams together' },
+  streamMaxCompressed: { type: 'integer', minimum: 0, default: 1_000, description: 'Concurrent gzip-compressed readers' },
+  shutdownGraceMs: { ...anyMs, default: 10_000, description: 'How long running streams may finish on shutdown' },
+  logLevel: { type: 'string', enum: ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], default: 'info', description: 'pino level' },
+  metricsToken: { type: 'string', minLength: 16, description: 'Bearer token /metrics requires' },
+  ui: { type: 'string', enum: ['on', 'off'], description: 'The chat page at / (on in dev mode unless off)' },
+  redisUrl: { type: 'string', pattern: '^rediss?://', description: 'Share limits, resume and cancel through this Redis' },
+  headersTimeoutMs: { ...positiveMs, default: 30_000, description: 'Time a client has to send its request headers' },
+  redisKeyPrefix: { type: 'string', default: 'agentmem:', description: 'Namespace of every Redis key and channel' },
+  redisLeaseTtlMs: { type: 'integer', minimum: 100, maximum: 2_147_483_647, default: 30_000, description: 'Life of a stream slot its instance stopped renewing' },
+  idempotencyTtlMs: { ...positiveMs, description: 'How long an Idempotency-Key is remembered (streamResumeTtlMs when unset)' },
+  corsOrigins: { type: 'string', minLength: 1, description: 'Origins a browser app may call from, comma-separated, or *' },
+  corsCredentials: { type: 'string', enum: ['on', 'off'], default: 'off', description: 'Access-Control-Allow-Credentials for listed origins' },
+  adminRoles: { type: 'string', default: 'admin', description: 'Token roles that act for every user of their org, comma-separated' },
+  apiKeyCacheTtlMs: { type: 'integer', minimum: 0, maximum: 600_000, default: 5_000, description: 'How long an API key lookup is trusted' }
+} as const satisfies Record<keyof ServerOptions, { description: string, [keyword: string]: unknown }>
 
-/** Environment variable → option. README's configuration table follows this list. */
-export const ENV_VARS: Readonly<Record<string, keyof ServerOptions>> = {
-  PORT: 'port',
-  HOST: 'host',
-  JWT_SECRET: 'jwtSecret',
-  JWT_PUBLIC_KEY: 'jwtPublicKey',
-  JWT_ISSUER: 'jwtIssuer',
-  JWT_AUDIENCE: 'jwtAudience',
-  DATABASE_URL: 'databaseUrl',
-  LLM_PROVIDER: 'llmProvider',
-  OPENAI_API_KEY: 'openaiApiKey',
-  OPENAI_BASE_URL: 'openaiBaseUrl',
-  LLM_MODEL: 'llmModel',
-  STREAM_KEEPALIVE_MS: 'streamKeepaliveMs',
-  STREAM_MAX_PER_TENANT: 'streamMaxPerTenant',
-  STREAM_MAX_TOTAL: 'streamMaxTotal',
-  STREAM_FIRST_TOKEN_TIMEOUT_MS: 'streamFirstTokenTimeoutMs',
-  STREAM_IDLE_TIMEOUT_MS: 'streamIdleTimeoutMs',
-  STREAM_MAX_DURATION_MS: 'streamMaxDurationMs',
-  STREAM_DRAIN_TIMEOUT_MS: 'streamDrainTimeoutMs',
-  BUILTIN_TOKEN_DELAY_MS: 'builtinTokenDelayMs',
-  BODY_LIMIT_BYTES: 'bodyLimitBytes',
-  EMBEDDING_MODEL: 'embeddingModel',
-  MAX_TOOL_ROUNDS: 'maxToolRounds',
-  TOOL_TIMEOUT_MS: 'toolTimeoutMs',
-  EXTRACTION_TIMEOUT_MS: 'extractionTimeoutMs',
-  STREAM_RESUME_TTL_MS: 'streamResumeTtlMs',
-  STREAM_DETACH_GRACE_MS: 'streamDetachGraceMs',
-  STREAM_REPLAY_MAX_EVENTS: 'streamReplayMaxEvents',
-  STREAM_REPLAY_MAX_BYTES: 'streamReplayMaxBytes',
-  STREAM_RESUME_MAX_BYTES: 'streamResumeMaxBytes',
-  STREAM_LIVE_REPLAY_MAX_BYTES: 'streamLiveReplayMaxBytes',
-  STREAM_MAX_COMPRESSED: 'streamMaxCompressed',
-  SHUTDOWN_GRACE_MS: 'shutdownGraceMs',
-  LOG_LEVEL: 'logLevel',
-  METRICS_TOKEN: 'metricsToken',
-  UI: 'ui',
-  HEADERS_TIMEOUT_MS: 'headersTimeoutMs',
-  REDIS_URL: 'redisUrl',
-  REDIS_KEY_PREFIX: 'redisKeyPrefix',
-  REDIS_LEASE_TTL_MS: 'redisLeaseTtlMs',
-  IDEMPOTENCY_TTL_MS: 'idempotencyTtlMs',
-  CORS_ORIGINS: 'corsOrigins',
-  CORS_CREDENTIALS: 'corsCredentials',
-  ADMIN_ROLES: 'adminRoles',
-  API_KEY_CACHE_TTL_MS: 'apiKeyCacheTtlMs'
-}
+/** `streamIdleTimeoutMs` → `STREAM_IDLE_TIMEOUT_MS`. */
+export const envName = (option: string): string => option.replace(/[A-Z]/g, (c) => `_${c}`).toUpperCase()
+
+/** What each option is, for docs and the README check: its environment name, default and meaning. */
+export const OPTION_DOCS: ReadonlyArray<{ option: keyof ServerOptions, env: string, default: unknown, description: string }> =
+  Object.entries(OPTIONS).map(([option, spec]) => ({
+    option: option as keyof ServerOptions, env: envName(option), default: 'default' in spec ? spec.default : undefined, description: spec.description
+  }))
+
+/** Environment variable → option. */
+export const ENV_VARS: Readonly<Record<string, keyof ServerOptions>> = Object.freeze(Object.fromEntries(OPTION_DOCS.map((d) => [d.env, d.option])))
+
+const schema = { type: 'object', additionalProperties: false, properties: OPTIONS }
 
 export class ConfigError extends Error {
   constructor (message: string) {
@@ -169,13 +137,11 @@ export class ConfigError extends Error {
 const ajv = new Ajv({ allErrors: true, useDefaults: true, coerceTypes: true })
 const validate = ajv.compile(schema)
 
-const OPTION_TO_ENV = new Map(Object.entries(ENV_VARS).map(([env, option]) => [option, env]))
-
 function describe (errors: ErrorObject[], fromEnv: boolean): string {
   return errors.map((e) => {
     if (e.keyword === 'additionalProperties') return `${String(e.params.additionalProperty)}: unknown option`
     const option = e.instancePath.slice(1) as keyof ServerOptions
-    return `${fromEnv ? OPTION_TO_ENV.get(option) as string : option} ${String(e.message)}`
+    return `${fromEnv ? envName(option) : option} ${String(e.message)}`
   }).join('; ')
 }
 
@@ -193,9 +159,13 @@ export function isLoopback (host: string): boolean {
 function resolve (input: Record<string, unknown>, fromEnv: boolean): ServerOptions {
   const candidate = { ...input }
   if (!validate(candidate)) throw new ConfigError(`Invalid configuration: ${describe(validate.errors as ErrorObject[], fromEnv)}`)
-  const options = candidate as unknown as ServerOptions
-  options.llmProvider ??= options.openaiApiKey === undefined ? 'builtin' : 'openai'
-  options.idempotencyTtlMs ??= options.streamResumeTtlMs
+  const validated = candidate as unknown as ServerOptions
+  // The two defaults that depend on other options; then nothing changes any more.
+  const options: ServerOptions = Object.freeze({
+    ...validated,
+    llmProvider: validated.llmProvider ?? (validated.openaiApiKey === undefined ? 'builtin' : 'openai'),
+    idempotencyTtlMs: validated.idempotencyTtlMs ?? validated.streamResumeTtlMs
+  })
   if (options.corsCredentials === 'on' && (options.corsOrigins === undefined || corsOriginList(options.corsOrigins) === '*')) {
     throw new ConfigError(`Invalid configuration: ${fromEnv ? 'CORS_CREDENTIALS=on needs CORS_ORIGINS' : 'corsCredentials on needs corsOrigins'} to list origins; credentials with * would let any site act as a signed-in user`)
   }

@@ -145,7 +145,7 @@ function openAi (options: ServerOptions): OpenAiProvider {
   return new OpenAiProvider({
     apiKey: options.openaiApiKey as string,
     baseURL: options.openaiBaseUrl,
-    model: options.llmModel ?? 'gpt-4o-mini',
+    model: options.llmModel,
     embeddingModel: options.embeddingModel
   })
 }

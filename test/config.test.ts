@@ -28,8 +28,9 @@ t.test('environment variables are coerced, empty ones ignored', async (t) => {
     OPENAI_API_KEY: 'sk', OPENAI_BASE_URL: 'http://localhost:11434/v1', LLM_MODEL: '', DATABASE_URL: 'sqlite::memory:', UNRELATED: 'x'
   })
   t.match(o, { port: 8080, host: '0.0.0.0', streamKeepaliveMs: 500, builtinTokenDelayMs: 0, llmProvider: 'openai', databaseUrl: 'sqlite::memory:' })
-  t.equal(o.llmModel, undefined)
+  t.equal(o.llmModel, 'gpt-4o-mini', 'an empty variable means the default')
   t.notOk(isDevMode(o))
+  t.ok(Object.isFrozen(o), 'options are frozen once validated')
   t.equal(optionsFromEnv({ OPENAI_API_KEY: 'sk', LLM_PROVIDER: 'builtin' }).llmProvider, 'builtin', 'explicit provider wins')
 })
 

@@ -12,7 +12,7 @@ import { LocalCoordinator } from '../../lib/coord/local.js'
 import { startApp, type TestApp } from '../helpers/server.js'
 import { freshSchema } from '../helpers/postgres.js'
 import { REDIS_URL } from '../helpers/redis.js'
-import { eventually } from '../helpers/settle.js'
+import { eventually, within } from '../helpers/settle.js'
 import { StreamClient, request, seqOf, type RequestOptions } from '../helpers/sse-client.js'
 import { FakeOpenAI } from '../helpers/upstream.js'
 
@@ -279,4 +279,19 @@ t.test('Redis goes away: new streams get 503, running ones finish, and service r
   t.same(said, [[40, 'redis unreachable: new streams, remote resume and cancel answer 503 until it is back'], [30, 'redis reachable again']],
     'the outage is logged once at warn, the recovery once at info')
   t.same(logs.filter((l) => l.level >= 50), [], 'and no error lines for the expected 503s')
+})
+
+t.test('a reader on B of a stream whose instance A stopped renewing its leases (as a dead one) ends with producer_lost', async (t) => {
+  const { a, b, upstream, agentId, resumeOn } = await pair(t, { redisLeaseTtlMs: 400 })
+  upstream.script = { tokens: TOKENS, hangAfterTokens: 3 }
+  const running = a.stream('org-a', agentId, { message: 'go' })
+  await running.untilEvents(4)
+  const id = startOf(running).stream_id
+  const follower = resumeOn(b, id, { headers: { 'last-event-id': `${id}:4` } })
+  await follower.response()
+  await a.app.coordinator.close() // stops renewing, releases nothing: what a killed process leaves
+  await within(follower.ended, 5000, 'the follower on B to end')
+  t.match(follower.last(), { chunk_type: 'error', code: 'producer_lost', content: 'The instance running this stream stopped' })
+  t.equal(follower.events.at(-1)?.id, `${id}:5`, 'numbered after the last event it had')
+  upstream.resume()
 })
