@@ -1,4 +1,6 @@
 import { schemas } from './schemas.js'
+import { HTTP_STATUS } from './errors.js'
+import { STREAM_ENDINGS } from './chat/errors.js'
 
 /** What the document says of each route; the test checks every registered route has an entry. */
 interface Operation {
@@ -68,7 +70,7 @@ const STREAM_CHUNK = {
     stream_id: { type: 'string' },
     session_id: { type: 'string' },
     resume_token: { type: 'string' },
-    code: { type: 'string', description: 'On error chunks: first_token_timeout, idle_timeout, max_duration_timeout, upstream_error, cancelled, server_shutdown, internal_error' }
+    code: { type: 'string', enum: Object.keys(STREAM_ENDINGS), description: 'On error chunks: why the stream ended' }
   }
 }
 
@@ -78,7 +80,8 @@ const ERROR = {
   properties: { code: { type: 'string' }, message: { type: 'string' }, details: {}, timestamp: { type: 'string', format: 'date-time' } }
 }
 
-const ERROR_STATUSES = ['400', '401', '403', '404', '405', '408', '409', '410', '413', '415', '422', '429', '431', '500', '502', '503', '504']
+/** Every status an error can have, from the one table of codes. */
+const ERROR_STATUSES = [...new Set(Object.values(HTTP_STATUS))].sort().map(String)
 
 function responseFor (op: Operation): Record<string, unknown> {
   if (op.returns === 'empty') return { description: 'Done' }

@@ -23,3 +23,13 @@ t.test('environment names are the options in upper snake case', async (t) => {
   t.equal(envName('streamIdleTimeoutMs'), 'STREAM_IDLE_TIMEOUT_MS')
   t.equal(envName('ui'), 'UI')
 })
+
+t.test('README names every error code with its status, and every stream ending', async (t) => {
+  const { HTTP_STATUS } = await import('../lib/errors.js')
+  const { STREAM_ENDINGS } = await import('../lib/chat/errors.js')
+  const api = readme.slice(readme.indexOf('## API'), readme.indexOf('### Stream a chat reply'))
+  for (const [code, status] of Object.entries(HTTP_STATUS)) {
+    t.match(api, new RegExp(`\`${code}\`[^()]*\\(${status}|\`${code}\` and \`\\w+\` \\(${status}`), `${code} (${status})`)
+  }
+  for (const code of Object.keys(STREAM_ENDINGS)) t.match(api, `\`${code}\``, `stream ending ${code}`)
+})

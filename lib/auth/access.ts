@@ -1,4 +1,4 @@
-import { HttpError } from '../errors.js'
+import { forbidden } from '../errors.js'
 import type { Principal } from './jwt.js'
 
 /**
@@ -14,7 +14,7 @@ export function mayActFor (principal: Principal, userId: string): boolean {
 /** The user a request acts as: its own, or (for an admin) the one it names. 403 otherwise. */
 export function actingUser (principal: Principal, requested: string | undefined): string {
   if (requested === undefined || requested === principal.userId) return principal.userId
-  if (!principal.admin) throw new HttpError(403, 'FORBIDDEN', 'A plain user acts only as itself: user_id must be the token\'s sub', { user_id: requested })
+  if (!principal.admin) throw forbidden('A plain user acts only as itself: user_id must be the token\'s sub', { user_id: requested })
   return requested
 }
 

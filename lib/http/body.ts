@@ -33,7 +33,7 @@ export async function readJsonBody (req: IncomingMessage, limit: number): Promis
   // A compressed body would be read as if it were plain JSON: refuse it instead.
   const coding = req.headers['content-encoding']
   if (coding !== undefined && coding.toLowerCase() !== 'identity') {
-    throw new HttpError(415, 'UNSUPPORTED_MEDIA_TYPE', 'Request bodies must not be compressed (Content-Encoding)', { content_encoding: coding })
+    throw new HttpError('UNSUPPORTED_MEDIA_TYPE', 'Request bodies must not be compressed (Content-Encoding)', { content_encoding: coding })
   }
   const declared = Number(req.headers['content-length'])
   if (declared > limit) throw payloadTooLarge(limit)

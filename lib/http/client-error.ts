@@ -4,9 +4,9 @@ import { HttpError } from '../errors.js'
 
 /** What Node's parser rejected, in our error shape; Node's own answer would be an empty body. */
 function describe (code: string | undefined): HttpError {
-  if (code === 'HPE_HEADER_OVERFLOW') return new HttpError(431, 'HEADERS_TOO_LARGE', 'Request headers are too large')
-  if (code === 'ERR_HTTP_REQUEST_TIMEOUT') return new HttpError(408, 'REQUEST_TIMEOUT', 'Request was not received in time')
-  return new HttpError(400, 'BAD_REQUEST', 'Malformed HTTP request', { parser: code })
+  if (code === 'HPE_HEADER_OVERFLOW') return new HttpError('HEADERS_TOO_LARGE', 'Request headers are too large')
+  if (code === 'ERR_HTTP_REQUEST_TIMEOUT') return new HttpError('REQUEST_TIMEOUT', 'Request was not received in time')
+  return new HttpError('BAD_REQUEST', 'Malformed HTTP request', { parser: code })
 }
 
 /**

@@ -1,4 +1,4 @@
-import { HttpError, notFound } from '../errors.js'
+import { forbidden, notFound } from '../errors.js'
 import { readJsonBody } from '../http/body.js'
 import { sendJson } from '../http/respond.js'
 import type { Router } from '../http/router.js'
@@ -23,7 +23,7 @@ export async function createApiKey (store: Store, orgId: string, input: CreateAp
 /** Keys are managed by an admin of the org with a JWT: a key cannot mint or revoke keys. */
 function mayManageKeys (principal: Principal): void {
   if (!principal.admin || principal.userId.startsWith('key:')) {
-    throw new HttpError(403, 'FORBIDDEN', 'API keys are managed with a JWT that carries an admin role of the org')
+    throw forbidden('API keys are managed with a JWT that carries an admin role of the org')
   }
 }
 

@@ -1,11 +1,11 @@
 import type { IncomingMessage, ServerResponse } from 'node:http'
-import { classifyFailure, ServerShutdownError, StreamTimeoutError } from '../chat/errors.js'
+import { classifyFailure, endingAsHttp, ServerShutdownError, StreamTimeoutError, type StreamEndCode } from '../chat/errors.js'
 import type { Turn } from '../chat/orchestrator.js'
 import { BroadcastSink, CollectingSink } from '../chat/sinks.js'
 import { ReplayLog } from '../resume/replay-log.js'
 import { eventIdPrefix, parseEventId } from '../resume/event-id.js'
 import type { StreamRun } from '../chat/stream-run.js'
-import { badRequest, HttpError, notFound, serviceUnavailable, upstreamError, upstreamTimeout } from '../errors.js'
+import { badRequest, notFound, serviceUnavailable, upstreamError, upstreamTimeout } from '../errors.js'
 import { readJsonBody } from '../http/body.js'
 import { intParam } from '../http/query.js'
 import { sendJson } from '../http/respond.js'
@@ -30,13 +30,6 @@ function openFailure (err: unknown): unknown {
   return err
 }
 
-/** The non-streaming reply reports a failed run with the status the error chunk stood for. */
-function runFailure (code: unknown, message: string): HttpError {
-  if (typeof code === 'string' && code.endsWith('_timeout')) return new HttpError(504, 'UPSTREAM_TIMEOUT', message, { code })
-  if (code === 'upstream_error') return upstreamError(message)
-  if (code === 'server_shutdown') return serviceUnavailable(message)
-  return new HttpError(500, 'INTERNAL_ERROR', message)
-}
 
 /** Gives the key up when `work` fails, so a retry with it runs the turn again. */
 async function releasingOnFailure<T> (key: OwnedKey | null, work: () => Promise<T>): Promise<T> {
@@ -132,7 +125,7 @@ export function chatRoutes (router: Router, app: AppContext, resumer: Resumer, i
       await run.pump(turn, sink)
       const terminal = sink.terminal as StreamChunk
       if (terminal.code === 'client_gone') throw new ClientGoneError() // nobody to answer
-      if (terminal.chunk_type === 'error') throw runFailure(terminal.code, terminal.content as string)
+      if (terminal.chunk_type === 'error') throw endingAsHttp(terminal.code as StreamEndCode, terminal.content as string)
       const reply = {
         data: {
           message_id: terminal.message_id,

@@ -1,6 +1,6 @@
 import { tokenMatches } from '../auth/tokens.js'
 import { isLoopback } from '../config.js'
-import { HttpError, unauthorized } from '../errors.js'
+import { forbidden, type HttpError, unauthorized } from '../errors.js'
 import type { Router } from '../http/router.js'
 import type { Metrics } from '../observability/metrics.js'
 
@@ -19,9 +19,9 @@ export interface MetricsContext {
  */
 export function metricsAccess (remoteAddress: string | undefined, authorization: string | undefined, token: string | undefined, devMode: boolean): HttpError | null {
   if (token !== undefined) return tokenMatches(authorization ?? '', `Bearer ${token}`) ? null : unauthorized('Metrics need METRICS_TOKEN')
-  if (!devMode) return new HttpError(403, 'FORBIDDEN', 'Metrics need METRICS_TOKEN to be set (outside local dev mode)')
+  if (!devMode) return forbidden('Metrics need METRICS_TOKEN to be set (outside local dev mode)')
   const peer = String(remoteAddress).replace(/^::ffff:/, '')
-  return isLoopback(peer) ? null : new HttpError(403, 'FORBIDDEN', 'Metrics are served to loopback peers only unless METRICS_TOKEN is set')
+  return isLoopback(peer) ? null : forbidden('Metrics are served to loopback peers only unless METRICS_TOKEN is set')
 }
 
 export function metricsRoutes (router: Router, ctx: MetricsContext): void {
