@@ -37,10 +37,10 @@ import { Cors } from './http/cors.js'
 import { healthRoutes } from './routes/health.js'
 import { StreamRegistry } from './resume/registry.js'
 import { ReplayBudget } from './resume/replay-log.js'
-import { acceptsGzip } from './sse/encoding.js'
+import { acceptsGzip } from './http/accept-encoding.js'
 import { SseWriter } from './sse/writer.js'
 import { frameEvent } from './sse/frame.js'
-import { makeChunk, serializeChunk } from './sse/chunk.js'
+import { makeChunk, serializeChunk } from './protocol/chunk.js'
 import { eventIdPrefix } from './resume/event-id.js'
 import { KeepAliveTicker } from './sse/keep-alive.js'
 import { builtinTools } from './tools/builtin.js'
@@ -227,6 +227,7 @@ export async function createServer (input: ServerOptionsInput = {}, deps: Server
   }
   const keepAlive = new KeepAliveTicker(options.streamKeepaliveMs, (sent) => { metrics.keepAlives.inc(sent) })
   const observer: RunObserver = {
+    started: () => metrics.streamsStarted.inc(),
     firstToken: (seconds) => metrics.timeToFirstToken.observe(seconds),
     firstReasoning: (seconds) => metrics.timeToFirstReasoning.observe(seconds),
     toolCall: (status) => metrics.toolCalls.inc({ outcome: status }),
@@ -254,7 +255,6 @@ export async function createServer (input: ServerOptionsInput = {}, deps: Server
       }
       const run = new StreamRun({ orgId, agentId, requestId, lease: acquired.lease, timeouts, onEnd: onRunEnd, observer })
       runs.add(run)
-      metrics.streamsStarted.inc()
       metrics.activeStreams.inc({ tenant: orgId })
       return run
     },

@@ -1,5 +1,5 @@
 import t from 'tap'
-import { makeChunk, serializeChunk, serializeContent } from '../lib/sse/chunk.js'
+import { makeChunk, serializeChunk, serializeContent } from '../lib/protocol/chunk.js'
 
 t.test('every chunk has the four keys first, nulls included, extras after', async (t) => {
   const chunk = makeChunk('start', {}, { stream_id: 's', chunk_type: 'overridden?' })

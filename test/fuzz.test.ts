@@ -3,8 +3,8 @@ import fc from 'fast-check'
 import { createParser, type EventSourceMessage } from 'eventsource-parser'
 import { frameComment, frameEvent } from '../lib/sse/frame.js'
 import { storableText } from '../lib/http/body.js'
-import { makeChunk, serializeChunk, serializeContent } from '../lib/sse/chunk.js'
-import { IllegalTransitionError, StreamStateMachine, type ChunkType } from '../lib/sse/state-machine.js'
+import { makeChunk, serializeChunk, serializeContent } from '../lib/protocol/chunk.js'
+import { IllegalTransitionError, StreamStateMachine, type ChunkType } from '../lib/protocol/state-machine.js'
 
 const nasty = fc.oneof(
   fc.string({ unit: 'binary' }),

@@ -3,7 +3,7 @@ import { setFlagsFromString } from 'node:v8'
 import { runInNewContext } from 'node:vm'
 import { frameEvent } from '../lib/sse/frame.js'
 import { ReplayBudget, ReplayLog } from '../lib/resume/replay-log.js'
-import { acceptsGzip } from '../lib/sse/encoding.js'
+import { acceptsGzip } from '../lib/http/accept-encoding.js'
 
 setFlagsFromString('--expose-gc')
 const gc = runInNewContext('gc') as () => void

@@ -1,5 +1,5 @@
 import t from 'tap'
-import { IllegalTransitionError, StreamStateMachine, type ChunkType, type StreamState } from '../lib/sse/state-machine.js'
+import { IllegalTransitionError, StreamStateMachine, type ChunkType, type StreamState } from '../lib/protocol/state-machine.js'
 
 const EVENTS: ChunkType[] = ['start', 'content', 'reasoning', 'tool_call', 'memory_update', 'done', 'error']
 

@@ -4,7 +4,7 @@ import type { ChatMessage, LlmDelta, LlmProvider, TokenUsage, ToolCallDelta } fr
 import type { MemoryExtractor } from '../memory/extractor.js'
 import type { MemoryOp, MemoryScope, MemoryService } from '../memory/service.js'
 import type { ChatRequest } from '../schemas.js'
-import type { ToolCallInfo } from '../sse/chunk.js'
+import type { ToolCallInfo } from '../protocol/chunk.js'
 import type { Agent, Memory, Message } from '../store/store.js'
 import type { ToolRegistry } from '../tools/registry.js'
 import { buildPrompt, memoryBlock } from './prompt.js'

@@ -1,4 +1,4 @@
-import { serializeChunk, serializeContent, type StreamChunk, type ToolCallInfo } from '../sse/chunk.js'
+import { serializeChunk, serializeContent, type StreamChunk, type ToolCallInfo } from '../protocol/chunk.js'
 import type { StreamFeed } from '../coord/coordinator.js'
 import { ReplayLog } from '../resume/replay-log.js'
 import { ClientGoneError, SlowConsumerError, type SseWriter } from '../sse/writer.js'

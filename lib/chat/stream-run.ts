@@ -1,8 +1,8 @@
 import type { Lease } from '../limits/concurrency.js'
 import type { TokenUsage } from '../llm/provider.js'
 import { newStreamId } from '../resume/token.js'
-import { makeChunk } from '../sse/chunk.js'
-import { StreamStateMachine } from '../sse/state-machine.js'
+import { makeChunk } from '../protocol/chunk.js'
+import { StreamStateMachine } from '../protocol/state-machine.js'
 import { classifyFailure, StreamTimeoutError, type StreamOutcome } from './errors.js'
 import { TextBuffer } from './text-buffer.js'
 import type { MemoryUpdateEvent, ToolCallEvent, Turn } from './orchestrator.js'
@@ -22,6 +22,8 @@ export interface StreamTimeouts {
 
 /** What a run reports as it goes (metrics); every hook optional. */
 export interface RunObserver {
+  /** The turn's first event went out: for a stream, its 200 (a slot taken for a turn refused before it is not counted). */
+  started?: () => void
   /** The first content or tool call (what a user waits for). */
   firstToken?: (seconds: number) => void
   /** The first reasoning delta of a thinking model, which may come long before the first token. */
@@ -139,6 +141,7 @@ export class StreamRun {
     try {
       state.transition('start')
       sink.start(makeChunk('start', {}, { stream_id: this.id, session_id: turn.sessionId, memories_retrieved: turn.memoriesRetrieved, ...startExtras }))
+      this.#opts.observer?.started?.()
       for await (const event of turn.events) {
         this.#onActivity()
         if (event.type === 'usage') {

@@ -1,4 +1,4 @@
-import { tokenMatches } from '../auth/tokens.js'
+import { tokenMatches } from '../auth/constant-time.js'
 import { isLoopback } from '../config.js'
 import { forbidden, type HttpError, unauthorized } from '../errors.js'
 import type { Router } from '../http/router.js'

@@ -2,7 +2,8 @@ import t from 'tap'
 import net from 'node:net'
 import { Writable } from 'node:stream'
 import { pino } from 'pino'
-import { METRICS_TOKEN, startApp } from '../helpers/server.js'
+import { METRICS_TOKEN, scrape, startApp } from '../helpers/server.js'
+import { FakeOpenAI } from '../helpers/upstream.js'
 import { request } from '../helpers/sse-client.js'
 import { eventually } from '../helpers/settle.js'
 import { metricsAccess } from '../../lib/routes/metrics.js'
@@ -108,4 +109,19 @@ t.test('a client that leaves in the middle of its request body is logged without
   const next = stream('org-a', agentId, { message: 'still here' })
   await next.ended
   t.equal(next.last()?.chunk_type, 'done', 'the server goes on')
+})
+
+t.test('agentmem_streams_started_total counts streams that sent their 200, not slots taken for a turn refused before it', async (t) => {
+  const upstream = await new FakeOpenAI().start()
+  t.teardown(() => upstream.close())
+  const { url, stream, createAgent } = await startApp(t, { llmProvider: 'openai', openaiApiKey: 'k', openaiBaseUrl: upstream.url })
+  const agentId = await createAgent('org-a')
+  upstream.queue.push({ status: 500 })
+  const refused = stream('org-a', agentId, { message: 'hi' })
+  await refused.ended
+  t.equal(refused.status, 502)
+  const served = stream('org-a', agentId, { message: 'hi' })
+  await served.ended
+  t.equal(served.status, 200)
+  t.match(await scrape(url), /\nagentmem_streams_started_total 1\n/)
 })
