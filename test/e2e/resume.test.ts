@@ -5,7 +5,7 @@ import { randomBytes } from 'node:crypto'
 import type { ServerOptionsInput } from '../../lib/config.js'
 import type { StreamEndInfo } from '../../lib/server.js'
 import { scrape, startApp, type TestApp } from '../helpers/server.js'
-import { eventually } from '../helpers/settle.js'
+import { eventually, within } from '../helpers/settle.js'
 import { StreamClient, seqOf, type RequestOptions } from '../helpers/sse-client.js'
 import { FakeOpenAI } from '../helpers/upstream.js'
 
@@ -73,7 +73,7 @@ t.test('nobody resumes within the grace period: the upstream is aborted and the 
   const aborted = upstream.nextAbort()
   client.destroy()
   t.equal(app.streams().length, 1, 'still generating while detached')
-  await aborted
+  await within(aborted, 5000, 'the upstream to be aborted after the grace period')
   t.ok(await eventually(() => app.streams().length === 0))
   t.equal(ends.at(-1)?.outcome, 'client_gone')
 })
