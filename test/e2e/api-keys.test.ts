@@ -2,6 +2,7 @@
 // or Authorization: Bearer agm_…, made and revoked by an org admin (HTTP) or the CLI.
 import t, { type Test } from 'tap'
 import { execFile } from 'node:child_process'
+import http from 'node:http'
 import { promisify } from 'node:util'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { startApp, type TestApp } from '../helpers/server.js'
@@ -151,4 +152,30 @@ t.test('the lookup cache holds at most maxCached keys, the oldest going first, a
   await t.rejects(keys.authenticate(`agm_${'d'.repeat(32)}`), { status: 401 })
   await t.rejects(keys.authenticate(`agm_${'d'.repeat(32)}`), { status: 401 })
   t.equal(store.lookups, 5, 'an unknown key is cached too: it costs one lookup per TTL, as a known one does')
+})
+
+t.test('a store that fails the key lookup behind Expect: 100-continue: the client is asked for its body, then gets a 500', async (t) => {
+  class Failing extends SqliteStore {
+    override async findApiKey (): ReturnType<SqliteStore['findApiKey']> { throw new Error('disk I/O error in findApiKey') }
+  }
+  const errors: unknown[] = []
+  const app = await startApp(t, {}, { store: new Failing(':memory:'), onError: (err) => errors.push(err) })
+  const body = '{"name":"x"}'
+  const answer = await new Promise<{ status: number, continued: boolean, raw: string }>((resolve, reject) => {
+    let continued = false
+    const req = http.request(`${app.url}/api/v1/agents`, {
+      method: 'POST', headers: { 'x-api-key': `agm_${'a'.repeat(32)}`, 'content-type': 'application/json', 'content-length': body.length, expect: '100-continue' }
+    }, (res) => {
+      let raw = ''
+      res.setEncoding('utf8')
+      res.on('data', (d: string) => { raw += d })
+      res.on('end', () => resolve({ status: res.statusCode as number, continued, raw }))
+    })
+    req.on('continue', () => { continued = true; req.end(body) })
+    req.on('error', reject)
+  })
+  t.ok(answer.continued, 'the failure is not the client\'s: it was asked for its body')
+  t.equal(answer.status, 500)
+  t.equal(JSON.parse(answer.raw).code, 'INTERNAL_ERROR')
+  t.match(errors, [{ message: /findApiKey/ }], 'and the cause was logged')
 })

@@ -325,6 +325,9 @@ t.test('HTTP as RFC 9110/9112 say: HEAD, absolute-form, Host, Connection: close,
 
   const absolute = await rawExchange(url, `GET ${url}/healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n`)
   t.equal(absolute.status, 200, 'an absolute-form target is routed by its path')
+  const asterisk = await rawExchange(url, 'OPTIONS * HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n')
+  t.equal(asterisk.status, 404, 'the asterisk form names no route')
+  t.equal(asterisk.body?.code, 'NOT_FOUND')
   const absoluteRoot = await rawExchange(url, `GET http://127.0.0.1?x=1 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n`)
   t.equal(absoluteRoot.status, 404, 'an absolute-form target without a path is the root (no route here)')
   t.equal(absoluteRoot.body?.code, 'NOT_FOUND')
