@@ -30,7 +30,6 @@ function openFailure (err: unknown): unknown {
   return err
 }
 
-
 /** Gives the key up when `work` fails, so a retry with it runs the turn again. */
 async function releasingOnFailure<T> (key: OwnedKey | null, work: () => Promise<T>): Promise<T> {
   try {
@@ -65,8 +64,9 @@ export function chatRoutes (router: Router, app: AppContext, resumer: Resumer, i
   }
 
   /**
-   * The body of a chat request and, with an Idempotency-Key, what the key says: null when this
-   * request runs the turn (`key` then set), or 'answered' when it attached to an earlier one.
+   * The body of a chat request and, with an Idempotency-Key, what the key says: the request and
+   * the key it took when this request runs the turn (`key` null without a header), or 'answered'
+   * when it attached to the turn an earlier request with the key started (or its client left).
    */
   async function prepare (req: IncomingMessage, res: ServerResponse, route: string, agentId: string, principal: Principal,
     attach: (record: { stream?: string, reply?: unknown }) => Promise<void>): Promise<{ request: ChatRequest, key: OwnedKey | null } | 'answered'> {
