@@ -4,7 +4,7 @@ import t, { type Test } from 'tap'
 import { startApp, type TestApp } from '../helpers/server.js'
 import { freshSchema } from '../helpers/postgres.js'
 import { request } from '../helpers/sse-client.js'
-import { FakeOpenAI } from '../helpers/upstream.js'
+import { FakeOpenAI, startUpstream } from '../helpers/upstream.js'
 
 const stores: Record<string, (t: Test) => Promise<string>> = {
   sqlite: async () => 'sqlite::memory:',
@@ -15,8 +15,7 @@ const admin = { org: 'org-a', sub: 'backend', roles: ['admin'] }
 type Mem = { id: string, content: string, memory_type: string, importance: number, agent_id: string, user_id: string, score?: number }
 
 async function setup (t: Test, databaseUrl: string): Promise<TestApp & { upstream: FakeOpenAI }> {
-  const upstream = await new FakeOpenAI().start()
-  t.teardown(() => upstream.close())
+  const upstream = await startUpstream(t)
   const app = await startApp(t, { databaseUrl, llmProvider: 'openai', openaiApiKey: 'k', openaiBaseUrl: upstream.url })
   return { ...app, upstream }
 }

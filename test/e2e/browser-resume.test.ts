@@ -3,15 +3,14 @@ import type { IncomingMessage, ServerResponse } from 'node:http'
 import { launchChromium, readWithEventSource, type PageState } from '../helpers/browser.js'
 import { startApp } from '../helpers/server.js'
 import { eventually } from '../helpers/settle.js'
-import { FakeOpenAI } from '../helpers/upstream.js'
+import { startUpstream } from '../helpers/upstream.js'
 import { seqOf } from '../helpers/sse-client.js'
 
 const TOKENS = Array.from({ length: 8 }, (_, i) => `w${i} `)
 
 
 t.test('a browser EventSource resumes a cut stream by itself with Last-Event-ID', async (t) => {
-  const upstream = await new FakeOpenAI().start()
-  t.teardown(() => upstream.close())
+  const upstream = await startUpstream(t)
   const { url, stream, createAgent, app } = await startApp(t, {
     llmProvider: 'openai', openaiApiKey: 'k', openaiBaseUrl: upstream.url, streamDetachGraceMs: 10_000
   })

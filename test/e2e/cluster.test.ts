@@ -7,7 +7,7 @@ import { freshSchema } from '../helpers/postgres.js'
 import { REDIS_URL } from '../helpers/redis.js'
 import { eventually, within } from '../helpers/settle.js'
 import { StreamClient, request, seqOf } from '../helpers/sse-client.js'
-import { FakeOpenAI } from '../helpers/upstream.js'
+import { startUpstream } from '../helpers/upstream.js'
 import { startServerProcess, type ServerProcess } from '../helpers/process.js'
 
 /*
@@ -40,8 +40,7 @@ async function call (instance: Instance, method: string, path: string, body?: un
 }
 
 t.test('three instances behave as one', async (t) => {
-  const upstream = await new FakeOpenAI().start()
-  t.teardown(() => upstream.close())
+  const upstream = await startUpstream(t)
   const env = {
     JWT_SECRET: SECRET,
     DATABASE_URL: await freshSchema(t),

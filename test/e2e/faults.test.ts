@@ -2,13 +2,12 @@ import t from 'tap'
 import net from 'node:net'
 import { startApp } from '../helpers/server.js'
 import { eventually } from '../helpers/settle.js'
-import { FakeOpenAI } from '../helpers/upstream.js'
+import { startUpstream } from '../helpers/upstream.js'
 
 const resources = (kind: string): number => process.getActiveResourcesInfo().filter((r) => r === kind).length
 
 t.test('an upstream sending garbage mid-stream ends it with upstream_error and releases it', async (t) => {
-  const upstream = await new FakeOpenAI().start()
-  t.teardown(() => upstream.close())
+  const upstream = await startUpstream(t)
   upstream.script = { tokens: ['a', 'b', 'c'], garbageAfterTokens: 2, tokenDelayMs: 10 }
   const { stream, createAgent, app } = await startApp(t, { llmProvider: 'openai', openaiApiKey: 'k', openaiBaseUrl: upstream.url })
   const client = stream('org-a', await createAgent('org-a'), { message: 'hi' })

@@ -10,7 +10,7 @@ import { startApp, type TestApp } from '../helpers/server.js'
 import { freshSchema } from '../helpers/postgres.js'
 import { REDIS_URL } from '../helpers/redis.js'
 import { seqOf, StreamClient } from '../helpers/sse-client.js'
-import { FakeOpenAI } from '../helpers/upstream.js'
+import { FakeOpenAI, startUpstream } from '../helpers/upstream.js'
 import { until, within } from '../helpers/settle.js'
 
 const TOKENS = Array.from({ length: 6 }, (_, i) => `w${i} `)
@@ -19,14 +19,12 @@ interface Setup { a: TestApp, b: TestApp, upstream: FakeOpenAI, agentId: string 
 
 const layouts: Record<string, (t: Test) => Promise<Setup>> = {
   'one instance': async (t) => {
-    const upstream = await new FakeOpenAI().start()
-    t.teardown(() => upstream.close())
+    const upstream = await startUpstream(t)
     const a = await startApp(t, { llmProvider: 'openai', openaiApiKey: 'k', openaiBaseUrl: upstream.url, streamDetachGraceMs: 5000, streamKeepaliveMs: 60_000 })
     return { a, b: a, upstream, agentId: await a.createAgent('org-a') }
   },
   'two instances on Redis': async (t) => {
-    const upstream = await new FakeOpenAI().start()
-    t.teardown(() => upstream.close())
+    const upstream = await startUpstream(t)
     const shared: ServerOptionsInput = {
       databaseUrl: await freshSchema(t),
       redisUrl: REDIS_URL,

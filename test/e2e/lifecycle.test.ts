@@ -1,23 +1,14 @@
-import t, { type Test } from 'tap'
+import t from 'tap'
 import net from 'node:net'
 import { once } from 'node:events'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { Writable } from 'node:stream'
 import { pino } from 'pino'
-import type { ServerDeps, StreamEndInfo } from '../../lib/server.js'
-import { scrape, startApp, type TestApp } from '../helpers/server.js'
+import { scrape, startApp, startAppWithUpstream } from '../helpers/server.js'
 import { assertSettled, eventually, timerCount, until, within } from '../helpers/settle.js'
-import { FakeOpenAI } from '../helpers/upstream.js'
 import { StreamClient } from '../helpers/sse-client.js'
-import type { ServerOptionsInput } from '../../lib/config.js'
 
-async function setup (t: Test, options: ServerOptionsInput = {}, deps: ServerDeps = {}): Promise<TestApp & { upstream: FakeOpenAI, ends: StreamEndInfo[], agentId: string }> {
-  const upstream = await new FakeOpenAI().start()
-  t.teardown(() => upstream.close())
-  const ends: StreamEndInfo[] = []
-  const app = await startApp(t, { llmProvider: 'openai', openaiApiKey: 'sk-test', openaiBaseUrl: upstream.url, ...options }, { onStreamEnd: (e) => ends.push(e), ...deps })
-  return { ...app, upstream, ends, agentId: await app.createAgent('org-a') }
-}
+const setup = startAppWithUpstream
 
 t.test('per-tenant and global limits answer 429 with Retry-After before any work', async (t) => {
   const { stream, upstream, agentId, createAgent } = await setup(t, { streamMaxPerTenant: 2, streamMaxTotal: 3 })

@@ -1,23 +1,23 @@
 import t, { type Test } from 'tap'
 import { memoryBlock } from '../../lib/chat/prompt.js'
 import type { ServerOptionsInput } from '../../lib/config.js'
-import type { ServerDeps, StreamEndInfo } from '../../lib/server.js'
-import { startApp, type TestApp } from '../helpers/server.js'
+import type { ServerDeps } from '../../lib/server.js'
+import { startApp, startAppWithUpstream, type AppWithUpstream } from '../helpers/server.js'
 import { eventually } from '../helpers/settle.js'
-import { FakeOpenAI, type UpstreamScript } from '../helpers/upstream.js'
+import type { UpstreamScript } from '../helpers/upstream.js'
 import { SqliteStore } from '../../lib/store/sqlite.js'
 
 type Mem = { id: string, content: string }
 
-async function setup (t: Test, options: ServerOptionsInput = {}, deps: ServerDeps = {}): Promise<TestApp & { upstream: FakeOpenAI, agentId: string, ends: StreamEndInfo[], addMemory: (content: string, user?: string) => Promise<Mem> }> {
-  const upstream = await new FakeOpenAI().start()
-  t.teardown(() => upstream.close())
-  const ends: StreamEndInfo[] = []
-  const app = await startApp(t, { llmProvider: 'openai', openaiApiKey: 'sk-test', openaiBaseUrl: upstream.url, ...options }, { onStreamEnd: (e) => ends.push(e), ...deps })
-  const agentId = await app.createAgent('org-a', { system: 'You are helpful.' })
-  const addMemory = async (content: string, user = 'user-1'): Promise<Mem> =>
-    (await app.call('org-a', 'POST', `/api/v1/agents/${agentId}/memories`, { content, user_id: user })).body.data as Mem
-  return { ...app, upstream, agentId, ends, addMemory }
+async function setup (t: Test, options: ServerOptionsInput = {}, deps: ServerDeps = {}): Promise<AppWithUpstream & { addMemory: (content: string, user?: string) => Promise<Mem> }> {
+  const app = await startAppWithUpstream(t, options, deps, { system: 'You are helpful.' })
+  // Memories of any user of the org, as an admin of it writes them (a plain user writes only its own).
+  const addMemory = async (content: string, user = 'user-1'): Promise<Mem> => {
+    const res = await app.callAs({ org: 'org-a', sub: 'backend', roles: ['admin'] }, 'POST', `/api/v1/agents/${app.agentId}/memories`, { content, user_id: user })
+    if (res.status !== 201) throw new Error(`memory not created: ${res.status}`)
+    return res.body.data as Mem
+  }
+  return { ...app, addMemory }
 }
 
 t.test('the most relevant memories of this user go into the prompt as a context block', async (t) => {

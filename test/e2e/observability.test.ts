@@ -3,7 +3,7 @@ import net from 'node:net'
 import { Writable } from 'node:stream'
 import { pino } from 'pino'
 import { METRICS_TOKEN, scrape, startApp } from '../helpers/server.js'
-import { FakeOpenAI } from '../helpers/upstream.js'
+import { startUpstream } from '../helpers/upstream.js'
 import { request } from '../helpers/sse-client.js'
 import { eventually } from '../helpers/settle.js'
 import { metricsAccess } from '../../lib/routes/metrics.js'
@@ -112,8 +112,7 @@ t.test('a client that leaves in the middle of its request body is logged without
 })
 
 t.test('agentmem_streams_started_total counts streams that sent their 200, not slots taken for a turn refused before it', async (t) => {
-  const upstream = await new FakeOpenAI().start()
-  t.teardown(() => upstream.close())
+  const upstream = await startUpstream(t)
   const { url, stream, createAgent } = await startApp(t, { llmProvider: 'openai', openaiApiKey: 'k', openaiBaseUrl: upstream.url })
   const agentId = await createAgent('org-a')
   upstream.queue.push({ status: 500 })

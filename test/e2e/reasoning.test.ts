@@ -5,7 +5,7 @@ import { Writable } from 'node:stream'
 import { pino } from 'pino'
 import { scrape, startApp, type TestApp } from '../helpers/server.js'
 import { request, seqOf, StreamClient } from '../helpers/sse-client.js'
-import { FakeOpenAI } from '../helpers/upstream.js'
+import { FakeOpenAI, startUpstream } from '../helpers/upstream.js'
 import { setTimeout as sleep } from 'node:timers/promises'
 import type { ServerOptionsInput } from '../../lib/config.js'
 import { until } from '../helpers/settle.js'
@@ -16,8 +16,7 @@ const TOKENS = ['The ', 'answer ', 'is ', '42.']
 interface Setup extends TestApp { upstream: FakeOpenAI, agentId: string, logs: () => Array<Record<string, unknown>> }
 
 async function setup (t: Test, options: ServerOptionsInput = {}): Promise<Setup> {
-  const upstream = await new FakeOpenAI().start()
-  t.teardown(() => upstream.close())
+  const upstream = await startUpstream(t)
   let raw = ''
   const sink = new Writable({ write (chunk, _enc, done) { raw += String(chunk); done() } })
   const app = await startApp(t, { llmProvider: 'openai', openaiApiKey: 'k', openaiBaseUrl: upstream.url, ...options }, { logger: pino({ level: 'info' }, sink) })

@@ -3,27 +3,21 @@ import { gunzipSync, createGunzip } from 'node:zlib'
 import http from 'node:http'
 import { randomBytes } from 'node:crypto'
 import type { ServerOptionsInput } from '../../lib/config.js'
-import type { StreamEndInfo } from '../../lib/server.js'
-import { scrape, startApp, type TestApp } from '../helpers/server.js'
+import { scrape, startAppWithUpstream, type AppWithUpstream } from '../helpers/server.js'
 import { eventually, within } from '../helpers/settle.js'
 import { StreamClient, seqOf, type RequestOptions } from '../helpers/sse-client.js'
-import { FakeOpenAI } from '../helpers/upstream.js'
 
 const TOKENS = Array.from({ length: 12 }, (_, i) => `t${i} `)
 
-async function setup (t: Test, options: ServerOptionsInput = {}): Promise<TestApp & { upstream: FakeOpenAI, agentId: string, ends: StreamEndInfo[], resume: (id: string, opts?: RequestOptions & { query?: string, org?: string, sub?: string }) => StreamClient }> {
-  const upstream = await new FakeOpenAI().start()
-  t.teardown(() => upstream.close())
-  const ends: StreamEndInfo[] = []
-  const app = await startApp(t, { llmProvider: 'openai', openaiApiKey: 'k', openaiBaseUrl: upstream.url, streamDetachGraceMs: 2000, ...options }, { onStreamEnd: (e) => ends.push(e) })
-  const agentId = await app.createAgent('org-a')
+async function setup (t: Test, options: ServerOptionsInput = {}): Promise<AppWithUpstream & { resume: (id: string, opts?: RequestOptions & { query?: string, org?: string, sub?: string }) => StreamClient }> {
+  const app = await startAppWithUpstream(t, { streamDetachGraceMs: 2000, ...options })
   const resume = (id: string, opts: RequestOptions & { query?: string, org?: string, sub?: string } = {}): StreamClient =>
     new StreamClient(`${app.url}/api/v1/streams/${id}${opts.query ?? ''}`, {
       method: 'GET',
       rawBody: opts.rawBody,
       headers: { authorization: `Bearer ${app.token(opts.org ?? 'org-a', opts.sub)}`, ...opts.headers }
     })
-  return { ...app, upstream, agentId, ends, resume }
+  return { ...app, resume }
 }
 
 t.test('a dropped client resumes with Last-Event-ID: no gap, no duplicate, same ending', async (t) => {

@@ -14,7 +14,7 @@ import { freshSchema } from '../helpers/postgres.js'
 import { REDIS_URL } from '../helpers/redis.js'
 import { eventually, within } from '../helpers/settle.js'
 import { StreamClient, request, seqOf, type RequestOptions } from '../helpers/sse-client.js'
-import { FakeOpenAI } from '../helpers/upstream.js'
+import { FakeOpenAI, startUpstream } from '../helpers/upstream.js'
 
 /*
  * Two instances in this process, sharing one Redis and one PostgreSQL schema as a deployment
@@ -32,8 +32,7 @@ interface Pair {
 }
 
 async function pair (t: Test, options: ServerOptionsInput = {}, redisUrl = REDIS_URL, bDeps: ServerDeps = {}): Promise<Pair> {
-  const upstream = await new FakeOpenAI().start()
-  t.teardown(() => upstream.close())
+  const upstream = await startUpstream(t)
   const shared: ServerOptionsInput = {
     databaseUrl: await freshSchema(t),
     redisUrl,

@@ -7,7 +7,7 @@ import Database from 'better-sqlite3'
 import { SqliteStore } from '../../lib/store/sqlite.js'
 import type { Store } from '../../lib/store/store.js'
 import { startApp } from '../helpers/server.js'
-import { FakeOpenAI } from '../helpers/upstream.js'
+import { startUpstream } from '../helpers/upstream.js'
 import { eventually } from '../helpers/settle.js'
 import { request, type StreamClient } from '../helpers/sse-client.js'
 
@@ -43,8 +43,7 @@ t.test('a store failure before streaming is a 500 that reveals nothing, reported
 
 t.test('a store failure while saving the reply ends the stream with an error chunk, not done', async (t) => {
   const { store, fail } = faultyStore()
-  const upstream = await new FakeOpenAI().start()
-  t.teardown(() => upstream.close())
+  const upstream = await startUpstream(t)
   upstream.script = { tokens: ['a', 'b'], hangAfterTokens: 1 }
   const errors: unknown[] = []
   const { stream, createAgent, call, app } = await startApp(t, { llmProvider: 'openai', openaiApiKey: 'k', openaiBaseUrl: upstream.url }, { store, onError: (err) => errors.push(err) })
@@ -75,8 +74,7 @@ t.test('a store failure while saving the reply ends the stream with an error chu
 })
 
 t.test('non-streaming chat during shutdown answers 503', async (t) => {
-  const upstream = await new FakeOpenAI().start()
-  t.teardown(() => upstream.close())
+  const upstream = await startUpstream(t)
   upstream.script = { tokens: ['a', 'b'], hangAfterTokens: 1 }
   const { app, call, createAgent } = await startApp(t, { llmProvider: 'openai', openaiApiKey: 'k', openaiBaseUrl: upstream.url })
   const agentId = await createAgent('org-a')
@@ -108,8 +106,7 @@ t.test('the database file locked by another process mid-turn: an error chunk, no
   const dir = mkdtempSync(join(tmpdir(), 'agentmem-lock-'))
   t.teardown(() => rmSync(dir, { recursive: true, force: true }))
   const file = join(dir, 'agentmem.db')
-  const upstream = await new FakeOpenAI().start()
-  t.teardown(() => upstream.close())
+  const upstream = await startUpstream(t)
   const { stream, createAgent, call } = await startApp(t, { databaseUrl: `sqlite:${file}`, llmProvider: 'openai', openaiApiKey: 'k', openaiBaseUrl: upstream.url })
   const agentId = await createAgent('org-a')
   const before = stream('org-a', agentId, { message: 'first' })
@@ -145,8 +142,7 @@ t.test('the database file locked by another process mid-turn: an error chunk, no
  * fault strikes. `storedTurns()` counts the turns that said `done` and are in history.
  */
 async function appOnDisk (t: Test, file: string): Promise<{ turn: (tokens: string[], during?: () => void) => Promise<StreamClient>, doneTurns: () => Promise<{ said: number, stored: number }> }> {
-  const upstream = await new FakeOpenAI().start()
-  t.teardown(() => upstream.close())
+  const upstream = await startUpstream(t)
   const { stream, createAgent, call } = await startApp(t, {
     databaseUrl: `sqlite:${file}`, llmProvider: 'openai', openaiApiKey: 'k', openaiBaseUrl: upstream.url
   })

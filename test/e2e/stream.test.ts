@@ -1,5 +1,5 @@
 import t from 'tap'
-import { FakeOpenAI } from '../helpers/upstream.js'
+import { FakeOpenAI, startUpstream } from '../helpers/upstream.js'
 import { startApp } from '../helpers/server.js'
 import { seqOf } from '../helpers/sse-client.js'
 
@@ -41,8 +41,7 @@ t.test('builtin provider: start, content per token, done, with ids and the four 
 })
 
 t.test('each token reaches the client while the upstream is still generating', async (t) => {
-  const upstream = await new FakeOpenAI().start()
-  t.teardown(() => upstream.close())
+  const upstream = await startUpstream(t)
   upstream.script = { tokens: ['first', ' second'], hangAfterTokens: 1 }
   const { stream, createAgent } = await startApp(t, { llmProvider: 'openai', openaiApiKey: 'sk-test', openaiBaseUrl: upstream.url })
   const client = stream('org-a', await createAgent('org-a'), { message: 'hi' })
@@ -56,8 +55,7 @@ t.test('each token reaches the client while the upstream is still generating', a
 })
 
 t.test('openai provider: real SDK against an OpenAI-compatible server, token by token', async (t) => {
-  const upstream = await new FakeOpenAI().start()
-  t.teardown(() => upstream.close())
+  const upstream = await startUpstream(t)
   upstream.script = { tokens: ['Once', ' upon', ' a', ' time'], tokenDelayMs: 5 }
   const { stream, createAgent, call } = await startApp(t, { llmProvider: 'openai', openaiApiKey: 'sk-test', openaiBaseUrl: upstream.url, llmModel: 'm-default' })
   const agentId = await createAgent('org-a', { system: 'You are terse.', llm_config: { model: 'm-agent', temperature: 0.3 } })
@@ -91,8 +89,7 @@ t.test('openai provider: real SDK against an OpenAI-compatible server, token by 
 })
 
 t.test('a long reply (over a thousand tokens) is stored and answered exactly as it was streamed', async (t) => {
-  const upstream = await new FakeOpenAI().start()
-  t.teardown(() => upstream.close())
+  const upstream = await startUpstream(t)
   const tokens = Array.from({ length: 1100 }, (_, i) => (i % 9 === 0 ? ` é${i}` : ` w${i}`))
   upstream.script = { tokens }
   const { stream, createAgent, call } = await startApp(t, { llmProvider: 'openai', openaiApiKey: 'k', openaiBaseUrl: upstream.url })
@@ -107,8 +104,7 @@ t.test('a long reply (over a thousand tokens) is stored and answered exactly as 
 })
 
 t.test('upstream refusing before streaming is an HTTP 502, and nothing is stored', async (t) => {
-  const upstream = await new FakeOpenAI().start()
-  t.teardown(() => upstream.close())
+  const upstream = await startUpstream(t)
   const { stream, createAgent, call } = await startApp(t, { llmProvider: 'openai', openaiApiKey: 'sk-test', openaiBaseUrl: upstream.url })
   const agentId = await createAgent('org-a')
   for (const status of [429, 500, 401]) {
@@ -135,8 +131,7 @@ t.test('upstream unreachable is a 502 naming the failure', async (t) => {
 })
 
 t.test('upstream dying mid-stream ends the stream with an error chunk, partial reply kept', async (t) => {
-  const upstream = await new FakeOpenAI().start()
-  t.teardown(() => upstream.close())
+  const upstream = await startUpstream(t)
   upstream.script = { tokens: ['a', 'b', 'c', 'd'], dieAfterTokens: 2, tokenDelayMs: 20 }
   const { stream, createAgent, call } = await startApp(t, { llmProvider: 'openai', openaiApiKey: 'sk-test', openaiBaseUrl: upstream.url })
   const agentId = await createAgent('org-a')

@@ -1,5 +1,6 @@
 import type { Test } from 'tap'
-import { createServer, type AgentMemServer, type ServerDeps } from '../../lib/server.js'
+import { createServer, type AgentMemServer, type ServerDeps, type StreamEndInfo } from '../../lib/server.js'
+import { FakeOpenAI, startUpstream } from './upstream.js'
 import type { ServerOptionsInput } from '../../lib/config.js'
 import { signToken } from '../../lib/auth/jwt.js'
 import { StreamClient, request, type RequestOptions } from './sse-client.js'
@@ -72,4 +73,20 @@ export async function startApp (t: Test, options: ServerOptionsInput = {}, deps:
       body: typeof body === 'string' ? body : JSON.stringify(body)
     })
   }
+}
+
+export interface AppWithUpstream extends TestApp {
+  upstream: FakeOpenAI
+  /** Every stream's end, as onStreamEnd reports it. */
+  ends: StreamEndInfo[]
+  /** An agent of org-a. */
+  agentId: string
+}
+
+/** A test server whose LLM is a FakeOpenAI of its own (through the real openai SDK), with an agent of org-a. */
+export async function startAppWithUpstream (t: Test, options: ServerOptionsInput = {}, deps: ServerDeps = {}, agent: Record<string, unknown> = {}): Promise<AppWithUpstream> {
+  const upstream = await startUpstream(t)
+  const ends: StreamEndInfo[] = []
+  const app = await startApp(t, { llmProvider: 'openai', openaiApiKey: 'sk-test', openaiBaseUrl: upstream.url, ...options }, { onStreamEnd: (e) => ends.push(e), ...deps })
+  return { ...app, upstream, ends, agentId: await app.createAgent('org-a', agent) }
 }

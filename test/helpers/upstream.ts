@@ -233,3 +233,10 @@ export function embedText (text: string): number[] {
   }
   return v
 }
+
+/** A FakeOpenAI for one test, closed after it. */
+export async function startUpstream (t: { teardown: (fn: () => Promise<void>) => void }): Promise<FakeOpenAI> {
+  const upstream = await new FakeOpenAI().start()
+  t.teardown(async () => { await upstream.close() })
+  return upstream
+}
