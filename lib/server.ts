@@ -1,12 +1,11 @@
 import http from 'node:http'
 import { randomUUID } from 'node:crypto'
-import { setTimeout as sleep } from 'node:timers/promises'
 import type { AddressInfo } from 'node:net'
 import { createAuthenticator, generateSecret } from './auth/jwt.js'
 import { ApiKeyAuthenticator, requestAuthenticator } from './auth/api-keys.js'
 import { Orchestrator } from './chat/orchestrator.js'
-import { CancelledError, ServerShutdownError, type StreamOutcome } from './chat/errors.js'
-import { StreamRun, type RunObserver } from './chat/stream-run.js'
+import { CancelledError, type StreamOutcome } from './chat/errors.js'
+import type { RunObserver } from './chat/stream-run.js'
 import { createLogger, requestIdFrom, type Logger } from './observability/logger.js'
 import { Metrics } from './observability/metrics.js'
 import { metricsRoutes } from './routes/metrics.js'
@@ -15,10 +14,11 @@ import { buildOpenApi } from './openapi.js'
 import { PACKAGE_VERSION } from './version.js'
 import { isDevMode, resolveOptions, type ServerOptions, type ServerOptionsInput } from './config.js'
 import { prepareDevSession, type DevSession } from './dev.js'
-import { viaCoordinator, type Coordinator } from './coord/coordinator.js'
+import { StreamSupervisor } from './stream/supervisor.js'
+import type { Coordinator } from './coord/coordinator.js'
 import { LocalCoordinator } from './coord/local.js'
 import { RedisCoordinator } from './coord/redis.js'
-import { badRequest, HttpError, payloadTooLarge, quotaExceeded, serviceUnavailable, upstreamError } from './errors.js'
+import { badRequest, HttpError, payloadTooLarge, serviceUnavailable, upstreamError } from './errors.js'
 import { answerClientError } from './http/client-error.js'
 import { sendError, sendNoContent } from './http/respond.js'
 import { Router } from './http/router.js'
@@ -210,21 +210,6 @@ export async function createServer (input: ServerOptionsInput = {}, deps: Server
     else registry.readRemotely(stream)
   })
   const liveReplay = new ReplayBudget(options.streamLiveReplayMaxBytes)
-  const runs = new Set<StreamRun>()
-  let drained: (() => void) | undefined
-  const onRunEnd = (run: StreamRun, outcome: StreamOutcome): void => {
-    runs.delete(run)
-    const resumable = registry.get(run.id)
-    if (resumable !== undefined) registry.ended(resumable)
-    const ms = performance.now() - run.startedAt
-    const { events, bytes } = run.sent
-    metrics.streamEnded(run.orgId, outcome, ms / 1000)
-    metrics.eventsSent.inc(events)
-    metrics.bytesSent.inc(bytes)
-    logger.info({ req_id: run.requestId, org: run.orgId, agent: run.agentId, stream_id: run.id, outcome, ms: Math.round(ms), events, tokens: run.usage?.completion_tokens ?? null }, 'stream end')
-    deps.onStreamEnd?.({ id: run.id, orgId: run.orgId, outcome })
-    if (runs.size === 0) drained?.()
-  }
   const keepAlive = new KeepAliveTicker(options.streamKeepaliveMs, (sent) => { metrics.keepAlives.inc(sent) })
   const observer: RunObserver = {
     started: () => metrics.streamsStarted.inc(),
@@ -234,11 +219,15 @@ export async function createServer (input: ServerOptionsInput = {}, deps: Server
     memories: (ops) => { for (const { op } of ops) metrics.memoriesWritten.inc({ op }) },
     internalError: onError
   }
-  const timeouts = {
-    firstTokenMs: options.streamFirstTokenTimeoutMs,
-    idleMs: options.streamIdleTimeoutMs,
-    maxDurationMs: options.streamMaxDurationMs
-  }
+  const supervisor = new StreamSupervisor({
+    coordinator,
+    registry,
+    metrics,
+    logger,
+    observer,
+    onStreamEnd: deps.onStreamEnd,
+    timeouts: { firstTokenMs: options.streamFirstTokenTimeoutMs, idleMs: options.streamIdleTimeoutMs, maxDurationMs: options.streamMaxDurationMs }
+  })
   const app: AppContext = {
     options,
     store,
@@ -247,17 +236,7 @@ export async function createServer (input: ServerOptionsInput = {}, deps: Server
     authenticate,
     llmProvider: llm.name,
     coordinator,
-    startRun: async (orgId, agentId, requestId) => {
-      const acquired = await viaCoordinator(coordinator.acquire(orgId))
-      if (!acquired.ok) {
-        metrics.limitRejections.inc({ scope: acquired.scope })
-        throw quotaExceeded(acquired.scope, acquired.limit, 1)
-      }
-      const run = new StreamRun({ orgId, agentId, requestId, lease: acquired.lease, timeouts, onEnd: onRunEnd, observer })
-      runs.add(run)
-      metrics.activeStreams.inc({ tenant: orgId })
-      return run
-    },
+    startRun: async (orgId, agentId, requestId) => await supervisor.start(orgId, agentId, requestId),
     registry,
     replayLimits: { maxEvents: options.streamReplayMaxEvents, maxBytes: options.streamReplayMaxBytes },
     liveReplay,
@@ -376,15 +355,7 @@ export async function createServer (input: ServerOptionsInput = {}, deps: Server
   const close = async (): Promise<void> => {
     closing = true
     const stopped = new Promise<void>((resolve) => server.close(() => resolve()))
-    if (runs.size > 0) {
-      // Running streams get the grace period to finish; whatever is left then ends with server_shutdown.
-      const allEnded = new Promise<void>((resolve) => { drained = resolve })
-      const timer = new AbortController()
-      await Promise.race([allEnded, sleep(options.shutdownGraceMs, undefined, { signal: timer.signal }).catch(() => {})])
-      timer.abort()
-      for (const run of runs) run.abort(new ServerShutdownError())
-      await allEnded
-    }
+    await supervisor.drain(options.shutdownGraceMs)
     registry.close()
     server.closeIdleConnections()
     await stopped
@@ -419,6 +390,6 @@ export async function createServer (input: ServerOptionsInput = {}, deps: Server
       closed ??= close()
       await closed
     },
-    streams: () => [...runs].map((run) => ({ id: run.id, orgId: run.orgId, state: run.state.state, bufferedBytes: run.bufferedBytes }))
+    streams: () => [...supervisor.runs].map((run) => ({ id: run.id, orgId: run.orgId, state: run.state.state, bufferedBytes: run.bufferedBytes }))
   }
 }
