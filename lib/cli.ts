@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 import { parseArgs } from 'node:util'
 import { signToken } from './auth/jwt.js'
-import { ConfigError, optionsFromEnv } from './config.js'
+import { commaList, ConfigError, optionsFromEnv } from './config.js'
 import { devCurl } from './dev.js'
 import { createServer } from './server.js'
 import { PACKAGE_VERSION } from './version.js'
@@ -38,7 +38,7 @@ function token (args: string[]): void {
       ? 'No key configured: set JWT_SECRET (dev mode makes a new random key at every start, so its tokens cannot be minted here)'
       : 'JWT_PUBLIC_KEY can only verify: mint tokens with the matching private key in your auth service, or use JWT_SECRET')
   }
-  const roles = values.roles === undefined ? [] : values.roles.split(',').filter(Boolean)
+  const roles = values.roles === undefined ? [] : commaList(values.roles)
   console.log(signToken(options.jwtSecret, { org: values.org, sub: values.sub, roles, ttlMs: parseTtl(values.ttl as string) },
     { issuer: options.jwtIssuer, audience: options.jwtAudience }))
 }
@@ -58,7 +58,7 @@ async function apiKey (args: string[]): Promise<void> {
         for (const key of await store.listApiKeys(values.org)) console.log(JSON.stringify(key))
         return
       }
-      const roles = values.roles === undefined ? [] : values.roles.split(',').filter(Boolean)
+      const roles = values.roles === undefined ? [] : commaList(values.roles)
       const created = await createApiKey(store, values.org, { name: values.name, roles, ttl: values.ttl })
       console.log(`created ${created.id} for org ${created.organization_id}${created.expires_at === null ? '' : `, expires ${created.expires_at}`}`)
       console.log(created.key)

@@ -145,9 +145,14 @@ function describe (errors: ErrorObject[], fromEnv: boolean): string {
   }).join('; ')
 }
 
-/** `*`, or the listed origins (trimmed, empty entries dropped). */
+/** A comma-separated option as its entries, trimmed, empty ones dropped. */
+export function commaList (value: string): string[] {
+  return value.split(',').map((v) => v.trim()).filter((v) => v !== '')
+}
+
+/** `*`, or the listed origins. */
 export function corsOriginList (value: string): '*' | string[] {
-  const origins = value.split(',').map((o) => o.trim()).filter((o) => o !== '')
+  const origins = commaList(value)
   return origins.includes('*') ? '*' : origins
 }
 

@@ -12,7 +12,7 @@ import { metricsRoutes } from './routes/metrics.js'
 import { uiRoutes } from './routes/ui.js'
 import { buildOpenApi } from './openapi.js'
 import { PACKAGE_VERSION } from './version.js'
-import { isDevMode, resolveOptions, type ServerOptions, type ServerOptionsInput } from './config.js'
+import { commaList, isDevMode, resolveOptions, type ServerOptions, type ServerOptionsInput } from './config.js'
 import { prepareDevSession, type DevSession } from './dev.js'
 import { StreamSupervisor } from './stream/supervisor.js'
 import type { Coordinator } from './coord/coordinator.js'
@@ -163,7 +163,7 @@ function createExtractor (llm: LlmProvider): MemoryExtractor {
 export async function createServer (input: ServerOptionsInput = {}, deps: ServerDeps = {}): Promise<AgentMemServer> {
   const options = resolveOptions(input)
   const devSecret = isDevMode(options) ? generateSecret() : undefined
-  const adminRoles = options.adminRoles.split(',').map((r) => r.trim()).filter((r) => r !== '')
+  const adminRoles = commaList(options.adminRoles)
   const jwtAuthenticate = createAuthenticator({
     secret: devSecret ?? options.jwtSecret,
     publicKeyPath: options.jwtPublicKey,
