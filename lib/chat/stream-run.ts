@@ -155,7 +155,7 @@ export class StreamRun {
         } else if (event.type === 'reasoning') {
           // Thinking is upstream activity (it keeps the first-token and idle bounds at bay) but never the reply.
           this.#onReasoning()
-          if (reasoning.length < REASONING_KEPT_CHARS) reasoning = (reasoning + event.text).slice(0, REASONING_KEPT_CHARS)
+          if (reasoning.length < REASONING_KEPT_CHARS) reasoning += event.text.slice(0, REASONING_KEPT_CHARS - reasoning.length)
           if (turn.includeReasoning) {
             state.transition('reasoning')
             const wait = sink.event(makeChunk('reasoning', { content: event.text }))
