@@ -31,7 +31,8 @@ const agentFields = {
 } as const
 
 /** AgentMem's memory types, in its own spelling or the lowercase one its SDKs send. */
-const memoryType = { type: 'string', enum: [...MEMORY_TYPES, ...MEMORY_TYPES.map((t) => t.toLowerCase())] }
+export const MEMORY_TYPE_SPELLINGS: readonly string[] = [...MEMORY_TYPES, ...MEMORY_TYPES.map((t) => t.toLowerCase())]
+const memoryType = { type: 'string', enum: MEMORY_TYPE_SPELLINGS }
 const BY_SPELLING = new Map<string, MemoryType>(MEMORY_TYPES.flatMap((t) => [[t, t], [t.toLowerCase(), t]]))
 
 /** The stored spelling of a memory type, or undefined for an unknown one. */

@@ -17,6 +17,13 @@ export function intParam (query: URLSearchParams, name: string, range: IntRange)
   return value
 }
 
+/** Query parameter from a fixed list: absent is undefined, anything else not listed gets a 400. */
+export function oneOfParam<T extends string> (query: URLSearchParams, name: string, allowed: readonly T[]): T | undefined {
+  const value = query.get(name) ?? undefined
+  if (value === undefined || (allowed as readonly string[]).includes(value)) return value as T | undefined
+  throw validationError([{ path: `?${name}`, message: `must be one of ${allowed.join(', ')}` }])
+}
+
 export function pageParams (query: URLSearchParams): { limit: number, offset: number } {
   return {
     limit: intParam(query, 'limit', { min: 1, max: 100, fallback: 50 }),

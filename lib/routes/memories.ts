@@ -1,9 +1,9 @@
-import { notFound, validationError } from '../errors.js'
+import { notFound } from '../errors.js'
 import { readJsonBody } from '../http/body.js'
-import { intParam, pageParams } from '../http/query.js'
+import { intParam, oneOfParam, pageParams } from '../http/query.js'
 import { sendJson } from '../http/respond.js'
 import type { Router } from '../http/router.js'
-import { memoryTypeOf, schemas, validator } from '../schemas.js'
+import { MEMORY_TYPE_SPELLINGS, memoryTypeOf, schemas, validator } from '../schemas.js'
 import { MEMORY_SORTS, type Memory, type MemoryInput, type MemoryPatch, type MemoryQuery, type MemoryType } from '../store/store.js'
 import type { Principal } from '../auth/jwt.js'
 import { actingUser, listedUser, mayActFor } from '../auth/access.js'
@@ -78,13 +78,6 @@ export function memoryRoutes (router: Router, app: AppContext): void {
       .sort((a, b) => b.score - a.score)
   }
 
-  /** `?name=` from a fixed list, or 400. */
-  function oneOf<T extends string> (query: URLSearchParams, name: string, allowed: readonly T[]): T | undefined {
-    const value = query.get(name) ?? undefined
-    if (value === undefined || (allowed as readonly string[]).includes(value)) return value as T | undefined
-    throw validationError([{ path: `?${name}`, message: `must be one of ${allowed.join(', ')}` }])
-  }
-
   // Agent-scoped family.
   router.on('POST', '/api/v1/agents/:id/memories', authed(app, async ({ req, res, params, principal }) => {
     const input = validateCreate(await readJsonBody(req, options.bodyLimitBytes))
@@ -117,13 +110,13 @@ export function memoryRoutes (router: Router, app: AppContext): void {
     const limit = intParam(query, 'limit', { min: 1, max: 100, fallback: 20 })
     const agentId = query.get('agent_id') ?? undefined
     if (agentId !== undefined) await agentOf(principal.orgId, agentId)
-    const type = query.get('memory_type') ?? undefined
+    const type = oneOfParam(query, 'memory_type', MEMORY_TYPE_SPELLINGS)
     const memoryQuery: MemoryQuery = {
       agentId,
       userId: listedUser(principal, query.get('user_id') ?? undefined),
-      memoryType: type === undefined ? undefined : memoryTypeOf(type) ?? badType(type),
-      sortBy: oneOf(query, 'sort_by', MEMORY_SORTS),
-      order: oneOf(query, 'order', ['asc', 'desc'] as const),
+      memoryType: type === undefined ? undefined : memoryTypeOf(type),
+      sortBy: oneOfParam(query, 'sort_by', MEMORY_SORTS),
+      order: oneOfParam(query, 'order', ['asc', 'desc'] as const),
       limit,
       offset: page * limit
     }
@@ -165,8 +158,4 @@ export function memoryRoutes (router: Router, app: AppContext): void {
 /** AgentMem's SDKs send memory types in lowercase; the store keeps one spelling. */
 function normalized<T extends { memory_type?: MemoryType }> (input: T): T {
   return input.memory_type === undefined ? input : { ...input, memory_type: memoryTypeOf(input.memory_type) }
-}
-
-function badType (type: string): never {
-  throw validationError([{ path: '?memory_type', message: `must be one of the memory types, got ${type}` }])
 }
