@@ -38,12 +38,15 @@ export class Router {
     return this.#routes.flatMap((r) => [...r.handlers.keys()].map((method) => ({ method, pattern: '/' + r.segments.join('/') })))
   }
 
-  /** The methods the path's route answers (for OPTIONS and Allow); throws 404 when no route matches. */
+  /**
+   * The methods the path answers, over every route that matches it (for OPTIONS, Allow and 405),
+   * so they agree with `find`: GET /memories/search is the :id route's GET. 404 when none matches.
+   */
   methods (url: string): string[] {
     const parts = pathOf(url).split('/').filter(Boolean)
-    const route = this.#routes.find((r) => match(r.segments, parts) !== null)
-    if (route === undefined) throw notFound('Route')
-    return allowed(route)
+    const matching = this.#routes.filter((r) => match(r.segments, parts) !== null)
+    if (matching.length === 0) throw notFound('Route')
+    return [...new Set(matching.flatMap(allowed))]
   }
 
   /** Throws the 404/405/400 the caller should send. */
@@ -52,17 +55,15 @@ export class Router {
     const query = queryOf(queryAt === -1 ? '' : url.slice(queryAt + 1))
     const parts = pathOf(url).split('/').filter(Boolean)
     // A literal segment wins over a parameter: POST /memories/search is not POST /memories/:id.
-    let allow: string[] | null = null
     for (const route of this.#routes) {
       const params = match(route.segments, parts)
       if (params === null) continue
       // HEAD is GET without the body (RFC 9110 §9.3.2); Node sends no body for it.
       const handler = route.handlers.get(method) ?? (method === 'HEAD' ? route.handlers.get('GET') : undefined)
       if (handler !== undefined) return { handler, params, query }
-      allow = [...allow ?? [], ...allowed(route)]
     }
-    if (allow !== null) throw methodNotAllowed(allow)
-    throw notFound('Route')
+    // No route takes this method (methods() throws the 404 when no route matches at all).
+    throw methodNotAllowed(this.methods(url))
   }
 }
 

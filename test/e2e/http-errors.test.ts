@@ -319,6 +319,8 @@ t.test('HTTP as RFC 9110/9112 say: HEAD, absolute-form, Host, Connection: close,
   t.match(headStream.raw, /text\/event-stream/)
   const options = await rawExchange(url, `OPTIONS /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n`)
   t.match(options.raw, /Allow: GET, HEAD, OPTIONS/, 'Allow lists HEAD beside GET')
+  const overlapping = await rawExchange(url, `OPTIONS /api/v1/memories/search HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n`)
+  t.match(overlapping.raw, /Allow: POST, GET, PUT, DELETE, HEAD, OPTIONS/, 'every route that matches the path: the search route\'s POST and the :id route\'s methods, as find() serves them')
   const wrongMethod = await rawExchange(url, `PATCH /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n`)
   t.equal(wrongMethod.status, 405)
   t.same(wrongMethod.body?.details, { allow: ['GET', 'HEAD'] })
