@@ -1,6 +1,6 @@
 import { schemas } from './schemas.js'
 import { HTTP_STATUS } from './errors.js'
-import { STREAM_ENDINGS } from './chat/errors.js'
+import { STREAM_ENDINGS } from './stream/outcomes.js'
 
 /** What the document says of each route; the test checks every registered route has an entry. */
 interface Operation {

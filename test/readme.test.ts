@@ -26,7 +26,7 @@ t.test('environment names are the options in upper snake case', async (t) => {
 
 t.test('README names every error code with its status, and every stream ending', async (t) => {
   const { HTTP_STATUS } = await import('../lib/errors.js')
-  const { STREAM_ENDINGS } = await import('../lib/chat/errors.js')
+  const { STREAM_ENDINGS } = await import('../lib/stream/outcomes.js')
   const api = readme.slice(readme.indexOf('## API'), readme.indexOf('### Stream a chat reply'))
   for (const [code, status] of Object.entries(HTTP_STATUS)) {
     t.match(api, new RegExp(`\`${code}\`[^()]*\\(${status}|\`${code}\` and \`\\w+\` \\(${status}`), `${code} (${status})`)

@@ -2,11 +2,11 @@ import t from 'tap'
 import { setFlagsFromString } from 'node:v8'
 import { runInNewContext } from 'node:vm'
 import { setTimeout as sleep } from 'node:timers/promises'
-import { BroadcastSink } from '../lib/chat/sinks.js'
-import { StreamRun } from '../lib/chat/stream-run.js'
+import { BroadcastSink } from '../lib/stream/sinks.js'
+import { StreamRun } from '../lib/stream/run.js'
 import { leaseOnce } from '../lib/limits/concurrency.js'
-import { StreamRegistry, type ResumableStream } from '../lib/resume/registry.js'
-import { ReplayLog } from '../lib/resume/replay-log.js'
+import { StreamRegistry, type ResumableStream } from '../lib/stream/registry.js'
+import { ReplayLog } from '../lib/stream/replay-log.js'
 
 setFlagsFromString('--expose-gc')
 const gc = runInNewContext('gc') as () => void

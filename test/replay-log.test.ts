@@ -2,7 +2,7 @@ import t from 'tap'
 import { setFlagsFromString } from 'node:v8'
 import { runInNewContext } from 'node:vm'
 import { frameEvent } from '../lib/sse/frame.js'
-import { ReplayBudget, ReplayLog } from '../lib/resume/replay-log.js'
+import { ReplayBudget, ReplayLog } from '../lib/stream/replay-log.js'
 import { acceptsGzip } from '../lib/http/accept-encoding.js'
 
 setFlagsFromString('--expose-gc')

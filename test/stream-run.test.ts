@@ -1,7 +1,7 @@
 import t from 'tap'
-import { StreamRun } from '../lib/chat/stream-run.js'
+import { StreamRun } from '../lib/stream/run.js'
 import { ConcurrencyLimiter } from '../lib/limits/concurrency.js'
-import type { StreamOutcome } from '../lib/chat/errors.js'
+import type { StreamOutcome } from '../lib/stream/outcomes.js'
 import { timerCount } from './helpers/settle.js'
 
 t.test('release frees slot, timers and signal once, however often it is called', async (t) => {

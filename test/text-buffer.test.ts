@@ -1,5 +1,5 @@
 import t from 'tap'
-import { TextBuffer } from '../lib/chat/text-buffer.js'
+import { TextBuffer } from '../lib/stream/text-buffer.js'
 
 t.test('a reply built token by token reads back exactly, across folds', async (t) => {
   for (const count of [0, 1, 255, 256, 257, 1000]) {

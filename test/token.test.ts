@@ -1,5 +1,5 @@
 import t from 'tap'
-import { newResumeToken } from '../lib/resume/token.js'
+import { newResumeToken } from '../lib/stream/token.js'
 
 t.test('resume tokens are 24 random bytes in base64url, never repeated across pool refills', async (t) => {
   const tokens = Array.from({ length: 1000 }, () => newResumeToken())

@@ -8,8 +8,8 @@ import type { ToolCallInfo } from '../protocol/chunk.js'
 import type { Agent, Memory, Message } from '../store/store.js'
 import type { ToolRegistry } from '../tools/registry.js'
 import { buildPrompt, memoryBlock } from './prompt.js'
-import { AgentDeletedError } from './errors.js'
-import { TextBuffer } from './text-buffer.js'
+import { AgentDeletedError } from '../stream/outcomes.js'
+import { TextBuffer } from '../stream/text-buffer.js'
 
 export interface TurnContext {
   principal: Principal

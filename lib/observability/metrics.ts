@@ -1,5 +1,5 @@
 import { Counter, Gauge, Histogram, Registry } from 'prom-client'
-import type { StreamOutcome } from '../chat/errors.js'
+import type { StreamOutcome } from '../stream/outcomes.js'
 
 /**
  * Prometheus metrics on a private registry (an embedding app's default registry stays its own).

@@ -1,11 +1,11 @@
 import { setTimeout as sleep } from 'node:timers/promises'
-import { ServerShutdownError, type StreamOutcome } from '../chat/errors.js'
-import { StreamRun, type RunObserver, type StreamTimeouts } from '../chat/stream-run.js'
+import { ServerShutdownError, type StreamOutcome } from './outcomes.js'
+import { StreamRun, type RunObserver, type StreamTimeouts } from './run.js'
 import { viaCoordinator, type Coordinator } from '../coord/coordinator.js'
 import { quotaExceeded } from '../errors.js'
 import type { Logger } from '../observability/logger.js'
 import type { Metrics } from '../observability/metrics.js'
-import type { StreamRegistry } from '../resume/registry.js'
+import type { StreamRegistry } from './registry.js'
 
 export interface SupervisorOptions {
   coordinator: Coordinator

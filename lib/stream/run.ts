@@ -1,11 +1,11 @@
 import type { Lease } from '../limits/concurrency.js'
 import type { TokenUsage } from '../llm/provider.js'
-import { newStreamId } from '../resume/token.js'
+import { newStreamId } from './token.js'
 import { makeChunk } from '../protocol/chunk.js'
 import { StreamStateMachine } from '../protocol/state-machine.js'
-import { classifyFailure, StreamTimeoutError, type StreamOutcome } from './errors.js'
+import { classifyFailure, StreamTimeoutError, type StreamOutcome } from './outcomes.js'
 import { TextBuffer } from './text-buffer.js'
-import type { MemoryUpdateEvent, ToolCallEvent, Turn } from './orchestrator.js'
+import type { MemoryUpdateEvent, ToolCallEvent, Turn } from '../chat/orchestrator.js'
 import type { ChunkSink } from './sinks.js'
 
 /** How much of a model's thinking is kept with its reply (in the message's metadata). */

@@ -1,6 +1,6 @@
 import { serializeChunk, serializeContent, type StreamChunk, type ToolCallInfo } from '../protocol/chunk.js'
 import type { StreamFeed } from '../coord/coordinator.js'
-import { ReplayLog } from '../resume/replay-log.js'
+import { ReplayLog } from './replay-log.js'
 import { ClientGoneError, SlowConsumerError, type SseWriter } from '../sse/writer.js'
 import { TextBuffer } from './text-buffer.js'
 

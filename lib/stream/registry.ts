@@ -1,5 +1,5 @@
-import type { BroadcastSink } from '../chat/sinks.js'
-import type { StreamRun } from '../chat/stream-run.js'
+import type { BroadcastSink } from './sinks.js'
+import type { StreamRun } from './run.js'
 import { newResumeToken } from './token.js'
 
 export interface ResumableStream {
