@@ -1,7 +1,7 @@
 export { createServer, type AgentMemServer, type ServerDeps, type StreamInfo, type StreamEndInfo } from './server.js'
 export { resolveOptions, optionsFromEnv, ConfigError, ENV_VARS, type ServerOptions, type ServerOptionsInput } from './config.js'
 export { signToken, type Principal } from './auth/jwt.js'
-export type { LlmProvider, LlmDelta, LlmRequest, ChatMessage, TokenUsage } from './llm/provider.js'
+export type { LlmProvider, LlmReply, LlmRequest, ReplyHandler, ToolCall, ChatMessage, TokenUsage } from './llm/provider.js'
 export { UpstreamError } from './llm/provider.js'
 export type { Store, Agent, Message } from './store/store.js'
 export { StreamStateMachine, IllegalTransitionError, type ChunkType, type StreamState } from './protocol/state-machine.js'

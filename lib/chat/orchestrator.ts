@@ -1,15 +1,14 @@
 import { randomUUID } from 'node:crypto'
 import type { Principal } from '../auth/jwt.js'
-import type { ChatMessage, LlmDelta, LlmProvider, TokenUsage, ToolCallDelta } from '../llm/provider.js'
+import type { LlmProvider, LlmReply, TokenUsage } from '../llm/provider.js'
 import type { MemoryExtractor } from '../memory/extractor.js'
 import type { MemoryOp, MemoryScope, MemoryService } from '../memory/service.js'
 import type { ChatRequest } from '../schemas.js'
-import type { ToolCallInfo } from '../protocol/chunk.js'
-import type { Agent, Memory, Message } from '../store/store.js'
-import type { ToolRegistry } from '../tools/registry.js'
-import { buildPrompt, memoryBlock } from './prompt.js'
+import type { Agent, Memory, Message, MessageInput } from '../store/store.js'
+import type { ToolContext, ToolOutcome, ToolRegistry } from '../tools/registry.js'
+import type { ExtractionReport, TurnPlan, TurnServices } from '../stream/turn.js'
 import { AgentDeletedError } from '../stream/outcomes.js'
-import { TextBuffer } from '../stream/text-buffer.js'
+import { buildPrompt, memoryBlock } from './prompt.js'
 
 export interface TurnContext {
   principal: Principal
@@ -18,31 +17,20 @@ export interface TurnContext {
   signal: AbortSignal
 }
 
-/** What a turn produces, in order: text and tool calls while the model works, then memory updates. */
-export interface ToolCallEvent { type: 'tool_call', call: ToolCallInfo }
-export interface MemoryUpdateEvent { type: 'memory_update', content: string | null, memories_count: number | null, memories: MemoryOp[] }
-export type TurnEvent =
-  | { type: 'text', text: string }
-  | { type: 'reasoning', text: string }
-  | { type: 'usage', usage: TokenUsage }
-  | ToolCallEvent
-  | MemoryUpdateEvent
+/** A chat turn's plan: what the pipeline reads, and what storing and extraction need. */
+export interface ChatPlan extends TurnPlan {
+  readonly scope: MemoryScope
+  readonly userMessage: string
+  /** The reply's stored record, but for its role, content and metadata. */
+  readonly record: Omit<MessageInput, 'role' | 'content' | 'metadata'>
+  /** The memories extraction decides against. */
+  readonly related: Memory[]
+}
 
-/**
- * One chat turn whose upstream is open. Read `events` (text and tool calls across tool rounds),
- * then `complete` with the whole reply (which stores it) and read `extract`, or `abandon` with
- * what was said before it broke off.
- */
-export interface Turn {
-  readonly sessionId: string
-  readonly memoriesRetrieved: number
-  /** The client asked to watch the model think (`include_reasoning`). */
-  readonly includeReasoning: boolean
-  readonly events: AsyncIterable<TurnEvent>
-  /** Stores the reply; `reasoning` (bounded) goes into its metadata, never into its content. */
-  complete: (content: string, usage: TokenUsage | null, reasoning: string) => Promise<Message>
-  abandon: (content: string, usage: TokenUsage | null) => Promise<void>
-  extract: (content: string) => AsyncIterable<MemoryUpdateEvent>
+/** A turn whose upstream accepted it: its plan, and the first reply, not read yet. */
+export interface OpenedTurn {
+  plan: ChatPlan
+  reply: LlmReply
 }
 
 export interface OrchestratorOptions {
@@ -65,30 +53,18 @@ const EXTRACTION_CONTEXT = 10
 /** Bound on extraction that outlived its stream; it then gives up rather than hang a shutdown. */
 const BACKGROUND_EXTRACTION_MS = 60_000
 
-interface PendingCall {
-  id: string
-  name: string
-  arguments: string
-}
-
-/** Adds a fragment to a call being streamed; some providers resend the whole string instead of a piece. */
-function accumulate (calls: PendingCall[], d: ToolCallDelta): void {
-  const call = calls[d.index] ??= { id: '', name: '', arguments: '' }
-  if (d.id !== undefined) call.id = d.id
-  if (d.name !== undefined) call.name = d.name
-  const piece = d.arguments ?? ''
-  call.arguments = call.arguments !== '' && piece.startsWith(call.arguments) ? piece : call.arguments + piece
-}
-
-
 /** Turns a request into a prompt, runs the model and its tools, persists the conversation, extracts memories. */
-export class Orchestrator {
+export class Orchestrator implements TurnServices<ChatPlan> {
+  readonly llm: LlmProvider
+  readonly maxToolRounds: number
   readonly #opts: OrchestratorOptions
   readonly #background = new Set<Promise<unknown>>()
   #bucket: { until: number, signal: AbortSignal } | undefined
 
   constructor (opts: OrchestratorOptions) {
     this.#opts = opts
+    this.llm = opts.llm
+    this.maxToolRounds = opts.maxToolRounds
   }
 
   /**
@@ -108,7 +84,8 @@ export class Orchestrator {
     await Promise.allSettled([...this.#background])
   }
 
-  async open (ctx: TurnContext): Promise<Turn> {
+  /** Everything before the first byte: history, memories, prompt, and the upstream accepting the turn. */
+  async open (ctx: TurnContext): Promise<OpenedTurn> {
     const { principal, agent, request, signal } = ctx
     const { memories, llm, tools } = this.#opts
     const store = memories.store
@@ -130,85 +107,53 @@ export class Orchestrator {
     })
     const { model, temperature, max_tokens: maxTokens, top_p: topP } = agent.llm_config
     const llmRequest = { messages, model, temperature, maxTokens, topP, tools: tools.specs(), signal }
-    const first = await llm.open(llmRequest)
-    const base = { organization_id: scope.orgId, agent_id: agent.id, user_id: scope.userId, session_id: sessionId }
+    const reply = await llm.open(llmRequest)
+    const record = { organization_id: scope.orgId, agent_id: agent.id, user_id: scope.userId, session_id: sessionId }
     // Persisted only once the model accepted the turn, so a 502 leaves no orphan question behind.
-    await store.appendMessage({ ...base, role: 'user', content: request.message, metadata: request.metadata ?? {} })
-    const memoryOps: MemoryOp[] = []
-    const save = async (content: string, outcome: string, usage: TokenUsage | null, reasoning = ''): Promise<Message> => {
-      try {
-        return await store.appendMessage({ ...base, role: 'assistant', content, metadata: reasoning === '' ? { outcome, usage } : { outcome, usage, reasoning } })
-      } catch (err) {
-        // Deleting the agent took its conversation: say so instead of a bare internal error.
-        if (await store.getAgent(scope.orgId, agent.id) === null) throw new AgentDeletedError()
-        throw err
-      }
-    }
-
-    return {
+    await store.appendMessage({ ...record, role: 'user', content: request.message, metadata: request.metadata ?? {} })
+    const plan: ChatPlan = {
       sessionId,
       memoriesRetrieved: retrieved.length,
       includeReasoning: request.include_reasoning === true,
-      events: this.#rounds(first, llmRequest, { signal, scope, sessionId, memories, memoryOps }),
-      complete: async (content, usage, reasoning) => await save(content, 'done', usage, reasoning),
-      // A partial reply is kept (marked incomplete) so history shows what the user saw.
-      abandon: async (content, usage) => {
-        if (content !== '') await save(content, 'incomplete', usage)
-      },
-      extract: (content) => this.#extract(scope, sessionId, request.message, content, found.slice(0, EXTRACTION_CONTEXT), memoryOps, signal)
+      request: llmRequest,
+      tools: { signal, scope, sessionId, memories, memoryOps: [] },
+      scope,
+      userMessage: request.message,
+      record,
+      related: found.slice(0, EXTRACTION_CONTEXT)
+    }
+    return { plan, reply }
+  }
+
+  async runTool (name: string, args: string, ctx: ToolContext): Promise<ToolOutcome> {
+    return await this.#opts.tools.run(name, args, ctx)
+  }
+
+  async saveReply (plan: ChatPlan, content: string, outcome: 'done' | 'incomplete', usage: TokenUsage | null, reasoning: string): Promise<Message> {
+    const store = this.#opts.memories.store
+    try {
+      return await store.appendMessage({ ...plan.record, role: 'assistant', content, metadata: reasoning === '' ? { outcome, usage } : { outcome, usage, reasoning } })
+    } catch (err) {
+      // Deleting the agent took its conversation: say so instead of a bare internal error.
+      if (await store.getAgent(plan.scope.orgId, plan.scope.agentId) === null) throw new AgentDeletedError()
+      throw err
     }
   }
 
-  /** The model's reply across tool rounds: stream, run the calls it made, feed results back, repeat. */
-  async * #rounds (first: AsyncIterable<LlmDelta>, request: Parameters<LlmProvider['open']>[0],
-    toolCtx: Parameters<ToolRegistry['run']>[2]): AsyncIterable<TurnEvent> {
-    const { llm, tools, maxToolRounds } = this.#opts
-    const messages: ChatMessage[] = [...request.messages]
-    let deltas = first
-    for (let round = 0; ; round++) {
-      const calls: PendingCall[] = []
-      const said = new TextBuffer()
-      for await (const d of deltas) {
-        if (d.type === 'tool_call') accumulate(calls, d)
-        else {
-          if (d.type === 'text') said.add(d.text)
-          yield d
-        }
-      }
-      const made = Object.values(calls)
-      if (made.length === 0 || round >= maxToolRounds) return
-      made.forEach((c, i) => { if (c.id === '') c.id = `call-${round}-${i}` })
-      messages.push({
-        role: 'assistant',
-        content: said.length === 0 ? null : said.toString(),
-        tool_calls: made.map((c) => ({ id: c.id, type: 'function', function: { name: c.name, arguments: c.arguments } }))
-      })
-      for (const call of made) {
-        yield { type: 'tool_call', call: { id: call.id, tool_name: call.name, arguments: parseOrRaw(call.arguments), status: 'running' } }
-        const outcome = await tools.run(call.name, call.arguments, toolCtx)
-        const info: ToolCallInfo = outcome.ok
-          ? { id: call.id, tool_name: call.name, arguments: outcome.args, status: 'completed', result: outcome.result }
-          : { id: call.id, tool_name: call.name, arguments: outcome.args, status: 'failed', result: null, error: outcome.error }
-        yield { type: 'tool_call', call: info }
-        messages.push({ role: 'tool', tool_call_id: call.id, content: outcome.ok ? outcome.result : `Error: ${outcome.error}` })
-      }
-      // The last round offers no tools, so the model has to answer in words.
-      const last = round + 1 >= maxToolRounds
-      deltas = await llm.open({ ...request, messages, tools: last ? undefined : request.tools })
-    }
-  }
-
-  async * #extract (scope: MemoryScope, sessionId: string, userMessage: string, reply: string, retrieved: Memory[],
-    toolOps: MemoryOp[], streamSignal: AbortSignal): AsyncIterable<MemoryUpdateEvent> {
-    yield { type: 'memory_update', content: 'extracting', memories_count: null, memories: [] }
+  /**
+   * Starts extraction and waits for it at most `extractionTimeoutMs`, or until the stream ends:
+   * extraction belongs to the conversation, not the connection, so it goes on either way.
+   */
+  async extract (plan: ChatPlan, reply: string, streamSignal: AbortSignal): Promise<ExtractionReport> {
     const { memories, extractor, extractionTimeoutMs } = this.#opts
-    // Extraction belongs to the conversation, not the connection: a client leaving does not cancel it.
+    const { scope, sessionId } = plan
+    const toolOps = plan.tools.memoryOps
     const signal = this.#backgroundSignal()
     const job = (async () => {
       // What tools saved during the turn counts as existing too, so it is not added twice.
       const saved = await memories.store.getMemoriesByIds(scope.orgId, toolOps.map((op) => op.id))
-      const existing = [...retrieved, ...saved]
-      const decisions = await extractor.extract({ userMessage, reply, existing }, signal)
+      const existing = [...plan.related, ...saved]
+      const decisions = await extractor.extract({ userMessage: plan.userMessage, reply, existing }, signal)
       return await memories.apply(scope, sessionId, decisions, existing, signal)
     })()
     this.#background.add(job)
@@ -217,7 +162,7 @@ export class Orchestrator {
     let timer: NodeJS.Timeout | undefined
     let onAbort: (() => void) | undefined
     const deferred = new Promise<'extraction_deferred'>((resolve) => { timer = setTimeout(resolve, extractionTimeoutMs, 'extraction_deferred') })
-    // The stream may end while it waits (client gone, timeout, shutdown); the extraction goes on.
+    // The stream may end while it waits (client gone, timeout, shutdown): the caller sees its signal aborted.
     const ended = new Promise<'ended'>((resolve) => {
       onAbort = () => resolve('ended')
       streamSignal.addEventListener('abort', onAbort, { once: true })
@@ -226,20 +171,7 @@ export class Orchestrator {
     const ops = await Promise.race([job.catch(() => 'extraction_failed' as const), deferred, ended])
     clearTimeout(timer)
     streamSignal.removeEventListener('abort', onAbort as () => void)
-    streamSignal.throwIfAborted()
-    if (typeof ops === 'string') {
-      yield { type: 'memory_update', content: ops, memories_count: toolOps.length, memories: toolOps }
-      return
-    }
-    const all = [...toolOps, ...ops]
-    yield { type: 'memory_update', content: null, memories_count: all.length, memories: all }
-  }
-}
-
-function parseOrRaw (text: string): unknown {
-  try {
-    return JSON.parse(text)
-  } catch {
-    return text
+    if (typeof ops === 'string') return { content: ops === 'ended' ? null : ops, memories: toolOps }
+    return { content: null, memories: [...toolOps, ...ops] }
   }
 }

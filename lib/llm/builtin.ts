@@ -1,5 +1,5 @@
 import { setTimeout as sleep } from 'node:timers/promises'
-import type { ChatMessage, LlmDelta, LlmProvider, LlmRequest } from './provider.js'
+import type { ChatMessage, LlmProvider, LlmReply, LlmRequest, ReplyHandler } from './provider.js'
 import { readMemoryBlock } from '../chat/prompt.js'
 
 export interface BuiltinProviderOptions {
@@ -32,22 +32,18 @@ export class BuiltinProvider implements LlmProvider {
     this.#delayMs = opts.tokenDelayMs
   }
 
-  async open (request: LlmRequest): Promise<AsyncIterable<LlmDelta>> {
+  async open (request: LlmRequest): Promise<LlmReply> {
     request.signal.throwIfAborted()
-    return this.#generate(request)
+    return { pipe: async (handler) => { await this.#generate(request, handler) } }
   }
 
-  async * #generate (request: LlmRequest): AsyncIterable<LlmDelta> {
+  async #generate (request: LlmRequest, handler: ReplyHandler): Promise<void> {
     const { messages, signal } = request
     const offered = new Set(request.tools?.map((t) => t.name))
     const call = messages.at(-1)?.role === 'user' ? planCall(messages, offered) : null
     let completion = 0
     if (call !== null) {
-      // Arguments arrive in two fragments, as real providers send them.
-      const args = JSON.stringify(call.arguments)
-      const half = Math.ceil(args.length / 2)
-      yield { type: 'tool_call', index: 0, id: `call-builtin-${Date.now()}`, name: call.name, arguments: args.slice(0, half) }
-      yield { type: 'tool_call', index: 0, arguments: args.slice(half) }
+      handler.onToolCall({ id: `call-builtin-${Date.now()}`, name: call.name, arguments: JSON.stringify(call.arguments) })
       completion = 1
     } else {
       const tokens = tokenize(composeReply(messages))
@@ -55,12 +51,14 @@ export class BuiltinProvider implements LlmProvider {
         // An aborted sleep rejects with a generic AbortError; the check below rethrows the real reason.
         if (i > 0 && this.#delayMs > 0) await sleep(this.#delayMs, undefined, { signal }).catch(() => {})
         signal.throwIfAborted()
-        yield { type: 'text', text: tokens[i] as string }
+        handler.onText(tokens[i] as string)
+        const paused = handler.paused
+        if (paused !== null) await paused
       }
       completion = tokens.length
     }
     const prompt = messages.reduce((n, m) => n + tokenize(m.content ?? '').length, 0)
-    yield { type: 'usage', usage: { prompt_tokens: prompt, completion_tokens: completion, total_tokens: prompt + completion } }
+    handler.onUsage({ prompt_tokens: prompt, completion_tokens: completion, total_tokens: prompt + completion })
   }
 }
 

@@ -1,7 +1,7 @@
 import OpenAI from 'openai'
 import type { ChatCompletionChunk, ChatCompletionMessageParam } from 'openai/resources/chat/completions'
 import {
-  UpstreamError, type Embedder, type JsonCapableProvider, type JsonRequest, type LlmDelta, type LlmRequest, type TokenUsage, type ToolSpec
+  UpstreamError, type Embedder, type JsonCapableProvider, type JsonRequest, type LlmReply, type LlmRequest, type ReplyHandler, type TokenUsage, type ToolCall, type ToolSpec
 } from './provider.js'
 
 export interface OpenAiProviderOptions {
@@ -35,7 +35,7 @@ export class OpenAiProvider implements JsonCapableProvider, Embedder {
     this.#client = new OpenAI({ apiKey: opts.apiKey, baseURL: opts.baseURL, maxRetries: 0 })
   }
 
-  async open (request: LlmRequest): Promise<AsyncIterable<LlmDelta>> {
+  async open (request: LlmRequest): Promise<LlmReply> {
     let stream: AsyncIterable<ChatCompletionChunk>
     try {
       stream = await this.#client.chat.completions.create({
@@ -51,7 +51,7 @@ export class OpenAiProvider implements JsonCapableProvider, Embedder {
     } catch (err) {
       throw toUpstreamError(err)
     }
-    return readDeltas(stream, request.signal)
+    return { pipe: async (handler) => { await pipeChunks(stream, request.signal, handler) } }
   }
 
   /**
@@ -125,31 +125,42 @@ function toUpstreamError (err: unknown): UpstreamError {
 /** A delta as reasoning-capable compatible servers send it: the SDK's type lacks their fields. */
 type ReasoningDelta = ChatCompletionChunk.Choice.Delta & { reasoning_content?: unknown, reasoning?: unknown }
 
-async function * readDeltas (stream: AsyncIterable<ChatCompletionChunk>, signal: AbortSignal): AsyncIterable<LlmDelta> {
+/** Adds a fragment to a call being streamed; some servers resend the whole string instead of a piece. */
+function accumulate (call: ToolCall, fragment: ChatCompletionChunk.Choice.Delta.ToolCall): void {
+  if (fragment.id !== undefined) call.id = fragment.id
+  if (fragment.function?.name !== undefined) call.name = fragment.function.name
+  const piece = fragment.function?.arguments ?? ''
+  call.arguments = call.arguments !== '' && piece.startsWith(call.arguments) ? piece : call.arguments + piece
+}
+
+/** OpenAI's chunks pushed into `handler`: tool calls whole once the reply ends, in the order of their index. */
+async function pipeChunks (stream: AsyncIterable<ChatCompletionChunk>, signal: AbortSignal, handler: ReplyHandler): Promise<void> {
+  const calls: ToolCall[] = []
   try {
     for await (const chunk of stream) {
       // Some compatible servers send keep-alive chunks without choices, or a role-only first delta.
       const delta = chunk.choices?.[0]?.delta as ReasoningDelta | undefined
       // DeepSeek, vLLM, SGLang and LM Studio name it reasoning_content; OpenRouter, Ollama and gpt-oss servers reasoning.
       const thought = delta?.reasoning_content ?? delta?.reasoning
-      if (typeof thought === 'string' && thought.length > 0) yield { type: 'reasoning', text: thought }
+      if (typeof thought === 'string' && thought.length > 0) handler.onReasoning(thought)
       const text = delta?.content
-      if (typeof text === 'string' && text.length > 0) yield { type: 'text', text }
-      for (const call of delta?.tool_calls ?? []) {
-        yield { type: 'tool_call', index: call.index, id: call.id, name: call.function?.name, arguments: call.function?.arguments }
-      }
+      if (typeof text === 'string' && text.length > 0) handler.onText(text)
+      for (const fragment of delta?.tool_calls ?? []) accumulate(calls[fragment.index] ??= { id: '', name: '', arguments: '' }, fragment)
       if (chunk.usage != null) {
         const { prompt_tokens: prompt, completion_tokens: completion, total_tokens: total } = chunk.usage
         const reasoning = chunk.usage.completion_tokens_details?.reasoning_tokens
         const usage: TokenUsage = { prompt_tokens: prompt, completion_tokens: completion, total_tokens: total }
         if (typeof reasoning === 'number') usage.reasoning_tokens = reasoning
-        yield { type: 'usage', usage }
+        handler.onUsage(usage)
       }
+      const paused = handler.paused
+      if (paused !== null) await paused
     }
   } catch (err) {
     throw toUpstreamError(err)
   }
   // The SDK ends iteration quietly when its request is aborted; a cut reply must not look complete.
   signal.throwIfAborted()
+  // Indexes a server skipped leave holes; Object.values reads the calls that came.
+  for (const call of Object.values(calls)) handler.onToolCall(call)
 }
-

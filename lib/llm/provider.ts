@@ -28,21 +28,35 @@ export interface ToolSpec {
   parameters: Record<string, unknown>
 }
 
-/** Tool calls arrive in fragments keyed by `index`; `id` and `name` come once, `arguments` in pieces. */
-export interface ToolCallDelta {
-  type: 'tool_call'
-  index: number
-  id?: string
-  name?: string
-  arguments?: string
+/** A call the model made, whole: providers reassemble the fragments their wire format sends. */
+export interface ToolCall {
+  /** Empty when the upstream named none; the turn names it then. */
+  id: string
+  name: string
+  arguments: string
 }
 
-export type LlmDelta =
-  | { type: 'text', text: string }
+/**
+ * What an upstream reply is pushed into, in the style of undici's dispatch handlers: each `on…`
+ * runs synchronously and does not throw. While the handler cannot take more (its reader is slow)
+ * `paused` holds a promise, and the provider reads nothing more from its upstream until it settles,
+ * so a slow reader slows the upstream instead of growing a buffer.
+ */
+export interface ReplyHandler {
+  readonly paused: Promise<void> | null
+  onText: (text: string) => void
   /** A reasoning model's thinking, streamed before (or between) its answer. */
-  | { type: 'reasoning', text: string }
-  | { type: 'usage', usage: TokenUsage }
-  | ToolCallDelta
+  onReasoning: (text: string) => void
+  /** Pushed once the call's arguments are complete. */
+  onToolCall: (call: ToolCall) => void
+  onUsage: (usage: TokenUsage) => void
+}
+
+/** An upstream reply that was accepted and is not read yet. */
+export interface LlmReply {
+  /** Pushes the whole reply into `handler`; rejects with UpstreamError, or with the signal's reason once aborted. */
+  pipe: (handler: ReplyHandler) => Promise<void>
+}
 
 export interface LlmRequest {
   messages: ChatMessage[]
@@ -68,7 +82,7 @@ export interface LlmProvider {
   readonly name: string
   readonly model: string
   /** Resolves once the upstream accepted the request; rejects with UpstreamError otherwise. */
-  open: (request: LlmRequest) => Promise<AsyncIterable<LlmDelta>>
+  open: (request: LlmRequest) => Promise<LlmReply>
 }
 
 /** A provider that can also answer with schema-constrained JSON (used for memory extraction). */

@@ -1,6 +1,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import { classifyFailure, endingAsHttp, ServerShutdownError, StreamTimeoutError, type StreamEndCode } from '../stream/outcomes.js'
-import type { Turn } from '../chat/orchestrator.js'
+import type { OpenedTurn } from '../chat/orchestrator.js'
+import { Turn } from '../stream/turn.js'
 import { BroadcastSink, CollectingSink } from '../stream/sinks.js'
 import { ReplayLog } from '../stream/replay-log.js'
 import { eventIdPrefix, parseEventId } from '../stream/event-id.js'
@@ -44,7 +45,7 @@ export function chatRoutes (router: Router, app: AppContext, resumer: Resumer, i
   const { store, options, orchestrator } = app
 
   /** Everything that can fail before the first byte of the reply: agent, slot, upstream. */
-  async function openTurn (res: ServerResponse, agentId: string, principal: Principal, request: ChatRequest): Promise<{ run: StreamRun, turn: Turn, onClose: () => void }> {
+  async function openTurn (res: ServerResponse, agentId: string, principal: Principal, request: ChatRequest): Promise<{ run: StreamRun, opened: OpenedTurn, onClose: () => void }> {
     const agent = await store.getAgent(principal.orgId, agentId)
     if (agent === null) throw notFound('Agent')
     const run = await app.startRun(principal.orgId, agent.id, String(res.getHeader('x-request-id')))
@@ -54,8 +55,8 @@ export function chatRoutes (router: Router, app: AppContext, resumer: Resumer, i
     }
     res.once('close', onClose)
     try {
-      const turn = await orchestrator.open({ principal, agent, request, signal: run.signal })
-      return { run, turn, onClose }
+      const opened = await orchestrator.open({ principal, agent, request, signal: run.signal })
+      return { run, opened, onClose }
     } catch (err) {
       const reason = run.signal.aborted ? run.signal.reason : err
       run.release(classifyFailure(reason).outcome)
@@ -99,7 +100,7 @@ export function chatRoutes (router: Router, app: AppContext, resumer: Resumer, i
     })
     if (prepared === 'answered') return
     const { request, key } = prepared
-    const { run, turn, onClose } = await releasingOnFailure(key, async () => await openTurn(res, agentId, principal, request))
+    const { run, opened, onClose } = await releasingOnFailure(key, async () => await openTurn(res, agentId, principal, request))
     res.off('close', onClose)
     const sink = new BroadcastSink(new ReplayLog(app.replayLimits, eventIdPrefix(run.id), app.liveReplay), (reason) => app.registry.detached(stream, reason), () => app.slowReaderCut(run))
     const stream = app.registry.add(run, sink, principal.userId)
@@ -109,7 +110,7 @@ export function chatRoutes (router: Router, app: AppContext, resumer: Resumer, i
     const writer = app.newWriter(req, res, run.signal)
     res.once('close', () => { if (!res.writableFinished) sink.detach(writer, new ClientGoneError()) })
     sink.attach(writer, 0)
-    await run.pump(turn, sink, { resume_token: stream.resumeToken })
+    await new Turn(run, sink, opened.plan, opened.reply, orchestrator).stream({ resume_token: stream.resumeToken })
   }))
 
   router.on('POST', '/api/v1/agents/:id/chat', authed(app, async ({ req, res, params, principal }) => {
@@ -120,9 +121,9 @@ export function chatRoutes (router: Router, app: AppContext, resumer: Resumer, i
     if (prepared === 'answered') return
     const { request, key } = prepared
     await releasingOnFailure(key, async () => {
-      const { run, turn } = await openTurn(res, agentId, principal, request)
+      const { run, opened } = await openTurn(res, agentId, principal, request)
       const sink = new CollectingSink()
-      await run.pump(turn, sink)
+      await new Turn(run, sink, opened.plan, opened.reply, orchestrator).stream()
       const terminal = sink.terminal as StreamChunk
       if (terminal.code === 'client_gone') throw new ClientGoneError() // nobody to answer
       if (terminal.chunk_type === 'error') throw endingAsHttp(terminal.code as StreamEndCode, terminal.content as string)

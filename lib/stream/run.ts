@@ -1,15 +1,9 @@
 import type { Lease } from '../limits/concurrency.js'
 import type { TokenUsage } from '../llm/provider.js'
 import { newStreamId } from './token.js'
-import { makeChunk } from '../protocol/chunk.js'
 import { StreamStateMachine } from '../protocol/state-machine.js'
-import { classifyFailure, StreamTimeoutError, type StreamOutcome } from './outcomes.js'
-import { TextBuffer } from './text-buffer.js'
-import type { MemoryUpdateEvent, ToolCallEvent, Turn } from '../chat/orchestrator.js'
+import { StreamTimeoutError, type StreamOutcome } from './outcomes.js'
 import type { ChunkSink } from './sinks.js'
-
-/** How much of a model's thinking is kept with its reply (in the message's metadata). */
-export const REASONING_KEPT_CHARS = 32_768
 
 /** Shared: one Error (and its stack) per released stream would be waste on the hot path. */
 const RELEASED = new Error('stream released')
@@ -58,6 +52,7 @@ export class StreamRun {
   readonly requestId: string
   readonly startedAt = performance.now()
   readonly state = new StreamStateMachine()
+  readonly observer: RunObserver
   readonly #controller = new AbortController()
   readonly #opts: StreamRunOptions
   /** One timer for all three bounds, armed for the nearest; activity only records the time. */
@@ -75,6 +70,7 @@ export class StreamRun {
     this.orgId = opts.orgId
     this.agentId = opts.agentId
     this.requestId = opts.requestId
+    this.observer = opts.observer ?? {}
     // The first-token clock starts now: it also bounds opening the upstream.
     this.#timer = setTimeout(this.#onTimer, this.#nextDeadline() - this.startedAt)
   }
@@ -129,102 +125,29 @@ export class StreamRun {
     this.#controller.abort(reason)
   }
 
-  /** Streams an opened turn into the sink; never throws. */
-  async pump (turn: Turn, sink: ChunkSink, startExtras: Record<string, unknown> = {}): Promise<StreamOutcome> {
+  /** Where the run's chunks go (for its buffered and sent counts). */
+  use (sink: ChunkSink): void {
     this.#sink = sink
-    const state = this.state
-    const reply = new TextBuffer()
-    let reasoning = ''
-    let usage: TokenUsage | null = null
-    let persisted = false
-    let failure = null
-    try {
-      state.transition('start')
-      sink.start(makeChunk('start', {}, { stream_id: this.id, session_id: turn.sessionId, memories_retrieved: turn.memoriesRetrieved, ...startExtras }))
-      this.#opts.observer?.started?.()
-      for await (const event of turn.events) {
-        this.#onActivity()
-        if (event.type === 'usage') {
-          usage = addUsage(usage, event.usage)
-        } else if (event.type === 'text') {
-          this.#onToken()
-          state.transition('content')
-          reply.add(event.text)
-          const wait = sink.content(event.text)
-          if (wait !== undefined) await wait
-        } else if (event.type === 'reasoning') {
-          // Thinking is upstream activity (it keeps the first-token and idle bounds at bay) but never the reply.
-          this.#onReasoning()
-          if (reasoning.length < REASONING_KEPT_CHARS) reasoning += event.text.slice(0, REASONING_KEPT_CHARS - reasoning.length)
-          if (turn.includeReasoning) {
-            state.transition('reasoning')
-            const wait = sink.event(makeChunk('reasoning', { content: event.text }))
-            if (wait !== undefined) await wait
-          }
-        } else {
-          this.#onToken()
-          await this.#emit(sink, event)
-        }
-      }
-      // A provider that stops quietly on abort must not turn a cut reply into `done`.
-      this.signal.throwIfAborted()
-      // Stored before `done` goes out, so a client that saw `done` finds the reply in history.
-      persisted = true
-      const text = reply.toString()
-      const message = await turn.complete(text, usage, reasoning)
-      // AgentMem's clients read this turn's memory count from `done` too.
-      let memoriesCount = 0
-      for await (const event of turn.extract(text)) {
-        this.#onActivity()
-        memoriesCount = event.memories_count ?? memoriesCount
-        await this.#emit(sink, event)
-      }
-      state.transition('done')
-      sink.finish(makeChunk('done', { memories_count: memoriesCount }, { message_id: message.id, usage }))
-    } catch (err) {
-      failure = classifyFailure(this.signal.aborted ? this.signal.reason : err)
-      if (!persisted) await turn.abandon(reply.toString(), usage).catch(() => {})
-      if (failure.outcome === 'internal_error') this.#opts.observer?.internalError?.(err)
-      if (state.can('error')) {
-        state.transition('error')
-        sink.finish(makeChunk('error', { content: failure.message }, { code: failure.code }))
-      }
-    }
-    const outcome = failure?.outcome ?? 'done'
-    this.#usage = usage
-    sink.end(outcome === 'slow_consumer')
-    if (state.terminated) state.close()
-    this.release(outcome)
-    return outcome
   }
 
-  async #emit (sink: ChunkSink, event: ToolCallEvent | MemoryUpdateEvent): Promise<void> {
-    this.state.transition(event.type)
-    const observer = this.#opts.observer
-    if (event.type === 'tool_call') {
-      if (event.call.status !== 'running') observer?.toolCall?.(event.call.status as string)
-    } else if (event.memories_count !== null) {
-      observer?.memories?.(event.memories)
-    }
-    const chunk = event.type === 'tool_call'
-      ? makeChunk('tool_call', { tool_call: event.call })
-      : makeChunk('memory_update', { content: event.content, memories_count: event.memories_count }, { memories: event.memories })
-    await sink.event(chunk)
-  }
-
-  #onToken (): void {
+  /** Content or a tool call: activity, and the first one is the time to first token. */
+  token (): void {
+    this.activity()
     if (this.#sawToken) return
     this.#sawToken = true
-    this.#opts.observer?.firstToken?.((this.#lastActivity - this.startedAt) / 1000)
+    this.observer.firstToken?.((this.#lastActivity - this.startedAt) / 1000)
   }
 
-  #onReasoning (): void {
+  /** A reasoning delta: activity (thinking keeps the bounds at bay), and the first one is timed apart. */
+  reasoning (): void {
+    this.activity()
     if (this.#sawReasoning) return
     this.#sawReasoning = true
-    this.#opts.observer?.firstReasoning?.((this.#lastActivity - this.startedAt) / 1000)
+    this.observer.firstReasoning?.((this.#lastActivity - this.startedAt) / 1000)
   }
 
-  #onActivity (): void {
+  /** Anything from upstream or the turn's own work: moves the idle bound later. */
+  activity (): void {
     const now = performance.now()
     const first = this.#lastActivity < 0
     this.#lastActivity = now
@@ -235,9 +158,10 @@ export class StreamRun {
   }
 
   /** Frees slot, timers and upstream request. Safe to call from every exit path; acts once. */
-  release (outcome: StreamOutcome): void {
+  release (outcome: StreamOutcome, usage: TokenUsage | null = null): void {
     if (this.#outcome !== undefined) return
     this.#outcome = outcome
+    this.#usage = usage
     clearTimeout(this.#timer)
     this.#opts.lease.release()
     // On every path but a clean finish this cuts the upstream request. After `done` the upstream
@@ -245,16 +169,4 @@ export class StreamRun {
     if (outcome !== 'done' && !this.signal.aborted) this.#controller.abort(RELEASED)
     this.#opts.onEnd(this, outcome)
   }
-}
-
-function addUsage (a: TokenUsage | null, b: TokenUsage): TokenUsage {
-  if (a === null) return b
-  const sum: TokenUsage = {
-    prompt_tokens: a.prompt_tokens + b.prompt_tokens,
-    completion_tokens: a.completion_tokens + b.completion_tokens,
-    total_tokens: a.total_tokens + b.total_tokens
-  }
-  const reasoning = [a.reasoning_tokens, b.reasoning_tokens].filter((n) => n !== undefined)
-  if (reasoning.length > 0) sum.reasoning_tokens = reasoning.reduce((x, y) => x + y)
-  return sum
 }
