@@ -2,28 +2,36 @@ import t from 'tap'
 import { setFlagsFromString } from 'node:v8'
 import { runInNewContext } from 'node:vm'
 import { setTimeout as sleep } from 'node:timers/promises'
-import { BroadcastSink } from '../lib/stream/sinks.js'
 import { StreamRun } from '../lib/stream/run.js'
 import { leaseOnce } from '../lib/limits/concurrency.js'
-import { StreamRegistry, type ResumableStream } from '../lib/stream/registry.js'
-import { ReplayLog } from '../lib/stream/replay-log.js'
+import { StreamRegistry, type LocalStream } from '../lib/stream/registry.js'
+import { ReplayBudget } from '../lib/stream/replay-log.js'
+import { LocalCoordinator } from '../lib/coord/local.js'
 
 setFlagsFromString('--expose-gc')
 const gc = runInNewContext('gc') as () => void
 
-function endedStream (registry: StreamRegistry): ResumableStream {
+function endedStream (registry: StreamRegistry): LocalStream {
   const run = new StreamRun({
     orgId: 'org', agentId: 'agent', requestId: 'req', lease: leaseOnce('org', undefined, () => {}),
     timeouts: { firstTokenMs: 60_000, idleMs: 60_000, maxDurationMs: 60_000 }, onEnd: () => {}
   })
   run.release('done')
-  const stream = registry.add(run, new BroadcastSink(new ReplayLog({ maxEvents: 10, maxBytes: 1024 }), () => {}, () => {}), 'user')
+  const stream = registry.open(run, 'user')
   registry.ended(stream)
   return stream
 }
 
 t.test('the sweeper lets go of an expired stream that nobody looks up', async (t) => {
-  const registry = new StreamRegistry({ ttlMs: 100, graceMs: 0, maxRetainedBytes: 1 << 30 })
+  const registry = new StreamRegistry({
+    ttlMs: 100,
+    graceMs: 0,
+    maxRetainedBytes: 1 << 30,
+    replayLimits: { maxEvents: 10, maxBytes: 1024 },
+    liveReplay: new ReplayBudget(1 << 20),
+    coordinator: new LocalCoordinator({ maxPerTenant: 1, maxTotal: 1 }),
+    onSlowReader: () => {}
+  })
   t.teardown(() => registry.close())
   const ended = new WeakRef(endedStream(registry))
   await sleep(0)

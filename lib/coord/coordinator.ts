@@ -1,6 +1,6 @@
 import { coordinatorUnavailable } from '../errors.js'
 import type { AcquireResult } from '../limits/concurrency.js'
-import type { LoggedEvent } from '../stream/replay-log.js'
+import type { LoggedEvent } from '../sse/frame.js'
 
 /**
  * What instances of the server share. The in-process default (`LocalCoordinator`) shares with

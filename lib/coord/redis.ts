@@ -1,7 +1,7 @@
 import { createHash, randomUUID, timingSafeEqual } from 'node:crypto'
 import { Redis, type Result } from 'ioredis'
 import { leaseOnce, type AcquireResult, type ConcurrencyLimits } from '../limits/concurrency.js'
-import type { LoggedEvent } from '../stream/replay-log.js'
+import type { LoggedEvent } from '../sse/frame.js'
 import {
   CoordinatorUnavailableError, type ControlListener, type Coordinator, type RemoteStream, type SharedStreamInfo, type StreamFeed
 } from './coordinator.js'

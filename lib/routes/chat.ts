@@ -2,9 +2,8 @@ import type { IncomingMessage, ServerResponse } from 'node:http'
 import { classifyFailure, endingAsHttp, ServerShutdownError, StreamTimeoutError, type StreamEndCode } from '../stream/outcomes.js'
 import type { OpenedTurn } from '../chat/orchestrator.js'
 import { Turn } from '../stream/turn.js'
-import { BroadcastSink, CollectingSink } from '../stream/sinks.js'
-import { ReplayLog } from '../stream/replay-log.js'
-import { eventIdPrefix, parseEventId } from '../stream/event-id.js'
+import { CollectingSink } from '../stream/sinks.js'
+import { parseEventId } from '../protocol/event-id.js'
 import type { StreamRun } from '../stream/run.js'
 import { badRequest, notFound, serviceUnavailable, upstreamError, upstreamTimeout } from '../errors.js'
 import { readJsonBody } from '../http/body.js'
@@ -19,7 +18,7 @@ import type { Principal } from '../auth/jwt.js'
 import { actingUser, listedUser } from '../auth/access.js'
 import { authed, type AppContext } from './context.js'
 import { idempotencyKeyOf, requestHash, type Idempotency, type OwnedKey } from './idempotency.js'
-import type { Resumer } from './streams.js'
+import type { Resumer } from '../stream/resumer.js'
 
 const validateChat = validator<ChatRequest>(schemas.chatRequest)
 
@@ -90,8 +89,7 @@ export function chatRoutes (router: Router, app: AppContext, resumer: Resumer, i
       const cursor = parseEventId(lastEventId)
       if (cursor?.streamId == null) throw badRequest('Last-Event-ID must be an event id of a stream (<stream id>:<n>)')
       req.resume() // the repeated body is not needed
-      const found = await resumer.readable(cursor.streamId, { principal, agentId })
-      await resumer.resume(req, res, found, cursor.seq)
+      await resumer.resume(req, res, await resumer.readable(cursor.streamId, { principal, agentId }), cursor.seq)
       return
     }
     // The request hash names the route, so a record that matched it is this route's: a stream here.
@@ -102,15 +100,12 @@ export function chatRoutes (router: Router, app: AppContext, resumer: Resumer, i
     const { request, key } = prepared
     const { run, opened, onClose } = await releasingOnFailure(key, async () => await openTurn(res, agentId, principal, request))
     res.off('close', onClose)
-    const sink = new BroadcastSink(new ReplayLog(app.replayLimits, eventIdPrefix(run.id), app.liveReplay), (reason) => app.registry.detached(stream, reason), () => app.slowReaderCut(run))
-    const stream = app.registry.add(run, sink, principal.userId)
-    sink.feed = app.coordinator.share(stream)
+    const stream = app.registry.open(run, principal.userId)
     // Said before the first byte, so a request racing this one finds the stream it attaches to.
     await key?.settle({ stream: run.id })
-    const writer = app.newWriter(req, res, run.signal)
-    res.once('close', () => { if (!res.writableFinished) sink.detach(writer, new ClientGoneError()) })
-    sink.attach(writer, 0)
-    await new Turn(run, sink, opened.plan, opened.reply, orchestrator).stream({ resume_token: stream.resumeToken })
+    // The POST reads its stream as every resume does, from the start.
+    await stream.follow(req, res, 0, app.newWriter)
+    await new Turn(run, stream.sink, opened.plan, opened.reply, orchestrator).stream({ resume_token: stream.resumeToken })
   }))
 
   router.on('POST', '/api/v1/agents/:id/chat', authed(app, async ({ req, res, params, principal }) => {

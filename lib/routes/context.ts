@@ -1,10 +1,8 @@
-import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { Principal } from '../auth/jwt.js'
 import type { AuthenticateRequest } from '../auth/api-keys.js'
 import type { Coordinator } from '../coord/coordinator.js'
 import type { StreamRegistry } from '../stream/registry.js'
-import type { ReplayBudget, ReplayLimits } from '../stream/replay-log.js'
-import type { SseWriter } from '../sse/writer.js'
+import type { WriterFactory } from '../sse/writers.js'
 import type { Orchestrator } from '../chat/orchestrator.js'
 import type { StreamRun } from '../stream/run.js'
 import type { ServerOptions } from '../config.js'
@@ -25,14 +23,10 @@ export interface AppContext {
   coordinator: Coordinator
   /** Reserves a stream slot for the tenant or throws 429 (503 when the coordinator is unreachable). */
   startRun: (orgId: string, agentId: string, requestId: string) => Promise<StreamRun>
+  /** Where a run becomes a stream that readers attach to. */
   registry: StreamRegistry
-  /** An SSE writer for this response, gzip when the client accepts it and the budget allows. */
-  newWriter: (req: IncomingMessage, res: ServerResponse, signal: AbortSignal) => SseWriter
-  replayLimits: ReplayLimits
-  /** What every live stream's replay log may hold together. */
-  liveReplay: ReplayBudget
-  /** A reader of `run` was cut for not reading (counted and logged even when the stream goes on). */
-  slowReaderCut: (run: StreamRun) => void
+  /** An SSE writer for a response, gzip when the client accepts it and the budget allows. */
+  newWriter: WriterFactory
 }
 
 export type AuthedHandler = (ctx: RequestContext & { principal: Principal }) => Promise<void>

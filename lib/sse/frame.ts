@@ -53,3 +53,9 @@ export function frameRetry (ms: number): string {
   if (!Number.isInteger(ms) || ms < 0) throw new FramingError('SSE retry must be a non-negative integer')
   return `retry: ${ms}\n`
 }
+
+/** An event of a stream, numbered, as framed on the wire (`id:` line included) so a replay sends the same bytes. */
+export interface LoggedEvent {
+  id: number
+  frame: string
+}

@@ -1,20 +1,89 @@
-import type { BroadcastSink } from './sinks.js'
+import type { IncomingMessage, ServerResponse } from 'node:http'
+import { tokenMatches } from '../auth/constant-time.js'
+import type { Coordinator } from '../coord/coordinator.js'
+import { ClientGoneError } from '../sse/writer.js'
+import { eventIdPrefix } from '../protocol/event-id.js'
+import type { WriterFactory } from '../sse/writers.js'
+import { noLongerKept, type StreamHandle } from './handle.js'
+import { CancelledError } from './outcomes.js'
+import { ReplayLog, type ReplayBudget, type ReplayLimits } from './replay-log.js'
 import type { StreamRun } from './run.js'
+import { BroadcastSink } from './sinks.js'
 import { newResumeToken } from './token.js'
 
-export interface ResumableStream {
+/**
+ * A stream this process runs (or ran, for its TTL): its run, its sink and replay log, its resume
+ * token, and the grace period it keeps generating for while nobody reads.
+ */
+export class LocalStream implements StreamHandle {
   readonly id: string
   readonly orgId: string
   readonly userId: string
   readonly agentId: string
-  readonly leaseId: string | undefined
-  /** Grants reading this one stream without a bearer token (for EventSource, which cannot send headers). */
-  readonly resumeToken: string
+  readonly resumeToken = newResumeToken()
   readonly run: StreamRun
   readonly sink: BroadcastSink
   /** Set once the run ended; the replay stays readable until then + TTL. */
-  endedAt: number | null
-  graceTimer: NodeJS.Timeout | undefined
+  endedAt: number | null = null
+  #graceTimer: NodeJS.Timeout | undefined
+  readonly #graceMs: number
+
+  constructor (run: StreamRun, userId: string, log: ReplayLog, graceMs: number, onSlowReader: (run: StreamRun) => void) {
+    this.id = run.id
+    this.orgId = run.orgId
+    this.agentId = run.agentId
+    this.userId = userId
+    this.run = run
+    this.#graceMs = graceMs
+    this.sink = new BroadcastSink(log, (reason) => { this.#detached(reason) }, () => { onSlowReader(run) })
+  }
+
+  matchesToken (token: string): boolean {
+    return tokenMatches(token, this.resumeToken)
+  }
+
+  get newestId (): number {
+    return this.sink.log.lastId
+  }
+
+  get ended (): boolean {
+    return this.sink.log.ended
+  }
+
+  async follow (req: IncomingMessage, res: ServerResponse, cursor: number, newWriter: WriterFactory): Promise<void> {
+    const writer = newWriter(req, res, this.run.signal)
+    if (!this.sink.attach(writer, cursor)) throw noLongerKept()
+    if (this.sink.log.ended) return
+    // A reader is back: the stream is wanted again.
+    this.stopGrace()
+    res.once('close', () => { if (!res.writableFinished) this.sink.detach(writer, new ClientGoneError()) })
+  }
+
+  async cancel (): Promise<boolean> {
+    if (this.endedAt !== null) return false
+    this.run.abort(new CancelledError())
+    return true
+  }
+
+  /** The last reader left a live stream: keep generating for the grace period, then give up. */
+  #detached (reason: Error): void {
+    if (this.#graceMs === 0) {
+      this.run.abort(reason)
+      return
+    }
+    this.#graceTimer = setTimeout(() => this.run.abort(reason), this.#graceMs)
+  }
+
+  /** A reader on another instance is following: restart the grace period, if one is running. */
+  readRemotely (): void {
+    this.#graceTimer?.refresh()
+  }
+
+  stopGrace (): void {
+    clearTimeout(this.#graceTimer)
+    // Cleared, not just stopped: refresh() would re-arm a stopped timer.
+    this.#graceTimer = undefined
+  }
 }
 
 /**
@@ -29,16 +98,24 @@ export interface RegistryOptions {
   graceMs: number
   /** Replay bytes all ended streams may hold together; beyond, the oldest ended ones go first. */
   maxRetainedBytes: number
+  replayLimits: ReplayLimits
+  /** What every live stream's replay log may hold together. */
+  liveReplay: ReplayBudget
+  /** Shares each stream with the other instances (and hears their cancels and readers). */
+  coordinator: Pick<Coordinator, 'share' | 'onControl'>
+  /** A reader was cut for not reading (counted and logged even when the stream goes on). */
+  onSlowReader: (run: StreamRun) => void
 }
 
 /**
- * Streams that can be resumed, in this process. Ended streams expire lazily on lookup and by
- * one unref'd sweeper that looks at ended streams only, so a stream costs no timer of its own unless it is detached. Under
- * sustained load the TTL alone would let memory grow with the stream rate, so ended streams
- * also share one byte budget.
+ * The streams of this process, live and recently ended: where a run becomes a stream readers can
+ * attach to (`open`), and where the POST's reader and every resume find it. Ended streams expire
+ * lazily on lookup and by one unref'd sweeper that looks at ended streams only, so a stream costs
+ * no timer of its own unless it is detached. Under sustained load the TTL alone would let memory
+ * grow with the stream rate, so ended streams also share one byte budget.
  */
 export class StreamRegistry {
-  readonly #streams = new Map<string, ResumableStream>()
+  readonly #streams = new Map<string, LocalStream>()
   /** Ended streams in the order they ended, with the replay bytes each holds. */
   readonly #ended = new Map<string, number>()
   #retainedBytes = 0
@@ -49,17 +126,25 @@ export class StreamRegistry {
     this.#opts = opts
     this.#sweeper = setInterval(() => this.#sweep(), Math.min(opts.ttlMs, 60_000))
     this.#sweeper.unref()
+    opts.coordinator.onControl(({ type, id }) => {
+      const stream = this.get(id)
+      if (stream === undefined) return // another instance's, or already expired
+      if (type === 'cancel') void stream.cancel()
+      else stream.readRemotely()
+    })
   }
 
-  add (run: StreamRun, sink: BroadcastSink, userId: string): ResumableStream {
-    const stream: ResumableStream = {
-      id: run.id, orgId: run.orgId, userId, agentId: run.agentId, leaseId: run.leaseId, run, sink, resumeToken: newResumeToken(), endedAt: null, graceTimer: undefined
-    }
+  /** Makes `run` a stream with a replay log, findable here and (with a shared coordinator) on every instance. */
+  open (run: StreamRun, userId: string): LocalStream {
+    const { replayLimits, liveReplay, graceMs, onSlowReader, coordinator } = this.#opts
+    const stream = new LocalStream(run, userId, new ReplayLog(replayLimits, eventIdPrefix(run.id), liveReplay), graceMs, onSlowReader)
     this.#streams.set(run.id, stream)
+    const { id, orgId, agentId, resumeToken } = stream
+    stream.sink.feed = coordinator.share({ id, orgId, userId, agentId, resumeToken, leaseId: run.leaseId })
     return stream
   }
 
-  get (id: string): ResumableStream | undefined {
+  get (id: string): LocalStream | undefined {
     const stream = this.#streams.get(id)
     if (stream !== undefined && this.#expired(stream)) {
       this.#forget(id)
@@ -79,27 +164,8 @@ export class StreamRegistry {
     this.#ended.delete(id)
   }
 
-  /** The last reader left a live stream: keep generating for the grace period, then give up. */
-  detached (stream: ResumableStream, reason: Error): void {
-    if (this.#opts.graceMs === 0) {
-      stream.run.abort(reason)
-      return
-    }
-    stream.graceTimer = setTimeout(() => stream.run.abort(reason), this.#opts.graceMs)
-  }
-
-  /** A reader is back: the stream is wanted again. */
-  attached (stream: ResumableStream): void {
-    stopGrace(stream)
-  }
-
-  /** A reader on another instance is following: restart the grace period, if one is running. */
-  readRemotely (stream: ResumableStream): void {
-    stream.graceTimer?.refresh()
-  }
-
-  ended (stream: ResumableStream): void {
-    stopGrace(stream)
+  ended (stream: LocalStream): void {
+    stream.stopGrace()
     stream.endedAt = Date.now()
     const bytes = stream.sink.log.bytes + ENDED_STREAM_OVERHEAD
     this.#ended.set(stream.id, bytes)
@@ -117,21 +183,15 @@ export class StreamRegistry {
     this.#retainedBytes = 0
   }
 
-  #expired (stream: ResumableStream): boolean {
+  #expired (stream: LocalStream): boolean {
     return stream.endedAt !== null && Date.now() - stream.endedAt >= this.#opts.ttlMs
   }
 
   /** Ended streams are kept in the order they ended, so the expired ones are all at the front. */
   #sweep (): void {
     for (const id of this.#ended.keys()) {
-      if (!this.#expired(this.#streams.get(id) as ResumableStream)) break
+      if (!this.#expired(this.#streams.get(id) as LocalStream)) break
       this.#forget(id)
     }
   }
-}
-
-function stopGrace (stream: ResumableStream): void {
-  clearTimeout(stream.graceTimer)
-  // Cleared, not just stopped: refresh() would re-arm a stopped timer.
-  stream.graceTimer = undefined
 }

@@ -1,10 +1,4 @@
-import { frameEvent } from '../sse/frame.js'
-
-export interface LoggedEvent {
-  id: number
-  /** The event as framed on the wire, `id:` line included, so replay sends the same bytes. */
-  frame: string
-}
+import { frameEvent, type LoggedEvent } from '../sse/frame.js'
 
 export interface ReplayLimits {
   maxEvents: number

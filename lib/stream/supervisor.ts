@@ -13,7 +13,10 @@ export interface SupervisorOptions {
   metrics: Metrics
   logger: Logger
   timeouts: StreamTimeouts
-  observer: RunObserver
+  /** For the slow-reader log line. */
+  drainTimeoutMs: number
+  /** Hears the cause of every stream that ended with internal_error. */
+  onError: (err: unknown) => void
   /** Called once per stream after all its resources were released. */
   onStreamEnd?: (info: { id: string, orgId: string, outcome: StreamOutcome }) => void
 }
@@ -26,10 +29,27 @@ export interface SupervisorOptions {
 export class StreamSupervisor {
   readonly #opts: SupervisorOptions
   readonly #runs = new Set<StreamRun>()
+  /** One for every run: what runs report goes to the metrics. */
+  readonly #observer: RunObserver
   #drained: (() => void) | undefined
 
   constructor (opts: SupervisorOptions) {
     this.#opts = opts
+    const { metrics } = opts
+    this.#observer = {
+      started: () => metrics.streamsStarted.inc(),
+      firstToken: (seconds) => metrics.timeToFirstToken.observe(seconds),
+      firstReasoning: (seconds) => metrics.timeToFirstReasoning.observe(seconds),
+      toolCall: (status) => metrics.toolCalls.inc({ outcome: status }),
+      memories: (ops) => { for (const { op } of ops) metrics.memoriesWritten.inc({ op }) },
+      internalError: opts.onError
+    }
+  }
+
+  /** A reader of `run` was cut for not reading: counted and logged, even when the stream goes on. */
+  readonly slowReaderCut = (run: StreamRun): void => {
+    this.#opts.metrics.slowReadersCut.inc()
+    this.#opts.logger.warn({ req_id: run.requestId, org: run.orgId, stream_id: run.id, drain_timeout_ms: this.#opts.drainTimeoutMs }, 'slow reader cut')
   }
 
   get runs (): ReadonlySet<StreamRun> {
@@ -38,13 +58,13 @@ export class StreamSupervisor {
 
   /** Reserves a stream slot for the tenant, or throws 429 (503 when the coordinator is unreachable). */
   async start (orgId: string, agentId: string, requestId: string): Promise<StreamRun> {
-    const { coordinator, metrics, timeouts, observer } = this.#opts
+    const { coordinator, metrics, timeouts } = this.#opts
     const acquired = await viaCoordinator(coordinator.acquire(orgId))
     if (!acquired.ok) {
       metrics.limitRejections.inc({ scope: acquired.scope })
       throw quotaExceeded(acquired.scope, acquired.limit, 1)
     }
-    const run = new StreamRun({ orgId, agentId, requestId, lease: acquired.lease, timeouts, onEnd: this.#ended, observer })
+    const run = new StreamRun({ orgId, agentId, requestId, lease: acquired.lease, timeouts, onEnd: this.#ended, observer: this.#observer })
     this.#runs.add(run)
     metrics.activeStreams.inc({ tenant: orgId })
     return run

@@ -1,0 +1,27 @@
+import type { IncomingMessage, ServerResponse } from 'node:http'
+import { acceptsGzip } from '../http/accept-encoding.js'
+import { SlotBudget } from '../limits/budget.js'
+import type { KeepAliveTicker } from './keep-alive.js'
+import { SseWriter } from './writer.js'
+
+/** An SSE writer for a response; aborting `signal` stops its waits for drain. */
+export type WriterFactory = (req: IncomingMessage, res: ServerResponse, signal: AbortSignal) => SseWriter
+
+export interface WriterFactoryOptions {
+  keepAlive: KeepAliveTicker
+  drainTimeoutMs: number
+  retryMs: number
+  /** Streams this instance compresses at once. */
+  maxCompressed: number
+}
+
+/** Writers that gzip when the client accepts it and the budget allows; over the budget a client still gets its stream, uncompressed. */
+export function writerFactory (opts: WriterFactoryOptions): WriterFactory {
+  const compression = new SlotBudget(opts.maxCompressed)
+  const { keepAlive, drainTimeoutMs, retryMs } = opts
+  return (req, res, signal) => {
+    const release = acceptsGzip(req.headers['accept-encoding']) ? compression.tryTake() : null
+    if (release !== null) res.once('close', release)
+    return new SseWriter(res, { keepAlive, drainTimeoutMs, retryMs, signal, gzip: release !== null })
+  }
+}

@@ -1,0 +1,84 @@
+import type { IncomingMessage, ServerResponse } from 'node:http'
+import { viaCoordinator, type Coordinator, type RemoteStream } from '../coord/coordinator.js'
+import { gone } from '../errors.js'
+import { ClientGoneError } from '../sse/writer.js'
+import type { WriterFactory } from '../sse/writers.js'
+
+/**
+ * A stream a request may read or cancel, wherever it runs: in this process (`LocalStream`, in
+ * registry.ts) or on another instance (`SharedStream`, through the coordinator). Resume, follow,
+ * cancel and token checks have one path each, whichever it is.
+ */
+export interface StreamHandle {
+  readonly id: string
+  readonly orgId: string
+  readonly userId: string
+  readonly agentId: string
+  /** Constant-time check of the token that grants reading this stream without a bearer token. */
+  matchesToken: (token: string) => boolean
+  /** The newest event id a reader may hold: a cursor past it is the client's mistake. */
+  readonly newestId: number
+  /** Its terminal event was written: nothing will ever follow `newestId`. */
+  readonly ended: boolean
+  /** Replays what came after `cursor`, then follows until the terminal event; 410 when those events are no longer kept. */
+  follow: (req: IncomingMessage, res: ServerResponse, cursor: number, newWriter: WriterFactory) => Promise<void>
+  /** Ends a live stream with `cancelled`; false when it had ended already. */
+  cancel: () => Promise<boolean>
+}
+
+export const noLongerKept = (): Error => gone('Events after Last-Event-ID are no longer buffered')
+
+/** A stream another instance runs: its events are read from the coordinator. */
+export class SharedStream implements StreamHandle {
+  readonly id: string
+  readonly orgId: string
+  readonly userId: string
+  readonly agentId: string
+  readonly #remote: RemoteStream
+  readonly #coordinator: Pick<Coordinator, 'cancel'>
+
+  constructor (remote: RemoteStream, coordinator: Pick<Coordinator, 'cancel'>) {
+    this.#remote = remote
+    this.#coordinator = coordinator
+    this.id = remote.id
+    this.orgId = remote.orgId
+    this.userId = remote.userId
+    this.agentId = remote.agentId
+  }
+
+  matchesToken (token: string): boolean {
+    return this.#remote.matchesToken(token)
+  }
+
+  /** A live stream's newest events may still be on their way to the coordinator: any cursor may be followed. */
+  get newestId (): number {
+    return this.#remote.ended ? this.#remote.lastId : Number.MAX_SAFE_INTEGER
+  }
+
+  get ended (): boolean {
+    return this.#remote.ended
+  }
+
+  async follow (req: IncomingMessage, res: ServerResponse, cursor: number, newWriter: WriterFactory): Promise<void> {
+    if (cursor < this.#remote.firstId - 1) throw noLongerKept()
+    const reading = new AbortController()
+    res.once('close', () => reading.abort(new ClientGoneError()))
+    const writer = newWriter(req, res, reading.signal)
+    writer.open()
+    try {
+      for await (const event of this.#remote.follow(cursor, reading.signal)) {
+        if (!writer.write(event.frame)) await writer.drained()
+      }
+      writer.end()
+    } catch {
+      // Gone, stuck, or the coordinator failed: cut the connection so the client resumes (and learns why).
+      writer.end(true)
+    }
+  }
+
+  async cancel (): Promise<boolean> {
+    if (this.#remote.ended) return false
+    await viaCoordinator(this.#coordinator.cancel(this.id))
+    return true
+  }
+}
