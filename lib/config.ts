@@ -29,6 +29,7 @@ export interface ServerOptions {
   embeddingModel?: string
   maxToolRounds: number
   toolTimeoutMs: number
+  embeddingTimeoutMs: number
   extractionTimeoutMs: number
   streamResumeTtlMs: number
   streamDetachGraceMs: number
@@ -90,6 +91,7 @@ const OPTIONS = {
   embeddingModel: { type: 'string', minLength: 1, description: 'Embed memories through the openai provider for vector retrieval' },
   maxToolRounds: { type: 'integer', minimum: 0, maximum: 50, default: 5, description: 'Tool rounds per turn' },
   toolTimeoutMs: { ...positiveMs, default: 10_000, description: 'Bound on one tool call' },
+  embeddingTimeoutMs: { ...positiveMs, default: 10_000, description: 'Bound on embedding for a memory route (write or search) when EMBEDDING_MODEL is set' },
   extractionTimeoutMs: { ...positiveMs, default: 5_000, description: 'How long a stream waits for memory extraction' },
   streamResumeTtlMs: { ...positiveMs, default: 300_000, description: 'How long a finished stream stays resumable' },
   streamDetachGraceMs: { ...anyMs, default: 30_000, description: 'How long a stream without readers keeps generating' },

@@ -40,7 +40,7 @@ type Scored = Memory & { score: number }
  */
 export function memoryRoutes (router: Router, app: AppContext): void {
   const { store, memories, options } = app
-  const signal = (): AbortSignal => AbortSignal.timeout(options.toolTimeoutMs)
+  const signal = (): AbortSignal => AbortSignal.timeout(options.embeddingTimeoutMs)
 
   async function agentOf (orgId: string, agentId: string): Promise<string> {
     const agent = await store.getAgent(orgId, agentId)

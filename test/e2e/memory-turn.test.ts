@@ -246,6 +246,17 @@ t.test('with EMBEDDING_MODEL, memories are embedded and vector matches fused wit
   t.same((await call('org-a', 'GET', `/api/v1/agents/${agentId}/memories/search?q=not+embeddable`)).status, 502)
 })
 
+t.test('EMBEDDING_TIMEOUT_MS bounds a memory route\'s embedding: 502, nothing stored', async (t) => {
+  const { upstream, agentId, call } = await setup(t, { embeddingModel: 'embed-test', embeddingTimeoutMs: 100, toolTimeoutMs: 60_000 })
+  upstream.embeddingDelayMs = 5_000
+  const slow = await call('org-a', 'POST', `/api/v1/agents/${agentId}/memories`, { content: 'embedded too slowly' })
+  t.equal(slow.status, 502)
+  t.match(slow.body, { code: 'UPSTREAM_ERROR' })
+  upstream.embeddingDelayMs = 0
+  const listed = await call('org-a', 'GET', `/api/v1/agents/${agentId}/memories`)
+  t.same(listed.body.data, [], 'the memory was not stored without its vector')
+})
+
 t.test('the offline demo shows every event type', async (t) => {
   const { stream, createAgent, call } = await startApp(t)
   const agentId = await createAgent('org-a')

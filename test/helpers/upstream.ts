@@ -67,6 +67,8 @@ export class FakeOpenAI {
   readonly embeddingRequests: string[][] = []
   /** When set, the embeddings endpoint answers this error status. */
   embeddingStatus: number | undefined
+  /** The embeddings endpoint waits this long before it answers. */
+  embeddingDelayMs = 0
   /** Streaming chat requests, in arrival order. */
   readonly requests: ReceivedRequest[] = []
   /** Non-streaming chat requests (memory extraction). */
@@ -116,6 +118,7 @@ export class FakeOpenAI {
     if ((req.url as string).endsWith('/embeddings')) {
       const input = body.input as string[]
       this.embeddingRequests.push(input)
+      if (this.embeddingDelayMs > 0) await new Promise((resolve) => setTimeout(resolve, this.embeddingDelayMs))
       if (this.embeddingStatus !== undefined) {
         res.writeHead(this.embeddingStatus, { 'content-type': 'application/json' })
         res.end(JSON.stringify({ error: { message: 'embeddings down', type: 'server_error' } }))
