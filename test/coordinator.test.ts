@@ -9,7 +9,7 @@ import { ReplayLog } from '../lib/stream/replay-log.js'
 import type { Lease } from '../lib/limits/concurrency.js'
 import { REDIS_URL } from './helpers/redis.js'
 import { Redis } from 'ioredis'
-import { eventually } from './helpers/settle.js'
+import { until } from './helpers/settle.js'
 
 const LIMITS = { maxPerTenant: 2, maxTotal: 3 }
 
@@ -108,7 +108,7 @@ t.test('redis: a crashed instance stops renewing, and its slots come back after 
   await sleep(600)
   t.same(await survivor.acquire('t'), { ok: false, scope: 'tenant', limit: 2 }, 'renewed leases still count')
   await crashed.close() // stops renewing without releasing, as a killed process would
-  t.ok(await eventually(async () => (await survivor.acquire('t')).ok), 'slots came back within the TTL')
+  await until(async () => (await survivor.acquire('t')).ok, 5000, 'slots came back within the TTL')
 })
 
 t.test('redis: a shared stream is found, replayed and followed live on another instance', async (t) => {
@@ -123,7 +123,7 @@ t.test('redis: a shared stream is found, replayed and followed live on another i
   const append = (data: string): void => feed.append(log.append(data))
   append('{"n":1}')
   append('{"n":2}')
-  t.ok(await eventually(async () => (await reader.find('stream-1'))?.lastId === 2))
+  await until(async () => (await reader.find('stream-1'))?.lastId === 2, 5000, '(await reader.find(\'stream-1\'))?.lastId === 2')
   const found = await reader.find('stream-1')
   t.match(found, { id: 'stream-1', orgId: 'org', userId: 'user', agentId: 'agent', lastId: 2, firstId: 1, ended: false })
   t.ok(found?.matchesToken('secret-token'))
@@ -133,7 +133,7 @@ t.test('redis: a shared stream is found, replayed and followed live on another i
   const following = (async () => {
     for await (const e of (found as NonNullable<typeof found>).follow(1, new AbortController().signal)) got.push(`${e.id}:${e.frame}`)
   })()
-  t.ok(await eventually(() => got.length === 1))
+  await until(() => got.length === 1, 5000, 'got.length === 1')
   append('{"n":3}')
   feed.end()
   await following
@@ -142,16 +142,16 @@ t.test('redis: a shared stream is found, replayed and followed live on another i
   t.match(await reader.find('stream-1'), { lastId: 3, ended: true })
 
   await reader.cancel('stream-1')
-  t.ok(await eventually(() => heard.includes('cancel:stream-1')), 'cancel reached the running instance')
+  await until(() => heard.includes('cancel:stream-1'), 5000, 'cancel reached the running instance')
 })
 
 t.test('redis: a stream shared before its first event, and one ended without any', async (t) => {
   const c = await openRedis(t)
   const feed = c.share({ id: 'empty', orgId: 'o', userId: 'u', agentId: 'a', resumeToken: 'x' })
-  t.ok(await eventually(async () => (await c.find('empty')) !== null))
+  await until(async () => (await c.find('empty')) !== null, 5000, '(await c.find(\'empty\')) !== null')
   t.match(await c.find('empty'), { lastId: 0, firstId: 1, ended: false }, 'known, with nothing to replay yet')
   feed.end()
-  t.ok(await eventually(async () => (await c.find('empty'))?.ended === true))
+  await until(async () => (await c.find('empty'))?.ended === true, 5000, '(await c.find(\'empty\'))?.ended === true')
   t.match(await c.find('empty'), { lastId: 0, firstId: 1, ended: true })
 })
 
@@ -160,7 +160,7 @@ t.test('redis: a follower stops when its reader leaves, and when the stream expi
   const runner = await openRedis(t, { keyPrefix: prefix, maxDurationMs: 300, resumeTtlMs: 100 })
   const feed = runner.share({ id: 's', orgId: 'o', userId: 'u', agentId: 'a', resumeToken: 'x', leaseId: leaseOf(await runner.acquire('o')).id })
   feed.append({ id: 1, frame: 'id: 1\ndata: {}\n\n' })
-  t.ok(await eventually(async () => (await runner.find('s')) !== null))
+  await until(async () => (await runner.find('s')) !== null, 5000, '(await runner.find(\'s\')) !== null')
   const found = await runner.find('s') as RemoteStream
   const leaving = new AbortController()
   const read = async (signal: AbortSignal): Promise<number> => {
@@ -186,7 +186,7 @@ t.test('redis: a stream whose producer died ends for every reader, and for later
   const feed = runner.share({ id: 'p', orgId: 'o', userId: 'u', agentId: 'a', resumeToken: 'x', leaseId: lease.id })
   const log = new ReplayLog({ maxEvents: 100, maxBytes: 1 << 20 })
   feed.append(log.append('{"n":1}'))
-  t.ok(await eventually(async () => (await reader.find('p'))?.lastId === 1))
+  await until(async () => (await reader.find('p'))?.lastId === 1, 5000, '(await reader.find(\'p\'))?.lastId === 1')
   const found = await reader.find('p') as RemoteStream
   const frames = async (): Promise<string[]> => {
     const got: string[] = []
@@ -209,7 +209,7 @@ t.test('redis: events trimmed under a slow reader are reported, not skipped', as
   const feed = c.share({ id: 's', orgId: 'o', userId: 'u', agentId: 'a', resumeToken: 'x' })
   // MAXLEN ~ trims whole nodes: write enough that the first ones surely go.
   for (let id = 1; id <= 300; id++) feed.append({ id, frame: `id: ${id}\n\n` })
-  t.ok(await eventually(async () => ((await c.find('s'))?.lastId === 300)))
+  await until(async () => ((await c.find('s'))?.lastId === 300), 5000, '((await c.find(\'s\'))?.lastId === 300)')
   const found = await c.find('s') as RemoteStream
   t.ok(found.firstId > 1, `the oldest events were trimmed (first kept: ${found.firstId})`)
   const follow = async (): Promise<void> => { for await (const e of found.follow(0, new AbortController().signal)) t.fail(`got ${e.id}`) }
@@ -248,7 +248,7 @@ t.test('redis: leases lost with Redis\' data are written again by the next renew
   const raw = new Redis(REDIS_URL)
   t.teardown(() => { raw.disconnect() })
   await raw.del(`${prefix}{limits}:all`, `${prefix}{limits}:tenant:t`) // as a restart without persistence would
-  t.ok(await eventually(async () => await raw.zcard(`${prefix}{limits}:tenant:t`) === 2), 'the running streams\' leases are back')
+  await until(async () => await raw.zcard(`${prefix}{limits}:tenant:t`) === 2, 5000, 'the running streams\' leases are back')
   t.same(await c.acquire('t'), { ok: false, scope: 'tenant', limit: 2 }, 'and count against the limit again')
   held[0]?.release()
   await sleep(250)

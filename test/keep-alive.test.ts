@@ -1,7 +1,7 @@
 import t from 'tap'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { KeepAliveTicker, type KeepAliveTarget } from '../lib/sse/keep-alive.js'
-import { eventually } from './helpers/settle.js'
+import { until } from './helpers/settle.js'
 
 function target (accepts = true): KeepAliveTarget & { calls: number } {
   const t = { calls: 0, keepAlive: () => { t.calls++; return accepts } }
@@ -16,7 +16,7 @@ t.test('one interval serves every stream, counts what it sent, and runs only whi
   ticker.add(b)
   ticker.add(full)
   t.ok(ticker.running, 'one timer for three streams')
-  t.ok(await eventually(() => ticks.length >= 3))
+  await until(() => ticks.length >= 3, 5000, 'ticks.length >= 3')
   t.ok(ticks.every((sent) => sent === 2), 'a stream with a full buffer is skipped, not counted')
   t.ok(a.calls >= 3 && b.calls >= 3 && full.calls >= 3, 'every stream is visited each tick')
 
@@ -33,7 +33,7 @@ t.test('one interval serves every stream, counts what it sent, and runs only whi
   ticker.add(a)
   t.ok(ticker.running, 'the timer comes back with the next stream')
   const was = a.calls
-  t.ok(await eventually(() => a.calls > was))
+  await until(() => a.calls > was, 5000, 'a.calls > was')
   ticker.delete(a)
   ticker.delete(a)
   t.notOk(ticker.running, 'deleting twice is harmless')
@@ -43,6 +43,6 @@ t.test('without a tick callback it still sends', async (t) => {
   const ticker = new KeepAliveTicker(5)
   const a = target()
   ticker.add(a)
-  t.ok(await eventually(() => a.calls >= 2))
+  await until(() => a.calls >= 2, 5000, 'a.calls >= 2')
   ticker.delete(a)
 })

@@ -17,13 +17,18 @@ class RecordingSink implements ChunkSink {
   readonly chunks: StreamChunk[] = []
   ended: boolean | null = null
   contentWait: (() => Promise<void> | undefined) | null = null
+  eventWait: (() => Promise<void> | undefined) | null = null
   start (chunk: StreamChunk): void { this.chunks.push(chunk) }
   content (text: string): Promise<void> | undefined {
     this.chunks.push({ chunk_type: 'content', content: text, tool_call: null, memories_count: null })
     return this.contentWait?.()
   }
 
-  event (chunk: StreamChunk): undefined { this.chunks.push(chunk) }
+  event (chunk: StreamChunk): Promise<void> | undefined {
+    this.chunks.push(chunk)
+    return this.eventWait?.()
+  }
+
   finish (chunk: StreamChunk): void { this.chunks.push(chunk) }
   end (destroy: boolean): void { this.ended = destroy }
   types (): string[] { return this.chunks.map((c) => c.chunk_type) }
@@ -130,6 +135,31 @@ t.test('a sink that must drain pauses the provider until it has', async (t) => {
   t.same(sink.chunks.filter((c) => c.chunk_type === 'content').map((c) => c.content), ['a', 'b', 'c'])
 })
 
+t.test('two pushes that each fill the sink: the provider waits for both', async (t) => {
+  const drains: Array<() => void> = []
+  const waitOnce = (): Promise<void> => new Promise<void>((resolve) => { drains.push(resolve) })
+  let resumed = false
+  const { sink, turn } = setup([async (h) => {
+    // One upstream chunk may carry a thought and text together: both are pushed before the provider looks.
+    h.onReasoning('hmm')
+    h.onText('ok')
+    const paused = h.paused as Promise<void>
+    void paused.then(() => { resumed = true })
+    await paused
+  }], { includeReasoning: true })
+  sink.eventWait = () => sink.chunks.at(-1)?.chunk_type === 'reasoning' ? waitOnce() : undefined
+  sink.contentWait = waitOnce
+  const streaming = turn.stream()
+  await new Promise((resolve) => setImmediate(resolve))
+  t.equal(drains.length, 2, 'both writes are waiting')
+  ;(drains[1] as () => void)()
+  await new Promise((resolve) => setImmediate(resolve))
+  t.notOk(resumed, 'still paused: the first write has not drained')
+  ;(drains[0] as () => void)()
+  t.equal(await streaming, 'done')
+  t.ok(resumed)
+})
+
 t.test('tool rounds: whole calls run in order, results go back to the model, the last round offers no tools', async (t) => {
   const observed: string[] = []
   const { sink, services, turn } = setup([
@@ -225,4 +255,16 @@ t.test('extraction\'s report is announced, and done carries its count', async (t
     { chunk_type: 'done', memories_count: 1 }
   ])
   t.same(written, ['ADD'])
+})
+
+t.test('a partial reply that cannot be stored still ends the stream with its own error; started is reported once', async (t) => {
+  let started = 0
+  const { sink, services, turn } = setup([async (h) => {
+    h.onText('half ')
+    throw new UpstreamError('reset', null)
+  }], { observer: { started: () => { started++ } } })
+  services.saveReply = async () => { throw new Error('disk full') }
+  t.equal(await turn.stream(), 'upstream_error')
+  t.match(sink.chunks.at(-1), { chunk_type: 'error', code: 'upstream_error' })
+  t.equal(started, 1)
 })

@@ -2,7 +2,7 @@ import t from 'tap'
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import { launchChromium, readWithEventSource, type PageState } from '../helpers/browser.js'
 import { startApp } from '../helpers/server.js'
-import { eventually } from '../helpers/settle.js'
+import { until } from '../helpers/settle.js'
 import { startUpstream } from '../helpers/upstream.js'
 import { seqOf } from '../helpers/sse-client.js'
 
@@ -30,16 +30,16 @@ t.test('a browser EventSource resumes a cut stream by itself with Last-Event-ID'
   await page.evaluate(readWithEventSource, `/api/v1/streams/${id}?resume_token=${token}`)
   const state = async (): Promise<PageState> => await page.evaluate(() => (window as unknown as { state: PageState }).state)
 
-  t.ok(await eventually(() => resumes.length === 1), 'the browser connected')
-  t.ok(await eventually(async () => (await state()).events.length >= 4), 'the replay arrived')
+  await until(() => resumes.length === 1, 5000, 'the browser connected')
+  await until(async () => (await state()).events.length >= 4, 5000, 'the replay arrived')
   // Cut the browser's connection from the server side, mid-stream.
   const before = await state()
   resumes[0]?.res.socket?.destroy()
-  t.ok(await eventually(() => resumes.length === 2, 1500), 'EventSource reconnected on its own')
+  await until(() => resumes.length === 2, 15000, 'EventSource reconnected on its own')
   t.equal(resumes[1]?.req.headers['last-event-id'], before.events.at(-1)?.id, 'with the id of the last event it got')
   t.equal(before.events.at(-1)?.id, `${id}:4`, 'which was the last one sent before the upstream paused')
   upstream.resume()
-  t.ok(await eventually(async () => (await state()).done, 500))
+  await until(async () => (await state()).done, 5000, '(await state()).done')
   const final = await state()
   const ids = final.events.map((e) => seqOf(e.id))
   t.same(ids, ids.map((_, i) => i + 1), 'every event once, in order')

@@ -1,11 +1,11 @@
-import net from 'node:net'
-import t from 'tap'
+import t, { type Test } from 'tap'
 import { createSigner } from 'fast-jwt'
 import { SqliteStore } from '../../lib/store/sqlite.js'
 import { startApp, SECRET } from '../helpers/server.js'
 import { gzipSync } from 'node:zlib'
 import { request, StreamClient } from '../helpers/sse-client.js'
 import { assertSettled, timerCount, within } from '../helpers/settle.js'
+import { RawConnection, rawExchange } from '../helpers/raw.js'
 
 const ERROR_KEYS = ['code', 'message', 'details', 'timestamp']
 
@@ -56,21 +56,17 @@ t.test('a body over the limit is refused with 413 without reading it all', async
   t.equal(declared.headers.connection, 'close')
 
   // Chunked, no Content-Length: refused once it passes the limit, while the client is still sending.
-  const { port } = new URL(url)
-  const socket = net.connect(Number(port), '127.0.0.1')
+  const chunked = new RawConnection(t, url)
+  const { socket } = chunked
   socket.write(`POST /api/v1/agents/${agentId}/chat/stream HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n` +
     `Authorization: Bearer ${token('org-a')}\r\nTransfer-Encoding: chunked\r\n\r\n`)
-  let answer = ''
-  socket.setEncoding('utf8')
-  socket.on('data', (d: string) => { answer += d })
-  const closed = new Promise((resolve) => socket.on('close', resolve))
-  socket.on('error', () => {})
   const piece = 'x'.repeat(600)
-  for (let i = 0; i < 4 && !socket.destroyed && answer === ''; i++) {
+  for (let i = 0; i < 4 && !socket.destroyed && chunked.received === ''; i++) {
     socket.write(`${piece.length.toString(16)}\r\n${piece}\r\n`)
     await new Promise((resolve) => setTimeout(resolve, 20))
   }
-  await closed
+  await within(chunked.closed, 5000, 'the server to close')
+  const answer = chunked.received
   t.match(answer, /^HTTP\/1.1 413/)
   t.match(answer, /PAYLOAD_TOO_LARGE/)
   await assertSettled(t, app, timersBefore)
@@ -157,20 +153,6 @@ t.test('routing: unknown paths 404, wrong methods 405 with Allow, odd encodings 
   await assertSettled(t, app, timersBefore)
 })
 
-/** Sends raw bytes on a socket of its own and returns everything the server answered before closing. */
-async function rawExchange (url: string, text: string): Promise<{ status: number, body: Record<string, unknown> | null, raw: string }> {
-  const { port } = new URL(url)
-  const socket = net.connect(Number(port), '127.0.0.1')
-  let raw = ''
-  socket.setEncoding('utf8')
-  socket.on('data', (d: string) => { raw += d })
-  socket.on('error', () => {})
-  socket.end(text)
-  await new Promise((resolve) => socket.on('close', resolve))
-  const [head = '', body = ''] = raw.split('\r\n\r\n', 2)
-  return { status: Number(head.split(' ')[1]), body: body.startsWith('{') ? JSON.parse(body) : null, raw }
-}
-
 t.test('requests the HTTP parser rejects still get the JSON error body', async (t) => {
   const { app, url, createAgent, token } = await startApp(t)
   const timersBefore = timerCount()
@@ -187,7 +169,7 @@ t.test('requests the HTTP parser rejects still get the JSON error body', async (
     ['CR alone in a header', `GET ${path} HTTP/1.1\r\nHost: x\r\nX-A: a\rInjected: 1\r\n\r\n`, 400, 'BAD_REQUEST']
   ]
   for (const [name, text, status, code] of cases) {
-    const answer = await rawExchange(url, text)
+    const answer = await rawExchange(t, url, text)
     t.equal(answer.status, status, `${name}: status`)
     t.equal(answer.body?.code, code, `${name}: code`)
     t.same(Object.keys(answer.body ?? {}), ERROR_KEYS, `${name}: body keys`)
@@ -195,15 +177,13 @@ t.test('requests the HTTP parser rejects still get the JSON error body', async (
 
   // Duplicate Authorization headers: Node keeps the first one, and so does the server.
   const good = `Bearer ${token('org-a')}`
-  const first = await rawExchange(url, `GET ${path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\nAuthorization: ${good}\r\nAuthorization: Bearer junk\r\n\r\n`)
+  const first = await rawExchange(t, url, `GET ${path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\nAuthorization: ${good}\r\nAuthorization: Bearer junk\r\n\r\n`)
   t.equal(first.status, 200, 'a valid first Authorization is used')
-  const second = await rawExchange(url, `GET ${path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\nAuthorization: Bearer junk\r\nAuthorization: ${good}\r\n\r\n`)
+  const second = await rawExchange(t, url, `GET ${path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\nAuthorization: Bearer junk\r\nAuthorization: ${good}\r\n\r\n`)
   t.equal(second.status, 401, 'a valid second one does not rescue an invalid first')
 
   // A client that resets in the middle of its headers: nobody to answer, nothing breaks.
-  const { port } = new URL(url)
-  const socket = net.connect(Number(port), '127.0.0.1')
-  socket.on('error', () => {})
+  const { socket } = new RawConnection(t, url)
   await new Promise((resolve) => socket.once('connect', resolve))
   socket.write(`GET ${path} HTTP/1.1\r\nHost: x\r\nX-Partial: `)
   await new Promise((resolve) => setTimeout(resolve, 20))
@@ -217,16 +197,13 @@ t.test('a client that sends its request too slowly gets 408 and loses the connec
   const { app, url, createAgent } = await startApp(t, { headersTimeoutMs: 300 })
   const timersBefore = timerCount()
   const agentId = await createAgent('org-a')
-  const { port } = new URL(url)
-  const socket = net.connect(Number(port), '127.0.0.1')
-  let raw = ''
-  socket.setEncoding('utf8')
-  socket.on('data', (d: string) => { raw += d })
+  const slow = new RawConnection(t, url)
   // Headers trickle in, never finished.
-  socket.write(`POST /api/v1/agents/${agentId}/chat/stream HTTP/1.1\r\nHost: x\r\n`)
-  const drip = setInterval(() => socket.write('X-Drip: 1\r\n'), 50)
-  await new Promise((resolve) => socket.on('close', resolve))
+  slow.socket.write(`POST /api/v1/agents/${agentId}/chat/stream HTTP/1.1\r\nHost: x\r\n`)
+  const drip = setInterval(() => slow.socket.write('X-Drip: 1\r\n'), 50)
+  await within(slow.closed, 5000, 'the server to give up on the headers')
   clearInterval(drip)
+  const raw = slow.received
   t.match(raw, /^HTTP\/1.1 408 /)
   t.match(JSON.parse(raw.split('\r\n\r\n')[1] as string), { code: 'REQUEST_TIMEOUT', details: null })
   await assertSettled(t, app, timersBefore)
@@ -280,23 +257,10 @@ t.test('tenants: a foreign id and a missing one take the same path through the s
 })
 
 /** Writes `text`, collects the answer until `done(raw)` says it is complete or the socket closes. */
-const opened: net.Socket[] = []
-
-async function exchangeUntil (url: string, text: string | string[], done: (raw: string) => boolean): Promise<{ raw: string, closed: Promise<void> }> {
-  const { port } = new URL(url)
-  const socket = net.connect(Number(port), '127.0.0.1')
-  opened.push(socket) // some stay open (kept alive, or waiting to send a body): the test closes them
-  let raw = ''
-  socket.setEncoding('utf8')
-  socket.on('error', () => {})
-  const closed = new Promise<void>((resolve) => socket.on('close', () => resolve()))
-  const complete = new Promise<void>((resolve) => {
-    socket.on('data', (d: string) => { raw += d; if (done(raw)) resolve() })
-    void closed.then(resolve)
-  })
-  for (const part of [text].flat()) socket.write(part)
-  await within(complete, 5000, 'the answer')
-  return { raw, closed }
+async function exchangeUntil (t: Test, url: string, text: string | string[], done: (raw: string) => boolean): Promise<{ raw: string, closed: Promise<void> }> {
+  const connection = new RawConnection(t, url)
+  for (const part of [text].flat()) connection.socket.write(part)
+  return { raw: await connection.until(done), closed: connection.closed }
 }
 
 t.test('HTTP as RFC 9110/9112 say: HEAD, absolute-form, Host, Connection: close, Expect: 100-continue, Content-Encoding', async (t) => {
@@ -304,68 +268,68 @@ t.test('HTTP as RFC 9110/9112 say: HEAD, absolute-form, Host, Connection: close,
   const agentId = await createAgent('org-a')
   const auth = `Authorization: Bearer ${token('org-a')}\r\n`
 
-  const head = await rawExchange(url, `HEAD /api/v1/agents/${agentId} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n${auth}\r\n`)
+  const head = await rawExchange(t, url, `HEAD /api/v1/agents/${agentId} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n${auth}\r\n`)
   t.equal(head.status, 200, 'HEAD on a GET route')
   t.match(head.raw, /Content-Length: \d+/i)
   t.equal(head.raw.split('\r\n\r\n')[1], '', 'with no body')
-  const headHealth = await rawExchange(url, 'HEAD /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n')
+  const headHealth = await rawExchange(t, url, 'HEAD /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n')
   t.equal(headHealth.status, 200)
   const post = stream('org-a', agentId, { message: 'hi' })
   await post.untilEvents(1)
   const streamId = String(post.events[0]?.json.stream_id)
   await post.ended
-  const headStream = await rawExchange(url, `HEAD /api/v1/streams/${streamId} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n${auth}\r\n`)
+  const headStream = await rawExchange(t, url, `HEAD /api/v1/streams/${streamId} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n${auth}\r\n`)
   t.equal(headStream.status, 200, 'HEAD on a resume answers at once, without following')
   t.match(headStream.raw, /text\/event-stream/)
-  const options = await rawExchange(url, `OPTIONS /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n`)
+  const options = await rawExchange(t, url, `OPTIONS /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n`)
   t.match(options.raw, /Allow: GET, HEAD, OPTIONS/, 'Allow lists HEAD beside GET')
-  const overlapping = await rawExchange(url, `OPTIONS /api/v1/memories/search HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n`)
+  const overlapping = await rawExchange(t, url, `OPTIONS /api/v1/memories/search HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n`)
   t.match(overlapping.raw, /Allow: POST, GET, PUT, DELETE, HEAD, OPTIONS/, 'every route that matches the path: the search route\'s POST and the :id route\'s methods, as find() serves them')
-  const wrongMethod = await rawExchange(url, `PATCH /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n`)
+  const wrongMethod = await rawExchange(t, url, `PATCH /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n`)
   t.equal(wrongMethod.status, 405)
   t.same(wrongMethod.body?.details, { allow: ['GET', 'HEAD'] })
 
-  const absolute = await rawExchange(url, `GET ${url}/healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n`)
+  const absolute = await rawExchange(t, url, `GET ${url}/healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n`)
   t.equal(absolute.status, 200, 'an absolute-form target is routed by its path')
-  const asterisk = await rawExchange(url, 'OPTIONS * HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n')
+  const asterisk = await rawExchange(t, url, 'OPTIONS * HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n')
   t.equal(asterisk.status, 404, 'the asterisk form names no route')
   t.equal(asterisk.body?.code, 'NOT_FOUND')
-  const absoluteRoot = await rawExchange(url, `GET http://127.0.0.1?x=1 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n`)
+  const absoluteRoot = await rawExchange(t, url, `GET http://127.0.0.1?x=1 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n`)
   t.equal(absoluteRoot.status, 404, 'an absolute-form target without a path is the root (no route here)')
   t.equal(absoluteRoot.body?.code, 'NOT_FOUND')
 
-  const noHost = await rawExchange(url, 'GET /healthz HTTP/1.1\r\nConnection: close\r\n\r\n')
+  const noHost = await rawExchange(t, url, 'GET /healthz HTTP/1.1\r\nConnection: close\r\n\r\n')
   t.equal(noHost.status, 400, 'HTTP/1.1 without Host')
   t.equal(noHost.body?.code, 'BAD_REQUEST')
   t.same(Object.keys(noHost.body ?? {}), ERROR_KEYS)
-  t.equal((await rawExchange(url, 'GET /healthz HTTP/1.0\r\n\r\n')).status, 200, 'HTTP/1.0 needs none')
+  t.equal((await rawExchange(t, url, 'GET /healthz HTTP/1.0\r\n\r\n')).status, 200, 'HTTP/1.0 needs none')
 
   // Connection: close on a stream: said in the header, and the socket closes right after the terminal event.
   const body = '{"message":"hi"}'
-  const closing = await exchangeUntil(url, `POST /api/v1/agents/${agentId}/chat/stream HTTP/1.1\r\nHost: x\r\nConnection: close\r\n${auth}Content-Type: application/json\r\nContent-Length: ${body.length}\r\n\r\n${body}`,
+  const closing = await exchangeUntil(t, url, `POST /api/v1/agents/${agentId}/chat/stream HTTP/1.1\r\nHost: x\r\nConnection: close\r\n${auth}Content-Type: application/json\r\nContent-Length: ${body.length}\r\n\r\n${body}`,
     (raw) => raw.includes('"chunk_type":"done"'))
   t.match(closing.raw, /\r\nConnection: close\r\n/i)
   await within(closing.closed, 1000, 'the server to close the connection after done')
   t.pass('closed after the terminal event')
-  const kept = await exchangeUntil(url, `POST /api/v1/agents/${agentId}/chat/stream HTTP/1.1\r\nHost: x\r\n${auth}Content-Type: application/json\r\nContent-Length: ${body.length}\r\n\r\n${body}`,
+  const kept = await exchangeUntil(t, url, `POST /api/v1/agents/${agentId}/chat/stream HTTP/1.1\r\nHost: x\r\n${auth}Content-Type: application/json\r\nContent-Length: ${body.length}\r\n\r\n${body}`,
     (raw) => raw.includes('"chunk_type":"done"'))
   t.match(kept.raw, /\r\nConnection: keep-alive\r\n/i, 'kept alive when not asked to close')
 
   // Expect: 100-continue: refused on the headers, without 100 and without reading the body.
-  const big = await exchangeUntil(url, `POST /api/v1/agents/${agentId}/chat HTTP/1.1\r\nHost: x\r\n${auth}Content-Type: application/json\r\nContent-Length: 5000000\r\nExpect: 100-continue\r\n\r\n`,
+  const big = await exchangeUntil(t, url, `POST /api/v1/agents/${agentId}/chat HTTP/1.1\r\nHost: x\r\n${auth}Content-Type: application/json\r\nContent-Length: 5000000\r\nExpect: 100-continue\r\n\r\n`,
     (raw) => raw.includes('}'))
   t.notMatch(big.raw, /100 Continue/)
   t.match(big.raw, /^HTTP\/1.1 413 /)
   t.match(big.raw, /"code":"PAYLOAD_TOO_LARGE"/)
-  const anonymous = await exchangeUntil(url, `POST /api/v1/agents/${agentId}/chat HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\nExpect: 100-continue\r\n\r\n`,
+  const anonymous = await exchangeUntil(t, url, `POST /api/v1/agents/${agentId}/chat HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\nExpect: 100-continue\r\n\r\n`,
     (raw) => raw.includes('}'))
   t.match(anonymous.raw, /^HTTP\/1.1 401 /, 'a request that would be refused anyway is not asked for its body')
-  const unknown = await exchangeUntil(url, `POST /nope HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\nExpect: 100-continue\r\n\r\n`, (raw) => raw.includes('}'))
+  const unknown = await exchangeUntil(t, url, `POST /nope HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\nExpect: 100-continue\r\n\r\n`, (raw) => raw.includes('}'))
   t.match(unknown.raw, /^HTTP\/1.1 404 /)
-  const fine = await exchangeUntil(url, [`POST /api/v1/agents/${agentId}/chat HTTP/1.1\r\nHost: x\r\nConnection: close\r\n${auth}Content-Type: application/json\r\nContent-Length: ${body.length}\r\nExpect: 100-continue\r\n\r\n`],
+  const fine = await exchangeUntil(t, url, [`POST /api/v1/agents/${agentId}/chat HTTP/1.1\r\nHost: x\r\nConnection: close\r\n${auth}Content-Type: application/json\r\nContent-Length: ${body.length}\r\nExpect: 100-continue\r\n\r\n`],
     (raw) => raw.includes('100 Continue'))
   t.match(fine.raw, /^HTTP\/1.1 100 Continue/, 'an acceptable request is asked for its body')
-  const getWithExpect = await rawExchange(url, 'GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\nExpect: 100-continue\r\n\r\n')
+  const getWithExpect = await rawExchange(t, url, 'GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\nExpect: 100-continue\r\n\r\n')
   t.match(getWithExpect.raw, /200 OK/, 'a GET with Expect needs no credentials it does not need anyway')
 
   const gz = new StreamClient(`${url}/api/v1/agents/${agentId}/chat`, {
@@ -378,5 +342,4 @@ t.test('HTTP as RFC 9110/9112 say: HEAD, absolute-form, Host, Connection: close,
   })
   await identity.ended
   t.equal(identity.status, 200, 'identity is no coding')
-  for (const socket of opened) socket.destroy()
 })

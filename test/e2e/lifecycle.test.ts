@@ -1,11 +1,11 @@
 import t from 'tap'
-import net from 'node:net'
 import { once } from 'node:events'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { Writable } from 'node:stream'
 import { pino } from 'pino'
 import { scrape, startApp, startAppWithUpstream } from '../helpers/server.js'
-import { assertSettled, eventually, timerCount, until, within } from '../helpers/settle.js'
+import { assertSettled, timerCount, until, within } from '../helpers/settle.js'
+import { RawConnection } from '../helpers/raw.js'
 import { StreamClient } from '../helpers/sse-client.js'
 
 const setup = startAppWithUpstream
@@ -181,7 +181,7 @@ t.test('a reader that stops reading pauses the upstream and is cut after the dra
   await client.untilEvents(2)
   client.res?.pause()
   // Once the kernel buffers on the reader's side are full the server holds a socket buffer's worth...
-  t.ok(await eventually(() => (app.streams()[0]?.bufferedBytes ?? 0) > 0, 400), 'the server saw the reader fall behind')
+  await until(() => (app.streams()[0]?.bufferedBytes ?? 0) > 0, 4000, 'the server saw the reader fall behind')
   // ...and then stops pulling, so the upstream stalls too once the buffers between them fill.
   let last = -1
   let stable = 0
@@ -204,10 +204,10 @@ t.test('a reader that stops reading pauses the upstream and is cut after the dra
     const stuck = stream('org-a', agentId, { message: how })
     await stuck.untilEvents(2)
     stuck.res?.pause()
-    t.ok(await eventually(() => (app.streams()[0]?.bufferedBytes ?? 0) > 0, 400), `${how}: the server is waiting for drain`)
+    await until(() => (app.streams()[0]?.bufferedBytes ?? 0) > 0, 4000, `${how}: the server is waiting for drain`)
     if (how === 'hang up') stuck.destroy()
     else await app.close()
-    t.ok(await eventually(() => app.streams().length === 0), `${how}: stream released`)
+    await until(() => app.streams().length === 0, 5000, `${how}: stream released`)
     t.equal(ends.at(-1)?.outcome, outcome)
     stuck.destroy()
   }
@@ -229,8 +229,7 @@ t.test('closing the server ends running streams with server_shutdown and refuses
   const client = stream('org-a', agentId, { message: 'hi' })
   await client.untilEvents(2)
   // A request already on the wire when the close starts is answered 503, not dropped.
-  const socket = net.connect(Number(new URL(url).port), '127.0.0.1')
-  socket.setEncoding('utf8')
+  const { socket } = new RawConnection(t, url)
   await once(socket, 'connect')
   socket.write(`GET /api/v1/agents HTTP/1.1\r\nHost: x\r\n`)
   await sleep(50) // the partial request reaches the server before the close starts
@@ -269,7 +268,7 @@ t.test('a client that leaves during memory extraction ends the stream as client_
   const c = stream('org-a', agentId, { message: 'my name is Ada' })
   await c.until((x) => x.events.some((e) => e.json.chunk_type === 'memory_update' && e.json.content === 'extracting'))
   c.destroy()
-  t.ok(await eventually(() => app.streams().length === 0, 50), 'released at once, while the extraction still runs')
+  await until(() => app.streams().length === 0, 800, 'released at once, while the extraction still runs')
   t.equal(upstream.jsonRequests.length, 1, 'the extraction was under way')
   t.equal(ends.at(-1)?.outcome, 'client_gone')
   t.equal(ends.length, 1, 'released once')
@@ -281,10 +280,8 @@ t.test('a half-open client (request sent, then its side closed) counts as gone: 
   const { app, url, upstream, agentId, token, stream } = await setup(t, { streamMaxPerTenant: 1 })
   const baseline = timerCount()
   upstream.script = { tokens: ['one ', 'two ', 'three'], tokenDelayMs: 20 }
-  const { port } = new URL(url)
   const body = JSON.stringify({ message: 'hi' })
-  const socket = net.connect({ port: Number(port), host: '127.0.0.1', allowHalfOpen: true })
-  socket.on('error', () => {})
+  const { socket } = new RawConnection(t, url, { allowHalfOpen: true })
   // The whole request, then FIN. Node's server (httpAllowHalfOpen off) takes that as the client leaving.
   socket.end(`POST /api/v1/agents/${agentId}/chat/stream HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n` +
     `Authorization: Bearer ${token('org-a')}\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`)

@@ -3,7 +3,7 @@ import { memoryBlock } from '../../lib/chat/prompt.js'
 import type { ServerOptionsInput } from '../../lib/config.js'
 import type { ServerDeps } from '../../lib/server.js'
 import { startApp, startAppWithUpstream, type AppWithUpstream } from '../helpers/server.js'
-import { eventually } from '../helpers/settle.js'
+import { until } from '../helpers/settle.js'
 import type { UpstreamScript } from '../helpers/upstream.js'
 import { SqliteStore } from '../../lib/store/sqlite.js'
 
@@ -217,7 +217,7 @@ t.test('a disconnect during a tool call aborts the tool\'s signal', async (t) =>
   const client = stream('org-a', agentId, { message: 'go' })
   await client.until((c) => c.types().includes('tool_call'))
   client.destroy()
-  t.ok(await eventually(() => app.streams().length === 0))
+  await until(() => app.streams().length === 0, 5000, 'every stream released')
   t.equal(toolSignal?.aborted, true)
   t.equal(ends.at(-1)?.outcome, 'client_gone')
 })

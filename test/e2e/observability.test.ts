@@ -1,11 +1,11 @@
 import t from 'tap'
-import net from 'node:net'
 import { Writable } from 'node:stream'
 import { pino } from 'pino'
 import { METRICS_TOKEN, scrape, startApp } from '../helpers/server.js'
 import { startUpstream } from '../helpers/upstream.js'
 import { request } from '../helpers/sse-client.js'
-import { eventually } from '../helpers/settle.js'
+import { until } from '../helpers/settle.js'
+import { RawConnection } from '../helpers/raw.js'
 import { metricsAccess } from '../../lib/routes/metrics.js'
 import { requestIdFrom } from '../../lib/observability/logger.js'
 
@@ -96,13 +96,13 @@ t.test('a client that leaves in the middle of its request body is logged without
   const { app, url, createAgent, token, stream } = await startApp(t, {}, { logger: logs.logger, onError: (err) => errors.push(err) })
   const agentId = await createAgent('org-a')
   const path = `/api/v1/agents/${agentId}/chat/stream`
-  const socket = net.connect(Number(new URL(url).port), '127.0.0.1')
+  const { socket } = new RawConnection(t, url)
   socket.write(`POST ${path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nAuthorization: Bearer ${token('org-a')}\r\n` +
     'Content-Length: 500\r\n\r\n{"message": "only the start')
   // The server is reading the body once the handler runs; then the client goes.
   await new Promise((resolve) => setTimeout(resolve, 50))
   socket.destroy()
-  t.ok(await eventually(() => logs.lines().some((l) => l.msg === 'request' && l.path === path)), 'the request is logged')
+  await until(() => logs.lines().some((l) => l.msg === 'request' && l.path === path), 5000, 'the request is logged')
   t.equal(logs.lines().find((l) => l.msg === 'request' && l.path === path)?.status, null, 'no status: nothing was answered')
   t.same(errors, [], 'not reported as an unexpected error')
   t.equal(app.streams().length, 0)

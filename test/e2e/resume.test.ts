@@ -4,7 +4,7 @@ import http from 'node:http'
 import { randomBytes } from 'node:crypto'
 import type { ServerOptionsInput } from '../../lib/config.js'
 import { scrape, startAppWithUpstream, type AppWithUpstream } from '../helpers/server.js'
-import { eventually, within } from '../helpers/settle.js'
+import { within, until } from '../helpers/settle.js'
 import { StreamClient, seqOf, type RequestOptions } from '../helpers/sse-client.js'
 
 const TOKENS = Array.from({ length: 12 }, (_, i) => `t${i} `)
@@ -68,7 +68,7 @@ t.test('nobody resumes within the grace period: the upstream is aborted and the 
   client.destroy()
   t.equal(app.streams().length, 1, 'still generating while detached')
   await within(aborted, 5000, 'the upstream to be aborted after the grace period')
-  t.ok(await eventually(() => app.streams().length === 0))
+  await until(() => app.streams().length === 0, 5000, 'every stream released')
   t.equal(ends.at(-1)?.outcome, 'client_gone')
 })
 
@@ -174,9 +174,9 @@ t.test('gzip: asked for, each event and keep-alive decodable as soon as it is wr
   gunzip.on('data', (d: Buffer) => { text += d.toString() })
   res.pipe(gunzip)
   // The upstream holds token 3: everything before it must already decode.
-  t.ok(await eventually(() => (text.match(/^data: /gm) ?? []).length >= 3), 'start and two contents decoded mid-stream')
+  await until(() => (text.match(/^data: /gm) ?? []).length >= 3, 5000, 'start and two contents decoded mid-stream')
   t.match(text, /"content":"t1 "/)
-  t.ok(await eventually(() => text.includes('\n\n: keep-alive\n')), 'a keep-alive sent while the upstream is quiet decodes too')
+  await until(() => text.includes('\n\n: keep-alive\n'), 5000, 'a keep-alive sent while the upstream is quiet decodes too')
   upstream.resume()
   await new Promise((resolve) => gunzip.on('end', resolve))
   t.match(text, /"chunk_type":"done"/)
@@ -210,7 +210,7 @@ t.test('the compression budget serves extra streams uncompressed', async (t) => 
   upstream.script = { tokens: ['x'] }
   const c = stream('org-a', agentId, { message: 'c' }, { headers: { 'accept-encoding': 'gzip' } })
   await c.response()
-  t.ok(await eventually(() => c.headers['content-encoding'] === 'gzip'), 'the budget came back when the first closed')
+  await until(() => c.headers['content-encoding'] === 'gzip', 5000, 'the budget came back when the first closed')
   c.destroy()
 })
 
@@ -222,7 +222,7 @@ t.test('gzip keeps backpressure: a stuck compressed reader is cut after the drai
   await client.response()
   t.equal(client.headers['content-encoding'], 'gzip')
   // Nobody reads the body: the compressed bytes back up into the server's buffers.
-  t.ok(await eventually(() => app.streams().length === 0, 1500), 'the stuck compressed reader is cut')
+  await until(() => app.streams().length === 0, 15000, 'the stuck compressed reader is cut')
   t.equal(ends.at(-1)?.outcome, 'slow_consumer')
   client.destroy()
 })

@@ -12,7 +12,7 @@ import { LocalCoordinator } from '../../lib/coord/local.js'
 import { startApp, type TestApp } from '../helpers/server.js'
 import { freshSchema } from '../helpers/postgres.js'
 import { REDIS_URL } from '../helpers/redis.js'
-import { eventually, within } from '../helpers/settle.js'
+import { within, until } from '../helpers/settle.js'
 import { StreamClient, request, seqOf, type RequestOptions } from '../helpers/sse-client.js'
 import { FakeOpenAI, startUpstream } from '../helpers/upstream.js'
 
@@ -123,7 +123,7 @@ t.test('DELETE on B cancels the generation running on A', async (t) => {
   t.equal(status, 204)
   await first.ended
   t.match(first.last(), { chunk_type: 'error', code: 'cancelled' }, 'A\'s client sees the cancel')
-  t.ok(await eventually(() => a.app.streams().length === 0), 'and A released the stream')
+  await until(() => a.app.streams().length === 0, 5000, 'and A released the stream')
 })
 
 t.test('the per-tenant limit holds across instances', async (t) => {
@@ -142,11 +142,11 @@ t.test('the per-tenant limit holds across instances', async (t) => {
   upstream.resume()
   await Promise.all([held.ended, allowed.ended])
   // The release reaches Redis a moment after the client saw the end.
-  t.ok(await eventually(async () => {
+  await until(async () => {
     const again = b.stream('org-a', agentId, { message: 'go' })
     await again.ended
     return again.last()?.chunk_type === 'done'
-  }), 'the slot came back when the stream on A ended')
+  }, 2000, 'the slot came back when the stream on A ended')
 })
 
 t.test('a reader on B that cannot keep up waits for the socket, then gets everything', async (t) => {
@@ -221,9 +221,9 @@ async function privateRedis (t: Test): Promise<{ url: string, stop: () => Promis
   const start = async (): Promise<void> => {
     proc = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { stdio: 'ignore' })
     const url = `redis://127.0.0.1:${port}`
-    t.ok(await eventually(async () => await new Promise<boolean>((resolve) => {
+    await until(async () => await new Promise<boolean>((resolve) => {
       const s = net.connect(port, '127.0.0.1', () => { s.end(); resolve(true) }).on('error', () => resolve(false))
-    })), `redis-server up on ${url}`)
+    }), 2000, `redis-server up on ${url}`)
   }
   const stop = async (): Promise<void> => {
     const p = proc as ChildProcess
@@ -268,11 +268,11 @@ t.test('Redis goes away: new streams get 503, running ones finish, and service r
 
   await redis.start()
   upstream.script = { tokens: TOKENS }
-  t.ok(await eventually(async () => {
+  await until(async () => {
     const c = b.stream('org-a', agentId, { message: 'again' })
     await c.ended
     return c.last()?.chunk_type === 'done'
-  }), 'streams are served again once Redis is back')
+  }, 2000, 'streams are served again once Redis is back')
   t.match(await (await request(`${b.url}/readyz`, { method: 'GET' })).json(), { status: 'ready', store: 'postgres', coordinator: 'redis' })
   const said = logs.filter((l) => l.msg.startsWith('redis')).map((l) => [l.level, l.msg])
   t.same(said, [[40, 'redis unreachable: new streams, remote resume and cancel answer 503 until it is back'], [30, 'redis reachable again']],

@@ -8,7 +8,7 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import { createParser } from 'eventsource-parser'
 import { signToken } from '../../lib/auth/jwt.js'
 import { SECRET, startApp } from '../helpers/server.js'
-import { eventually, timerCount } from '../helpers/settle.js'
+import { timerCount, until } from '../helpers/settle.js'
 
 /*
  * 2,000 concurrent streams from 50 tenants against per-tenant limits, for SOAK_SECONDS (10 in
@@ -127,8 +127,8 @@ t.test(`soak: ${TENANTS * WORKERS_PER_TENANT} concurrent streams from ${TENANTS}
   t.equal(counts.outOfOrder, 0, 'event ids 1..n in order in every stream')
   t.ok(counts.served > 0 && counts.refused > 0, `served ${counts.served}, refused ${counts.refused} with 429 (the limit was in force)`)
   t.ok(peak <= TENANTS * LIMIT_PER_TENANT, `at most ${TENANTS * LIMIT_PER_TENANT} streams at once (peak ${peak})`)
-  t.ok(await eventually(() => app.streams().length === 0), 'no stream left active')
-  t.ok(await eventually(() => timerCount() <= timersBefore), 'timers back to baseline')
+  await until(() => app.streams().length === 0, 5000, 'no stream left active')
+  await until(() => timerCount() <= timersBefore, 5000, 'timers back to baseline')
   const heapAfter = heapAfterGc()
   const rssAfter = process.memoryUsage().rss
   latencies.sort((a, b) => a - b)

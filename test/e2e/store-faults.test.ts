@@ -8,7 +8,7 @@ import { SqliteStore } from '../../lib/store/sqlite.js'
 import type { Store } from '../../lib/store/store.js'
 import { startApp } from '../helpers/server.js'
 import { startUpstream } from '../helpers/upstream.js'
-import { eventually } from '../helpers/settle.js'
+import { until } from '../helpers/settle.js'
 import { request, type StreamClient } from '../helpers/sse-client.js'
 
 /** The real SQLite store with a switch that makes chosen methods fail, as a full or read-only disk would. */
@@ -65,7 +65,7 @@ t.test('a store failure while saving the reply ends the stream with an error chu
   upstream.script = { tokens: ['a', 'b'], hangAfterTokens: 1 }
   const pending = call('org-a', 'POST', `/api/v1/agents/${agentId}/chat`, { message: 'hi', session_id: 'late-failure' })
   // Fail only once the question is stored: the reply's write is the one that must fail.
-  t.ok(await eventually(async () => (await store.listMessages('org-a', agentId, { sessionId: 'late-failure', limit: 5 })).length === 1))
+  await until(async () => (await store.listMessages('org-a', agentId, { sessionId: 'late-failure', limit: 5 })).length === 1, 5000, '(await store.listMessages(\'org-a\', agentId, { sessionId: \'late-failure\', limit: 5 })).length === 1')
   fail.add('appendMessage')
   upstream.resume()
   const failed = await pending

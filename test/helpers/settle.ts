@@ -6,15 +6,6 @@ export function timerCount (): number {
   return process.getActiveResourcesInfo().filter((r) => r === 'Timeout').length
 }
 
-/** Polls `check` (bounded), for state that settles a tick or two after a socket event. */
-export async function eventually (check: () => boolean | Promise<boolean>, tries = 200): Promise<boolean> {
-  for (let i = 0; i < tries; i++) {
-    if (await check()) return true
-    await sleep(10)
-  }
-  return await check()
-}
-
 /** Waits for `check` to hold, polling every 10 ms; throws (failing the test) when it has not within `timeoutMs`. */
 export async function until (check: () => boolean | Promise<boolean>, timeoutMs: number, what: string): Promise<void> {
   const deadline = performance.now() + timeoutMs
@@ -38,6 +29,6 @@ export async function within<T> (pending: Promise<T>, timeoutMs: number, what: s
 
 /** The invariants every ending must leave behind: no live stream, no timer left over. */
 export async function assertSettled (t: Test, app: AgentMemServer, timersBefore: number): Promise<void> {
-  t.ok(await eventually(() => app.streams().length === 0), 'no stream left active')
-  t.ok(await eventually(() => timerCount() <= timersBefore), `timers back to baseline (${timerCount()} <= ${timersBefore})`)
+  await until(() => app.streams().length === 0, 5000, 'no stream left active')
+  await until(() => timerCount() <= timersBefore, 5000, `timers back to baseline (${timerCount()} <= ${timersBefore})`)
 }
