@@ -3,6 +3,8 @@
 // heap snapshot before and after. Writes bench/PROFILE.md: the CPU each spends per stream and,
 // for agentmem-stream, where it goes by area, the hottest functions, and what an idle stream
 // holds. The .cpuprofile files land in bench/profiles/ (git-ignored) for Chrome DevTools.
+// `--before <checkout>` profiles an older build too (a checkout with its dist/ built), in the
+// same run, and adds a before/after table: CPU per stream, promises per token, what an idle stream holds.
 import { fork } from 'node:child_process'
 import { once } from 'node:events'
 import { mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs'
@@ -10,28 +12,35 @@ import os from 'node:os'
 import autocannon from 'autocannon'
 import { headers, openIdleStreams, serverScript, startServer } from './lib/harness.mjs'
 import { SECRET } from './servers/contract.mjs'
+import { perToken } from './per-token.mjs'
 
-const seconds = Number(process.argv[2] ?? 8)
+const args = process.argv.slice(2)
+const beforeAt = args.indexOf('--before')
+const before = beforeAt < 0 ? null : new URL(`${args.splice(beforeAt, 2)[1].replace(/\/?$/, '/')}`, 'file:///')
+const seconds = Number(args[0] ?? 8)
 const root = new URL('./profiles/', import.meta.url).pathname
 
 /** What each module of agentmem-stream does for a turn, so the table reads as work, not file names. */
 const AREAS = [
-  [/#extract|\/memory\//, 'memory: extraction and memory_update events'],
+  [/extract|\/memory\//, 'memory: extraction and memory_update events'],
   [/\/store\//, 'store (SQLite): agent lookup, memory search, user message and reply inserts'],
   [/\/auth\//, 'auth: JWT verification'],
   [/\/http\/body|schemas\.js/, 'request body: read, JSON parse, ajv validation'],
   [/\/sse\/writer/, 'socket writes: headers, corked event writes, end (syscalls)'],
-  [/\/sse\/|\/chat\/sinks|\/resume\//, 'SSE framing, state machine, broadcast, replay log, resume token'],
-  [/\/chat\/|\/llm\//, 'turn: prompt, built-in model, run loop, timers, abort signal'],
-  [/\/observability\/|^onRunEnd /, 'metrics and logs'],
+  [/\/sse\/|\/protocol\/|\/stream\/(sinks|replay-log|registry|token)/, 'SSE framing, state machine, broadcast, replay log, resume token'],
+  [/\/stream\/(turn|run)|\/chat\/|\/llm\//, 'turn: prompt, built-in model, push pipeline, timers, abort signal'],
+  [/\/observability\/|\/stream\/supervisor/, 'metrics and logs'],
   [/\/dist\/lib\//, 'routing, limits, request handler']
 ]
 
-async function profile (name) {
-  const dir = `${root}${name}/`
+/** The entry point of `name`, in this checkout or in `checkout`. */
+const scriptOf = (name, checkout) => checkout === null ? serverScript(name) : new URL(`bench/servers/${name}.mjs`, checkout)
+
+async function profile (name, checkout = null) {
+  const dir = `${root}${name}${checkout === null ? '' : '-before'}/`
   rmSync(dir, { recursive: true, force: true })
   mkdirSync(dir, { recursive: true })
-  const child = fork(serverScript(name), [], {
+  const child = fork(scriptOf(name, checkout), [], {
     execArgv: ['--cpu-prof', `--cpu-prof-dir=${dir}`],
     env: { PATH: process.env.PATH, PORT: '0', JWT_SECRET: SECRET, DATABASE_URL: 'sqlite::memory:', BUILTIN_TOKEN_DELAY_MS: '0', STREAM_MAX_PER_TENANT: '100000' },
     stdio: ['ignore', 'ignore', 'inherit', 'ipc']
@@ -83,8 +92,8 @@ function summarize (profile) {
 }
 
 /** Heap per idle stream, by constructor: snapshots before and after opening `count` held streams. */
-async function idleHeap (name, count) {
-  const server = await startServer(name, { BUILTIN_TOKEN_DELAY_MS: '600000', STREAM_IDLE_TIMEOUT_MS: '3600000', STREAM_MAX_DURATION_MS: '3600000' })
+async function idleHeap (name, count, checkout = null) {
+  const server = await startServer(name, { BUILTIN_TOKEN_DELAY_MS: '600000', STREAM_IDLE_TIMEOUT_MS: '3600000', STREAM_MAX_DURATION_MS: '3600000' }, scriptOf(name, checkout))
   const heap = async () => {
     server.child.send({ type: 'heap' })
     const [reply] = await once(server.child, 'message')
@@ -109,12 +118,19 @@ const IDLE = 2000
 const heapOurs = await idleHeap('agentmem', IDLE)
 const heapBase = await idleHeap('baseline', IDLE)
 const heapTotal = (rows) => rows.reduce((n, r) => n + r.bytes, 0)
+const tokensNow = await perToken()
+const was = before === null
+  ? null
+  : { cpu: await profile('agentmem', before), heap: await idleHeap('agentmem', IDLE, before), tokens: await perToken(new URL('dist/lib/index.js', before)) }
+/** Per idle stream: entries whose name says what they are. */
+const entry = (rows, pattern) => rows.filter((r) => pattern.test(r.key)).reduce((n, r) => ({ count: n.count + r.count, bytes: n.bytes + r.bytes }), { count: 0, bytes: 0 })
+const COMPARED = [['closures', /^closure/], ['generators', /Generator|AsyncGenerator|#rounds|#generate|readDeltas/], ['promises', /^object Promise$/], ['AbortSignal / AbortController', /Abort(Signal|Controller)/]]
 const perStream = (p, t) => t / p.streams
 const fmtInt = (n) => n.toLocaleString('en-US')
 const lines = [
   '# Where a short stream\'s CPU goes',
   '',
-  `Produced by \`node bench/profile.mjs ${seconds}\` on ${new Date().toISOString().slice(0, 10)} (${os.cpus()[0].model.split(' ').slice(0, 2).join(' ')}, ${os.cpus().length} cores, Node ${process.version}).`,
+  `Produced by \`node bench/profile.mjs ${seconds}${before === null ? '' : ` --before ${before.pathname}`}\` on ${new Date().toISOString().slice(0, 10)} (${os.cpus()[0].model.split(' ').slice(0, 2).join(' ')}, ${os.cpus().length} cores, Node ${process.version}).`,
   '',
   `Scenario 1's load (100 connections, ${seconds} s, 20-token replies, built-in model at 0 delay, SQLite in memory) against each server under \`--cpu-prof\` (which slows both). CPU per stream is the profile's busy time (idle excluded) over the streams completed.`,
   '',
@@ -122,6 +138,29 @@ const lines = [
   '|---|---|---|',
   `| agentmem | ${us(ours.rate)} | ${us(perStream(ours, ours.busy))} |`,
   `| baseline | ${us(base.rate)} | ${us(perStream(base, base.busy))} |`,
+  '',
+  ...(was === null
+    ? []
+    : [
+        '## Before and after',
+        '',
+        `The same measurements of the build in \`${before.pathname}\` (the code before the push pipeline and the stream module), in this run. Promises per token come from \`bench/per-token.mjs\` (in process, async_hooks counting every promise; a 2,020-token turn minus a 20-token one, over 2,000).`,
+        '',
+        '| measure | before | after |',
+        '|---|---|---|',
+        `| CPU µs per short stream (under the profiler) | ${us(perStream(was.cpu, was.cpu.busy))} | ${us(perStream(ours, ours.busy))} |`,
+        `| promises per token | ${was.tokens.promisesPerToken.toFixed(2)} | ${tokensNow.promisesPerToken.toFixed(2)} |`,
+        `| promises per turn (20 tokens) | ${was.tokens.promisesPerTurn} | ${tokensNow.promisesPerTurn} |`,
+        `| CPU µs per token, in process (client included) | ${was.tokens.cpuUsPerToken.toFixed(2)} | ${tokensNow.cpuUsPerToken.toFixed(2)} |`,
+        `| heap bytes per idle stream | ${us(heapTotal(was.heap))} | ${us(heapTotal(heapOurs))} |`,
+        ...COMPARED.map(([label, pattern]) => {
+          const a = entry(was.heap, pattern)
+          const b = entry(heapOurs, pattern)
+          return `| ${label} per idle stream (count, bytes) | ${a.count.toFixed(1)}, ${us(a.bytes)} | ${b.count.toFixed(1)}, ${us(b.bytes)} |`
+        }),
+        ''
+      ]),
+  `Promises per token now: ${tokensNow.promisesPerToken.toFixed(2)} (\`node bench/per-token.mjs\`); per 20-token turn: ${tokensNow.promisesPerTurn}.`,
   '',
   '## agentmem-stream by area',
   '',

@@ -15,9 +15,9 @@ export const serverScript = (name) => new URL(`../${PEERS.has(name) ? 'peers' : 
 export const now = () => performance.timeOrigin + performance.now()
 export const token = createSigner({ key: SECRET, expiresIn: 3_600_000 })({ sub: 'bench', org_id: 'bench' })
 
-/** Starts one server in its own process (so its CPU and memory are its own). */
-export async function startServer (name, env = {}) {
-  const child = fork(serverScript(name), [], {
+/** Starts one server in its own process (so its CPU and memory are its own); `script` overrides where its entry point is. */
+export async function startServer (name, env = {}, script = serverScript(name)) {
+  const child = fork(script, [], {
     execArgv: ['--expose-gc'],
     env: {
       PATH: process.env.PATH,

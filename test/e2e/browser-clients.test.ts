@@ -62,8 +62,8 @@ async function assertOneWholeTurn (t: Test, app: TestApp, agentId: string, state
   t.equal(history[1]?.content, state.events.filter((e) => e.type === 'content').map((e) => e.content).join(''), 'the page shows the stored reply')
 }
 
-async function corsApp (t: Test, corsOrigins?: string): Promise<{ app: TestApp, proxy: TcpProxy, agentId: string }> {
-  const app = await startApp(t, { builtinTokenDelayMs: 40, streamDetachGraceMs: 10_000, ...(corsOrigins === undefined ? {} : { corsOrigins }) })
+async function corsApp (t: Test, corsOrigins?: string, builtinTokenDelayMs = 40): Promise<{ app: TestApp, proxy: TcpProxy, agentId: string }> {
+  const app = await startApp(t, { builtinTokenDelayMs, streamDetachGraceMs: 10_000, ...(corsOrigins === undefined ? {} : { corsOrigins }) })
   const proxy = await TcpProxy.start(app.url)
   t.teardown(() => proxy.close())
   return { app, proxy, agentId: await app.createAgent('org-a') }
@@ -102,7 +102,8 @@ t.test('sse.js from another origin: POST, cut, autoReconnect with Last-Event-ID,
 
 t.test('the native EventSource from another origin reads with ?resume_token= and reconnects by itself', async (t) => {
   const page = await openPage(t)
-  const { app, proxy, agentId } = await corsApp(t, new URL(page.url()).origin)
+  // Slow enough that the reply is still coming when the EventSource attaches, however late, so the cut lands mid-reply.
+  const { app, proxy, agentId } = await corsApp(t, new URL(page.url()).origin, 250)
   // The turn is started with a POST (here by the test); EventSource, which can only GET, reads it.
   const post = app.stream('org-a', agentId, { message: MESSAGE })
   await post.untilEvents(1)
