@@ -217,7 +217,8 @@ t.test('the compression budget serves extra streams uncompressed', async (t) => 
 t.test('gzip keeps backpressure: a stuck compressed reader is cut after the drain bound', async (t) => {
   const { stream, upstream, agentId, app, ends } = await setup(t, { streamDetachGraceMs: 0, streamDrainTimeoutMs: 300 })
   // Random tokens: repetitive ones would compress to nothing and never fill a socket.
-  upstream.script = { tokens: Array.from({ length: 1000 }, () => randomBytes(30).toString('base64')), forever: true }
+  // Large ones fill the socket and kernel buffers in a second instead of most of a minute.
+  upstream.script = { tokens: Array.from({ length: 1000 }, () => randomBytes(3000).toString('base64')), forever: true }
   const client = stream('org-a', agentId, { message: 'go' }, { headers: { 'accept-encoding': 'gzip' }, rawBody: true })
   await client.response()
   t.equal(client.headers['content-encoding'], 'gzip')
