@@ -90,12 +90,6 @@ export const quotaExceeded = (scope: 'tenant' | 'global', limit: number, retryAf
   new HttpError('QUOTA_EXCEEDED', `Too many concurrent streams (${scope} limit ${limit})`, { scope, limit },
     { 'Retry-After': String(retryAfterSeconds) })
 
-export const upstreamError = (message: string, details: unknown = null): HttpError =>
-  new HttpError('UPSTREAM_ERROR', message, details)
-
-export const upstreamTimeout = (ms: number): HttpError =>
-  new HttpError('UPSTREAM_TIMEOUT', `LLM upstream did not answer within ${ms} ms`, { timeout: 'first_token', ms })
-
 export const serviceUnavailable = (message: string): HttpError =>
   new HttpError('SERVICE_UNAVAILABLE', message)
 

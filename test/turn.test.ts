@@ -198,7 +198,7 @@ t.test('an upstream failing mid-reply ends with one error chunk and keeps the pa
   }])
   t.equal(await turn.stream(), 'upstream_error')
   t.same(sink.types(), ['start', 'content', 'error'])
-  t.match(sink.chunks.at(-1), { chunk_type: 'error', code: 'upstream_error', content: 'connection reset' })
+  t.match(sink.chunks.at(-1), { chunk_type: 'error', code: 'upstream_error', retryable: true, content: 'connection reset' })
   t.same(services.saved, [{ content: 'half ', outcome: 'incomplete', usage: USAGE, reasoning: '' }])
   t.same(ends, ['upstream_error'])
 })
@@ -221,7 +221,7 @@ t.test('nothing said, nothing stored; an internal error is reported to the obser
   t.equal(await turn.stream(), 'internal_error')
   t.same(services.saved, [])
   t.same(internal, [boom])
-  t.match(sink.chunks.at(-1), { chunk_type: 'error', code: 'internal_error', content: 'Internal error while streaming' })
+  t.match(sink.chunks.at(-1), { chunk_type: 'error', code: 'internal_error', retryable: false, content: 'Internal error while streaming' })
 })
 
 t.test('reasoning: kept bounded with the reply, streamed only when asked for', async (t) => {

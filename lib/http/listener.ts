@@ -2,7 +2,8 @@ import http from 'node:http'
 import { randomUUID } from 'node:crypto'
 import type { AddressInfo } from 'node:net'
 import type { AuthenticateRequest } from '../auth/api-keys.js'
-import { badRequest, HttpError, payloadTooLarge, serviceUnavailable, upstreamError } from '../errors.js'
+import { badRequest, HttpError, payloadTooLarge, serviceUnavailable } from '../errors.js'
+import { endingAsHttp } from '../stream/outcomes.js'
 import { UpstreamError } from '../llm/provider.js'
 import { requestIdFrom, type Logger } from '../observability/logger.js'
 import { answerClientError } from './client-error.js'
@@ -75,7 +76,7 @@ export function createListener (opts: ListenerOptions): http.Server {
       await handler({ req, res, params, query })
     } catch (err) {
       // An upstream failing outside a stream (embeddings, say) is still the upstream's fault: 502.
-      if (err instanceof UpstreamError) return sendError(res, upstreamError(err.message, { upstream_status: err.status }))
+      if (err instanceof UpstreamError) return sendError(res, endingAsHttp(err.code, err.message, err.details))
       if (!(err instanceof HttpError)) onError(err)
       sendError(res, err)
     }

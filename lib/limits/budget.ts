@@ -10,10 +10,6 @@ export class SlotBudget {
     this.max = max
   }
 
-  get taken (): number {
-    return this.#taken
-  }
-
   tryTake (): (() => void) | null {
     if (this.#taken >= this.max) return null
     this.#taken++

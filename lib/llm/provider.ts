@@ -97,10 +97,17 @@ export interface Embedder {
 
 /** The upstream refused or failed; `status` is its HTTP status when it answered one. */
 export class UpstreamError extends Error {
+  /** Its entry in STREAM_ENDINGS (lib/stream/outcomes.ts). */
+  readonly code = 'upstream_error'
   readonly status: number | null
   constructor (message: string, status: number | null, options?: ErrorOptions) {
     super(message, options)
     this.name = 'UpstreamError'
     this.status = status
+  }
+
+  /** What its HTTP error says beside the message. */
+  get details (): { upstream_status: number | null } {
+    return { upstream_status: this.status }
   }
 }

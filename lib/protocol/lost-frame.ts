@@ -1,4 +1,5 @@
 import { frameEvent } from '../sse/frame.js'
+import { STREAM_ENDINGS } from '../stream/outcomes.js'
 import { makeChunk, serializeChunk } from './chunk.js'
 import { eventIdPrefix } from './event-id.js'
 
@@ -6,5 +7,5 @@ const LOST_MESSAGES = { producer_lost: 'The instance running this stream stopped
 
 /** The terminal event of a stream whose producer is gone, as every reader gets it (the coordinator writes it). */
 export function lostFrame (streamId: string, seq: number, code: keyof typeof LOST_MESSAGES): string {
-  return frameEvent(serializeChunk(makeChunk('error', { content: LOST_MESSAGES[code] }, { code })), { id: `${eventIdPrefix(streamId)}${seq}` })
+  return frameEvent(serializeChunk(makeChunk('error', { content: LOST_MESSAGES[code] }, { code, retryable: STREAM_ENDINGS[code].retryable })), { id: `${eventIdPrefix(streamId)}${seq}` })
 }

@@ -1,16 +1,15 @@
 import type { IncomingMessage, ServerResponse } from 'node:http'
-import { classifyFailure, endingAsHttp, ServerShutdownError, StreamTimeoutError, type StreamEndCode } from '../stream/outcomes.js'
+import { classifyFailure, endingAsHttp, type StreamEndCode } from '../stream/outcomes.js'
 import type { OpenedTurn } from '../chat/orchestrator.js'
 import { Turn } from '../stream/turn.js'
 import { CollectingSink } from '../stream/sinks.js'
 import { parseEventId } from '../protocol/event-id.js'
 import type { StreamRun } from '../stream/run.js'
-import { badRequest, notFound, serviceUnavailable, upstreamError, upstreamTimeout } from '../errors.js'
+import { badRequest, notFound } from '../errors.js'
 import { readJsonBody } from '../http/body.js'
 import { intParam } from '../http/query.js'
 import { sendJson } from '../http/respond.js'
 import type { Router } from '../http/router.js'
-import { UpstreamError } from '../llm/provider.js'
 import { schemas, validator, type ChatRequest } from '../schemas.js'
 import { ClientGoneError } from '../sse/writer.js'
 import type { StreamChunk } from '../protocol/chunk.js'
@@ -22,12 +21,10 @@ import type { Resumer } from '../stream/resumer.js'
 
 const validateChat = validator<ChatRequest>(schemas.chatRequest)
 
-/** A failure while opening the upstream: nothing was sent yet, so it is a plain HTTP error. */
+/** A failure while opening the upstream: nothing was sent yet, so it is a plain HTTP error (an unknown one stays itself: a 500, logged). */
 function openFailure (err: unknown): unknown {
-  if (err instanceof StreamTimeoutError) return upstreamTimeout(err.ms)
-  if (err instanceof UpstreamError) return upstreamError(err.message, { upstream_status: err.status })
-  if (err instanceof ServerShutdownError) return serviceUnavailable(err.message)
-  return err
+  const failure = classifyFailure(err)
+  return failure.code === 'internal_error' ? err : endingAsHttp(failure.code, failure.message, failure.details)
 }
 
 /** Gives the key up when `work` fails, so a retry with it runs the turn again. */

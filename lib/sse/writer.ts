@@ -6,6 +6,7 @@ import type { KeepAliveTarget, KeepAliveTicker } from './keep-alive.js'
 
 /** Raised when a reader leaves the socket buffer full for longer than the drain bound. */
 export class SlowConsumerError extends Error {
+  readonly code = 'slow_consumer'
   readonly ms: number
   constructor (ms: number) {
     super(`Client did not read for ${ms} ms`)
@@ -16,6 +17,7 @@ export class SlowConsumerError extends Error {
 
 /** Raised when the client's connection closes before the stream ended. */
 export class ClientGoneError extends Error {
+  readonly code = 'client_gone'
   constructor () {
     super('Client disconnected')
     this.name = 'ClientGoneError'

@@ -3,7 +3,7 @@ import type { MemoryOp } from '../memory/service.js'
 import { makeChunk, type StreamChunk, type ToolCallInfo } from '../protocol/chunk.js'
 import type { Message } from '../store/store.js'
 import type { ToolContext, ToolOutcome } from '../tools/registry.js'
-import { classifyFailure, type StreamFailure, type StreamOutcome } from './outcomes.js'
+import { classifyFailure, STREAM_ENDINGS, type StreamFailure, type StreamOutcome } from './outcomes.js'
 import type { StreamRun } from './run.js'
 import type { ChunkSink } from './sinks.js'
 import { TextBuffer } from './text-buffer.js'
@@ -144,7 +144,7 @@ export class Turn<P extends TurnPlan = TurnPlan> implements ReplyHandler {
       if (failure.outcome === 'internal_error') run.observer.internalError?.(err)
       if (state.can('error')) {
         state.transition('error')
-        sink.finish(makeChunk('error', { content: failure.message }, { code: failure.code }))
+        sink.finish(makeChunk('error', { content: failure.message }, { code: failure.code, retryable: STREAM_ENDINGS[failure.code].retryable }))
       }
     }
     const outcome = failure?.outcome ?? 'done'

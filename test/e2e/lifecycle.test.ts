@@ -134,7 +134,7 @@ t.test('timeouts end the stream with an error chunk naming which one, and abort 
   upstream.script = { hangBeforeHeaders: true }
   const opening = stream('org-a', agentId, { message: 'hi' })
   t.equal((await opening.response()).status, 504, 'an upstream that never answers is a 504 before any SSE')
-  t.match(await opening.json(), { code: 'UPSTREAM_TIMEOUT', details: { timeout: 'first_token', ms: 100 } })
+  t.match(await opening.json(), { code: 'UPSTREAM_TIMEOUT', details: { code: 'first_token_timeout', retryable: true, timeout: 'first_token', ms: 100 } })
 
   upstream.script = { tokens: ['a', 'b'], hangAfterTokens: 1 }
   const plain = await call('org-a', 'POST', `/api/v1/agents/${agentId}/chat`, { message: 'hi' })

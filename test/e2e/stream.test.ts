@@ -112,7 +112,7 @@ t.test('upstream refusing before streaming is an HTTP 502, and nothing is stored
     const client = stream('org-a', agentId, { message: 'hi', session_id: 'refused' })
     const body = await client.json()
     t.equal(client.status, 502, `upstream ${status}`)
-    t.match(body, { code: 'UPSTREAM_ERROR', details: { upstream_status: status }, timestamp: String })
+    t.match(body, { code: 'UPSTREAM_ERROR', details: { upstream_status: status, code: 'upstream_error', retryable: true }, timestamp: String })
   }
   const plain = await call('org-a', 'POST', `/api/v1/agents/${agentId}/chat`, { message: 'hi', session_id: 'refused' })
   t.equal(plain.status, 502)
