@@ -34,7 +34,8 @@ export class BuiltinProvider implements LlmProvider {
 
   async open (request: LlmRequest): Promise<LlmReply> {
     request.signal.throwIfAborted()
-    return { pipe: async (handler) => { await this.#generate(request, handler) } }
+    // Not an async wrapper: a suspended frame less for every stream that waits on its model.
+    return { pipe: (handler) => this.#generate(request, handler) }
   }
 
   async #generate (request: LlmRequest, handler: ReplyHandler): Promise<void> {

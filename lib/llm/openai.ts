@@ -51,7 +51,8 @@ export class OpenAiProvider implements JsonCapableProvider, Embedder {
     } catch (err) {
       throw toUpstreamError(err)
     }
-    return { pipe: async (handler) => { await pipeChunks(stream, request.signal, handler) } }
+    // Not an async wrapper: a suspended frame less for every stream that waits on its upstream.
+    return { pipe: (handler) => pipeChunks(stream, request.signal, handler) }
   }
 
   /**

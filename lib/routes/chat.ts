@@ -42,7 +42,7 @@ export function chatRoutes (router: Router, app: AppContext, resumer: Resumer, i
 
   /** Everything that can fail before the first byte of the reply: agent, slot, upstream. */
   async function openTurn (res: ServerResponse, agentId: string, principal: Principal, request: ChatRequest): Promise<{ run: StreamRun, opened: OpenedTurn, onClose: () => void }> {
-    const agent = await store.getAgent(principal.orgId, agentId)
+    const agent = await app.agents.get(principal.orgId, agentId)
     if (agent === null) throw notFound('Agent')
     const run = await app.startRun(principal.orgId, agent.id, String(res.getHeader('x-request-id')))
     // Until the stream exists there is nothing to resume: a client that leaves cancels the turn.
@@ -102,7 +102,9 @@ export function chatRoutes (router: Router, app: AppContext, resumer: Resumer, i
     await key?.settle({ stream: run.id })
     // The POST reads its stream as every resume does, from the start.
     await stream.follow(req, res, 0, app.newWriter)
-    await new Turn(run, stream.sink, opened.plan, opened.reply, orchestrator).stream({ resume_token: stream.resumeToken })
+    // Not awaited: the request handler is done once the stream runs (stream() never throws), so an
+    // idle stream holds no suspended handler frames, and their closures over req and res, beside it.
+    void new Turn(run, stream.sink, opened.plan, opened.reply, orchestrator).stream({ resume_token: stream.resumeToken })
   }))
 
   router.on('POST', '/api/v1/agents/:id/chat', authed(app, async ({ req, res, params, principal }) => {

@@ -81,7 +81,12 @@ export class StreamSupervisor {
     metrics.eventsSent.inc(events)
     metrics.bytesSent.inc(bytes)
     logger.info({ req_id: run.requestId, org: run.orgId, agent: run.agentId, stream_id: run.id, outcome, ms: Math.round(ms), events, tokens: run.usage?.completion_tokens ?? null }, 'stream end')
-    onStreamEnd?.({ id: run.id, orgId: run.orgId, outcome })
+    // An embedding app's hook that throws must not skip the drain below (shutdown would wait forever).
+    try {
+      onStreamEnd?.({ id: run.id, orgId: run.orgId, outcome })
+    } catch (err) {
+      this.#opts.onError(err)
+    }
     if (this.#runs.size === 0) this.#drained?.()
   }
 

@@ -346,3 +346,19 @@ t.test('deleting the agent while its stream runs ends the stream with agent_dele
   t.equal(ends.at(-1)?.outcome, 'agent_deleted')
   t.same(errors, [], 'a named ending, not an unexpected error')
 })
+
+t.test('an onStreamEnd hook that throws is reported to onError; the stream has ended and close() does not wait for it', async (t) => {
+  const errors: unknown[] = []
+  const boom = new Error('hook failed')
+  const { app, stream, agentId } = await startAppWithUpstream(t, {}, { onStreamEnd: () => { throw boom }, onError: (err) => errors.push(err) })
+  const client = stream('org-a', agentId, { message: 'hi' })
+  await client.ended
+  t.equal(client.last()?.chunk_type, 'done', 'the reader got its whole stream')
+  await until(() => errors.length === 1, 5000, 'the hook\'s error to reach onError')
+  t.same(errors, [boom])
+  t.equal(app.streams().length, 0, 'released')
+  const next = stream('org-a', agentId, { message: 'again' })
+  await next.ended
+  t.equal(next.last()?.chunk_type, 'done', 'the server goes on')
+  await within(app.close(), 5000, 'close()')
+})
