@@ -55,6 +55,7 @@ export interface ServerOptions {
   adminRoles: string
   /** How long an API key lookup is trusted; a revoked key stops working on every instance within it. */
   apiKeyCacheTtlMs: number
+  agentCacheTtlMs: number
 }
 
 export type ServerOptionsInput = Partial<ServerOptions>
@@ -112,7 +113,8 @@ const OPTIONS = {
   corsOrigins: { type: 'string', minLength: 1, description: 'Origins a browser app may call from, comma-separated, or *' },
   corsCredentials: { type: 'string', enum: ['on', 'off'], default: 'off', description: 'Access-Control-Allow-Credentials for listed origins' },
   adminRoles: { type: 'string', default: 'admin', description: 'Token roles that act for every user of their org, comma-separated' },
-  apiKeyCacheTtlMs: { type: 'integer', minimum: 0, maximum: 600_000, default: 5_000, description: 'How long an API key lookup is trusted' }
+  apiKeyCacheTtlMs: { type: 'integer', minimum: 0, maximum: 600_000, default: 5_000, description: 'How long an API key lookup is trusted' },
+  agentCacheTtlMs: { type: 'integer', minimum: 0, maximum: 600_000, default: 30_000, description: 'How long a turn may use a cached agent' }
 } as const satisfies Record<keyof ServerOptions, { description: string, [keyword: string]: unknown }>
 
 /** `streamIdleTimeoutMs` → `STREAM_IDLE_TIMEOUT_MS`. */

@@ -25,6 +25,7 @@ import { uiRoutes } from './routes/ui.js'
 import { KeepAliveTicker } from './sse/keep-alive.js'
 import { writerFactory } from './sse/writers.js'
 import { openStore } from './store/open.js'
+import { AgentCache } from './store/agent-cache.js'
 import { StreamRegistry } from './stream/registry.js'
 import { ReplayBudget } from './stream/replay-log.js'
 import { Resumer } from './stream/resumer.js'
@@ -111,6 +112,7 @@ export async function createServer (input: ServerOptionsInput = {}, deps: Server
     llmProvider: llm.name,
     coordinator,
     startRun: async (orgId: string, agentId: string, requestId: string) => await supervisor.start(orgId, agentId, requestId),
+    agents: new AgentCache(store, { ttlMs: options.agentCacheTtlMs, maxEntries: 10_000, coordinator, onError }),
     registry,
     newWriter
   }

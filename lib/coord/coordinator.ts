@@ -17,6 +17,8 @@ export interface Coordinator {
   find: (id: string) => Promise<RemoteStream | null>
   /** Asks whichever instance runs the stream to cancel it. */
   cancel: (id: string) => Promise<void>
+  /** Tells the other instances an agent changed or went, so they drop what they cached of it. */
+  agentChanged: (orgId: string, agentId: string) => Promise<void>
   /**
    * Takes an idempotency key for `ttlMs` with `value`, atomically: null when this call took it,
    * else the value it holds. Throws `CoordinatorUnavailableError`.
@@ -26,13 +28,14 @@ export interface Coordinator {
   setKey: (key: string, value: string) => Promise<void>
   /** Gives a key up, so the next request with it runs again. */
   releaseKey: (key: string) => Promise<void>
-  /** Hears what other instances ask of the streams this one runs. */
+  /** Hears what other instances ask of the streams this one runs, and which agents they changed; every listener hears every message. */
   onControl: (listener: ControlListener) => void
   ping: () => Promise<void>
   close: () => Promise<void>
 }
 
-export type ControlListener = (message: { type: 'cancel' | 'reader', id: string }) => void
+/** `id` is a stream's id, or for `agent` the organization and agent id joined by NUL (which neither may contain). */
+export type ControlListener = (message: { type: 'cancel' | 'reader' | 'agent', id: string }) => void
 
 export interface SharedStreamInfo {
   id: string

@@ -26,6 +26,8 @@ export class LocalCoordinator implements Coordinator {
 
   async cancel (): Promise<void> {}
 
+  async agentChanged (): Promise<void> {}
+
   async claimKey (key: string, value: string, ttlMs: number): Promise<string | null> {
     const now = Date.now()
     // Expired keys go first (oldest first), so the map holds at most the keys of one TTL.

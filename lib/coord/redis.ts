@@ -100,6 +100,9 @@ type Entry = [id: string, fields: string[]]
  * instance's streams); a stream's events go to a Redis Stream that any instance can replay and
  * follow; cancel and "still reading" travel over pub/sub.
  */
+/** The first letter of a control message says what it is. */
+const CONTROL_TYPES = { c: 'cancel', r: 'reader', a: 'agent' } as const
+
 export class RedisCoordinator implements Coordinator {
   readonly kind = 'redis'
   readonly #opts: RedisCoordinatorOptions
@@ -108,7 +111,7 @@ export class RedisCoordinator implements Coordinator {
   readonly #leases = new Map<string, string>()
   readonly #renewer: NodeJS.Timeout
   readonly #channel: string
-  #listener: ControlListener = () => {}
+  readonly #listeners: ControlListener[] = []
   #down = false
 
   private constructor (opts: RedisCoordinatorOptions) {
@@ -128,7 +131,10 @@ export class RedisCoordinator implements Coordinator {
     this.#subscriber.on('error', () => {})
     this.#channel = `${opts.keyPrefix}control`
     this.#subscriber.on('message', (_channel: string, message: string) => {
-      this.#listener({ type: message.startsWith('c:') ? 'cancel' : 'reader', id: message.slice(2) })
+      const type = CONTROL_TYPES[message[0] as keyof typeof CONTROL_TYPES]
+      // Another version's message: nothing this one understands.
+      if (type === undefined || message[1] !== ':') return
+      for (const listener of this.#listeners) listener({ type, id: message.slice(2) })
     })
     this.#renewer = setInterval(() => this.#renew(), Math.max(Math.floor(opts.leaseTtlMs / 3), 10))
     this.#renewer.unref()
@@ -321,8 +327,12 @@ export class RedisCoordinator implements Coordinator {
     await this.#reachable(this.#redis.publish(this.#channel, `c:${id}`))
   }
 
+  async agentChanged (orgId: string, agentId: string): Promise<void> {
+    await this.#reachable(this.#redis.publish(this.#channel, `a:${orgId}\0${agentId}`))
+  }
+
   onControl (listener: ControlListener): void {
-    this.#listener = listener
+    this.#listeners.push(listener)
   }
 
   /** A Redis call on a request's path: when it fails, Redis counts as unreachable (the caller answers 503). */

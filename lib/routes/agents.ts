@@ -49,11 +49,13 @@ export function agentRoutes (router: Router, app: AppContext): void {
     const patch = checked(validateUpdate(await readJsonBody(req, options.bodyLimitBytes)))
     const agent = await store.updateAgent(principal.orgId, params.id as string, patch)
     if (agent === null) throw notFound('Agent')
+    await app.agents.changed(principal.orgId, agent.id)
     sendJson(res, 200, { data: agent, success: true })
   }))
 
   router.on('DELETE', '/api/v1/agents/:id', authed(app, async ({ res, params, principal }) => {
     if (!await store.deleteAgent(principal.orgId, params.id as string)) throw notFound('Agent')
+    await app.agents.changed(principal.orgId, params.id as string)
     sendNoContent(res)
   }))
 }

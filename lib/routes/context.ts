@@ -8,6 +8,7 @@ import type { StreamRun } from '../stream/run.js'
 import type { ServerOptions } from '../config.js'
 import type { Handler, RequestContext } from '../http/router.js'
 import type { Store } from '../store/store.js'
+import type { AgentCache } from '../store/agent-cache.js'
 import type { MemoryService } from '../memory/service.js'
 
 /** What route modules need from the server, passed in rather than imported, so tests can build it. */
@@ -23,6 +24,8 @@ export interface AppContext {
   coordinator: Coordinator
   /** Reserves a stream slot for the tenant or throws 429 (503 when the coordinator is unreachable). */
   startRun: (orgId: string, agentId: string, requestId: string) => Promise<StreamRun>
+  /** Agents as turns read them: cached, dropped on change here and on every instance. */
+  agents: AgentCache
   /** Where a run becomes a stream that readers attach to. */
   registry: StreamRegistry
   /** An SSE writer for a response, gzip when the client accepts it and the budget allows. */

@@ -127,6 +127,7 @@ export class StreamRegistry {
     this.#sweeper = setInterval(() => this.#sweep(), Math.min(opts.ttlMs, 60_000))
     this.#sweeper.unref()
     opts.coordinator.onControl(({ type, id }) => {
+      if (type === 'agent') return
       const stream = this.get(id)
       if (stream === undefined) return // another instance's, or already expired
       if (type === 'cancel') void stream.cancel()

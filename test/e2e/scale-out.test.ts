@@ -294,3 +294,25 @@ t.test('a reader on B of a stream whose instance A stopped renewing its leases (
   t.equal(follower.events.at(-1)?.id, `${id}:5`, 'numbered after the last event it had')
   upstream.resume()
 })
+
+t.test('an agent changed or deleted on A is dropped from B\'s cache at once, not after AGENT_CACHE_TTL_MS', async (t) => {
+  const { a, b, upstream, agentId } = await pair(t, { agentCacheTtlMs: 600_000 })
+  upstream.script = { tokens: ['ok'] }
+  const systemOf = (i: number): unknown => upstream.requests[i]?.body.messages.find((m) => m.role === 'system' && m.content === 'You are a pirate.')
+  await b.stream('org-a', agentId, { message: 'first' }).ended
+  t.equal(systemOf(0), undefined, 'B read the agent, which has no system prompt yet (and keeps it for ten minutes)')
+  const put = await a.call('org-a', 'PUT', `/api/v1/agents/${agentId}`, { system: 'You are a pirate.' })
+  t.equal(put.status, 200)
+  await until(async () => {
+    const c = b.stream('org-a', agentId, { message: 'again' })
+    await c.ended
+    return systemOf(upstream.requests.length - 1) !== undefined
+  }, 5000, 'B to use the updated agent')
+  t.equal(upstream.requests.length <= 3, true, 'within a turn or two, not ten minutes')
+  t.equal((await a.call('org-a', 'DELETE', `/api/v1/agents/${agentId}`)).status, 204)
+  await until(async () => {
+    const c = b.stream('org-a', agentId, { message: 'gone?' })
+    await c.ended
+    return c.status === 404
+  }, 5000, 'B to refuse the deleted agent')
+})
