@@ -6,7 +6,7 @@ import os from 'node:os'
 import { writeFileSync } from 'node:fs'
 import { setTimeout as sleep } from 'node:timers/promises'
 import autocannon from 'autocannon'
-import { SERVERS, headers, now, openIdleStreams, percentile, runStream, startMock, startServer, stats, streamPath, upstreamEnv } from './lib/harness.mjs'
+import { SERVERS, WITH_LIMIT, headers, now, openIdleStreams, percentile, runStream, startMock, startServer, stats, streamPath, upstreamEnv } from './lib/harness.mjs'
 
 const args = process.argv.slice(2)
 const smoke = args.includes('--smoke')
@@ -26,26 +26,30 @@ const WORDS18 = Array.from({ length: 18 }, (_, i) => `w${i}`).join(' ')
 /** Scenario 1: 100 connections, each request one full stream of 20 content events. */
 async function shortStreams () {
   const rows = []
-  for (const name of SERVERS) {
-    const perRun = { rps: [], p50: [], p99: [], bad: 0 }
+  for (const name of WITH_LIMIT) {
+    const perRun = { rps: [], p50: [], p99: [], cpu: [], bad: 0 }
     for (let r = 0; r < RUNS; r++) {
       const server = await startServer(name)
+      const before = await server.stats()
       const result = await loadAcross([server], size(100, 10), size(10, 1))
+      const after = await server.stats()
       await server.stop()
       perRun.rps.push(result.rps)
       perRun.p50.push(result.p50)
       perRun.p99.push(result.p99)
+      perRun.cpu.push((after.cpuMs - before.cpuMs) * 1000 / result.total)
       perRun.bad += result.bad
       log('short', name, Math.round(result.rps), 'streams/s')
     }
-    rows.push({ name, rps: stats(perRun.rps), p50: stats(perRun.p50), p99: stats(perRun.p99), bad: perRun.bad })
+    rows.push({ name, rps: stats(perRun.rps), p50: stats(perRun.p50), p99: stats(perRun.p99), cpu: stats(perRun.cpu), bad: perRun.bad })
   }
   const base = rows.find((r) => r.name === 'baseline').rps.median
+  const limit = rows.find((r) => r.name === 'limit').cpu.median
   return [
-    `## 1. Short streams at load\n\n${size(100, 10)} connections for ${size(10, 1)} s per run, each request a full stream of 20 content events (agentmem-stream also sends its two memory_update events). min / **median** / max over ${RUNS} runs; every body checked to end with \`done\`.\n`,
-    '| server | streams/s | vs baseline | p50 ms | p99 ms | failed or incomplete |',
-    '|---|---|---|---|---|---|',
-    ...rows.map((r) => `| ${r.name} | ${triple(r.rps)} | ${ratio(r.rps.median, base)} | ${triple(r.p50, 1)} | ${triple(r.p99, 1)} | ${r.bad} |`)
+    `## 1. Short streams at load\n\n${size(100, 10)} connections for ${size(10, 1)} s per run, each request a full stream of 20 content events (agentmem-stream also sends its two memory_update events). min / **median** / max over ${RUNS} runs; every body checked to end with \`done\`. \`limit\` is the contract limit (\`bench/servers/limit.mjs\`): node:http with the same JWT check and body validation, writing agentmem-stream's own bytes for this turn (recorded from a real run at the start), nothing else. Server CPU is the server process's user + system time over the load, per stream completed.\n`,
+    '| server | streams/s | vs baseline | p50 ms | p99 ms | server CPU µs per stream | CPU vs limit | failed or incomplete |',
+    '|---|---|---|---|---|---|---|---|',
+    ...rows.map((r) => `| ${r.name} | ${triple(r.rps)} | ${ratio(r.rps.median, base)} | ${triple(r.p50, 1)} | ${triple(r.p99, 1)} | ${triple(r.cpu)} | ${ratio(r.cpu.median, limit)} | ${r.bad} |`)
   ].join('\n')
 }
 
@@ -155,7 +159,7 @@ async function ttftRun (name, concurrency, seconds, warmupMs) {
 async function idleCapacity () {
   const count = size(10_000, 50)
   const rows = []
-  for (const name of SERVERS) {
+  for (const name of WITH_LIMIT) {
     const server = await startServer(name, { BUILTIN_TOKEN_DELAY_MS: '600000', STREAM_IDLE_TIMEOUT_MS: '3600000', STREAM_MAX_DURATION_MS: '3600000', STREAM_KEEPALIVE_MS: '1000', KEEPALIVE_MS: '1000' })
     const before = await server.stats()
     const sockets = await openIdleStreams(server, count)
@@ -170,11 +174,12 @@ async function idleCapacity () {
     log('idle', name, Math.round((held.rss - before.rss) / count), 'B RSS per stream')
   }
   const base = rows.find((r) => r.name === 'baseline').rss
+  const limit = rows.find((r) => r.name === 'limit').rss
   return [
     `## 4. Idle capacity\n\n${fmt(count)} streams held open after their first content event (source addresses spread over 127.0.0.2–9), measured after a forced GC; a keep-alive comment every 1 s from every server (each through its own heartbeat; the baseline and Hono, which have none, with a timer per stream), CPU over the next ${size(5, 1)} s. One run (a run takes a while and the figure is stable).\n`,
-    '| server | RSS bytes per stream | vs baseline | heap bytes per stream | server CPU ms per second |',
-    '|---|---|---|---|---|',
-    ...rows.map((r) => `| ${r.name} | ${fmt(r.rss)} | ${ratio(r.rss, base)} | ${fmt(r.heap)} | ${fmt(r.cpu, 1)} |`)
+    '| server | RSS bytes per stream | vs baseline | vs limit | heap bytes per stream | server CPU ms per second |',
+    '|---|---|---|---|---|---|',
+    ...rows.map((r) => `| ${r.name} | ${fmt(r.rss)} | ${ratio(r.rss, base)} | ${ratio(r.rss, limit)} | ${fmt(r.heap)} | ${fmt(r.cpu, 1)} |`)
   ].join('\n')
 }
 
@@ -287,6 +292,7 @@ async function loadAcross (servers, connections, duration) {
   })))
   return {
     rps: results.reduce((sum, r) => sum + r.requests.average, 0),
+    total: results.reduce((sum, r) => sum + r.requests.total, 0),
     p50: Math.max(...results.map((r) => r.latency.p50)),
     p99: Math.max(...results.map((r) => r.latency.p99)),
     bad: bad + results.reduce((sum, r) => sum + r.errors + r.non2xx, 0)
@@ -336,7 +342,91 @@ async function cluster () {
   ].join('\n')
 }
 
-const SCENARIOS = { short: shortStreams, long: longStream, ttft: timeToFirstToken, idle: idleCapacity, compression, slow: slowConsumers, cluster }
+/**
+ * Scenario 8: many clients, each running streams back to back on one kept-alive connection (the
+ * case HEADERS_TIMEOUT_MS is about: a short headers timeout made requests on kept-alive
+ * connections wait under load). Scenario 1's request; autocannon keeps every connection alive.
+ */
+async function keptAlive () {
+  const connections = size(1000, 20)
+  const seconds = size(10, 1)
+  const rows = []
+  for (const name of WITH_LIMIT) {
+    const server = await startServer(name)
+    const before = await server.stats()
+    const result = await loadAcross([server], connections, seconds)
+    const after = await server.stats()
+    await server.stop()
+    rows.push({ name, ...result, cpu: (after.cpuMs - before.cpuMs) * 1000 / result.total })
+    log('kept-alive', name, Math.round(result.rps), 'streams/s')
+  }
+  const base = rows.find((r) => r.name === 'baseline').rps
+  return [
+    `## 8. Kept-alive clients\n\n${fmt(connections)} clients, each running scenario 1's stream back to back on one kept-alive connection, for ${seconds} s (one run).\n`,
+    '| server | streams/s | vs baseline | p50 ms | p99 ms | server CPU µs per stream | failed or incomplete |',
+    '|---|---|---|---|---|---|---|',
+    ...rows.map((r) => `| ${r.name} | ${fmt(r.rps)} | ${ratio(r.rps, base)} | ${fmt(r.p50, 1)} | ${fmt(r.p99, 1)} | ${fmt(r.cpu)} | ${r.bad} |`)
+  ].join('\n')
+}
+
+/** One capacity trial: `count` streams paced by the mock, every gap between two content events at the client. */
+async function pacedTrial (name, count, tokens) {
+  const mock = await startMock()
+  Object.assign(mock, { tokens, tokenDelayMs: 33, firstTokenDelayMs: 0, firstTokenJitterMs: 0 })
+  const server = await startServer(name, upstreamEnv(mock))
+  const gaps = []
+  let failed = 0
+  await Promise.all(Array.from({ length: count }, async (_, i) => {
+    // Spread over the first second, as independent users arrive.
+    await sleep(i * 1000 / count)
+    let last = 0
+    const res = await runStream(server, { message: `paced-${i}` }, {
+      localAddress: `127.0.0.${2 + (i % 8)}`,
+      onData: () => {
+        const at = now()
+        if (last !== 0) gaps.push(at - last)
+        last = at
+      }
+    })
+    if (!res.done) failed++
+  }))
+  await server.stop()
+  mock.close()
+  return { p99: percentile(gaps, 99), failed }
+}
+
+/**
+ * Scenario 9: realistic capacity. Streams paced at 30 tokens/s (a real model's pace, one 5-character
+ * token every 33 ms) for 20 s each, relayed from the mock through the openai SDK; the largest
+ * number of concurrent streams whose p99 gap between two arrivals at the client stays under 50 ms.
+ */
+async function capacity () {
+  const tokens = size(600, 30)
+  const ladder = smoke ? [5, 10] : [250, 500, 1000, 2000, 4000]
+  const rows = []
+  for (const name of WITH_LIMIT.filter((n) => n !== 'limit')) {
+    let best = null
+    let over = null
+    for (const count of ladder) {
+      const trial = await pacedTrial(name, count, tokens)
+      log('capacity', name, count, 'p99 gap', trial.p99.toFixed(1), 'ms', trial.failed, 'failed')
+      if (trial.p99 >= 50 || trial.failed > 0) {
+        over = { count, ...trial }
+        break
+      }
+      best = { count, ...trial }
+    }
+    rows.push({ name, best, over })
+  }
+  return [
+    `## 9. Realistic capacity\n\nStreams paced at 30 tokens/s (the mock sends one token every 33 ms, ${tokens} per stream, so ${fmt(tokens * 0.033)} s each), every server relaying it through the \`openai\` SDK; N streams started over one second. The figure is the largest N on the ladder ${ladder.join(', ')} whose p99 gap between two arrivals of a stream at the client stays under 50 ms with every stream complete, and the first N that did not (one run each; the harness reads every stream in one process, so its own lag is part of the gap).\n`,
+    '| server | largest N under 50 ms | its p99 gap ms | first N over | its p99 gap ms |',
+    '|---|---|---|---|---|',
+    ...rows.map((r) => `| ${r.name} | ${r.best === null ? '–' : fmt(r.best.count)} | ${r.best === null ? '–' : fmt(r.best.p99, 1)} | ${r.over === null ? '(none on the ladder)' : fmt(r.over.count)} | ${r.over === null ? '–' : `${fmt(r.over.p99, 1)}${r.over.failed > 0 ? ` (${r.over.failed} incomplete)` : ''}`} |`)
+  ].join('\n')
+}
+
+const SCENARIOS = { short: shortStreams, long: longStream, ttft: timeToFirstToken, idle: idleCapacity, compression, slow: slowConsumers, cluster, 'kept-alive': keptAlive, capacity }
 
 const chosen = only.length === 0 ? Object.keys(SCENARIOS) : only
 const header = [

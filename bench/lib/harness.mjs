@@ -4,10 +4,15 @@ import http from 'node:http'
 import net from 'node:net'
 import { once } from 'node:events'
 import { setTimeout as sleep } from 'node:timers/promises'
+import { writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { createSigner } from 'fast-jwt'
 import { SECRET } from '../servers/contract.mjs'
 
 export const SERVERS = ['agentmem', 'baseline', 'fastify', 'hono', 'express']
+/** Scenarios 1 and 4 also run the contract limit (servers/limit.mjs), which replays agentmem-stream's own bytes. */
+export const WITH_LIMIT = ['agentmem', 'limit', 'baseline', 'fastify', 'hono', 'express']
 const PEERS = new Set(['fastify', 'hono', 'express'])
 
 /** Where a server's entry point lives: the peer frameworks in bench/peers/, ours and the baseline in bench/servers/. */
@@ -17,6 +22,7 @@ export const token = createSigner({ key: SECRET, expiresIn: 3_600_000 })({ sub: 
 
 /** Starts one server in its own process (so its CPU and memory are its own); `script` overrides where its entry point is. */
 export async function startServer (name, env = {}, script = serverScript(name)) {
+  if (name === 'limit' && env.RECORDED_TURN === undefined) env = { ...env, RECORDED_TURN: await recordedTurn() }
   const child = fork(script, [], {
     execArgv: ['--expose-gc'],
     env: {
@@ -44,6 +50,24 @@ export async function startServer (name, env = {}, script = serverScript(name)) 
   const server = { name, port: msg.port, child, stats, stop, agent: 'agent-bench' }
   if (name === 'agentmem') server.agent = await createAgent(msg.port)
   return server
+}
+
+let recording
+/**
+ * agentmem-stream's bytes for scenario 1's turn (the 18-word message, 20 content events), recorded
+ * once per run from a real server and kept as its frames in a file, for the contract limit to replay.
+ */
+export function recordedTurn () {
+  recording ??= (async () => {
+    const server = await startServer('agentmem')
+    const res = await fetch(`http://127.0.0.1:${server.port}${streamPath(server)}`, { method: 'POST', headers, body: JSON.stringify({ message: Array.from({ length: 18 }, (_, i) => `w${i}`).join(' ') }) })
+    const frames = (await res.text()).split(/(?<=\n\n)/)
+    await server.stop()
+    const file = join(tmpdir(), `agentmem-turn-${process.pid}.json`)
+    writeFileSync(file, JSON.stringify(frames))
+    return file
+  })()
+  return recording
 }
 
 async function createAgent (port) {
@@ -75,6 +99,7 @@ export function runStream (server, body, opts = {}) {
       result.status = res.statusCode
       let tail = ''
       res.on('data', (buf) => {
+        opts.onData?.()
         result.bytes += buf.length
         if (opts.raw) return
         const text = tail + buf.toString('latin1')
