@@ -32,6 +32,24 @@ for (const [name, open] of BACKENDS) {
     t.equal(await store.getAgent('o1', a.id), null)
   })
 
+  t.test(`${name}: appendMessages stores a batch in order, all or none`, async (t) => {
+    const store = await open(t)
+    t.teardown(() => store.close())
+    const agent = await store.createAgent('o', { name: 'a' })
+    const base = { organization_id: 'o', agent_id: agent.id, user_id: 'u', session_id: 's', metadata: {} }
+    const stored = await (store.appendMessages as NonNullable<Store['appendMessages']>)([
+      { ...base, role: 'user', content: 'one' }, { ...base, role: 'assistant', content: 'two', metadata: { outcome: 'done' } }, { ...base, role: 'user', content: 'three' }
+    ])
+    t.same(stored.map((m) => m.content), ['one', 'two', 'three'])
+    t.match(stored[0], { id: /^msg-/, created_at: String })
+    t.same(await store.listMessages('o', agent.id, { sessionId: 's', limit: 10 }), stored, 'as returned, in order')
+    // A row whose agent is gone fails the whole batch: nothing of it is stored.
+    await t.rejects((store.appendMessages as NonNullable<Store['appendMessages']>)([
+      { ...base, role: 'user', content: 'four' }, { ...base, agent_id: 'agent-gone', content: 'orphan', role: 'user' }
+    ]))
+    t.same((await store.listMessages('o', agent.id, { sessionId: 's', limit: 10 })).map((m) => m.content), ['one', 'two', 'three'])
+  })
+
   t.test(`${name}: text the edge made storable (a NUL as U+FFFD) round-trips, in keys and values`, async (t) => {
     const store = await open(t)
     t.teardown(() => store.close())

@@ -8,6 +8,7 @@ import type { Agent, Memory, Message, MessageInput } from '../store/store.js'
 import type { ToolContext, ToolOutcome, ToolRegistry } from '../tools/registry.js'
 import type { ExtractionReport, TurnPlan, TurnServices } from '../stream/turn.js'
 import { AgentDeletedError } from '../stream/outcomes.js'
+import { GroupCommit } from '../store/group-commit.js'
 import { buildPrompt, memoryBlock } from './prompt.js'
 
 export interface TurnContext {
@@ -58,11 +59,13 @@ export class Orchestrator implements TurnServices<ChatPlan> {
   readonly llm: LlmProvider
   readonly maxToolRounds: number
   readonly #opts: OrchestratorOptions
+  readonly #replies: GroupCommit
   readonly #background = new Set<Promise<unknown>>()
   #bucket: { until: number, signal: AbortSignal } | undefined
 
   constructor (opts: OrchestratorOptions) {
     this.#opts = opts
+    this.#replies = new GroupCommit(opts.memories.store)
     this.llm = opts.llm
     this.maxToolRounds = opts.maxToolRounds
   }
@@ -129,10 +132,11 @@ export class Orchestrator implements TurnServices<ChatPlan> {
     return await this.#opts.tools.run(name, args, ctx)
   }
 
+  /** Through the group commit: the replies of turns that finish together are stored in one transaction. */
   async saveReply (plan: ChatPlan, content: string, outcome: 'done' | 'incomplete', usage: TokenUsage | null, reasoning: string): Promise<Message> {
     const store = this.#opts.memories.store
     try {
-      return await store.appendMessage({ ...plan.record, role: 'assistant', content, metadata: reasoning === '' ? { outcome, usage } : { outcome, usage, reasoning } })
+      return await this.#replies.append({ ...plan.record, role: 'assistant', content, metadata: reasoning === '' ? { outcome, usage } : { outcome, usage, reasoning } })
     } catch (err) {
       // Deleting the agent took its conversation: say so instead of a bare internal error.
       if (await store.getAgent(plan.scope.orgId, plan.scope.agentId) === null) throw new AgentDeletedError()

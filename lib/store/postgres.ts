@@ -154,6 +154,16 @@ export class PostgresStore implements Store {
     return message
   }
 
+  /** One multi-row INSERT: one round trip and one commit for the whole batch. */
+  async appendMessages (inputs: MessageInput[]): Promise<Message[]> {
+    const messages = inputs.map(newMessage)
+    const values = messages.map((_, i) => `(${Array.from({ length: 9 }, (_, j) => `$${i * 9 + j + 1}`).join(', ')})`)
+    await this.#rows(`INSERT INTO messages (${MESSAGE_COLUMNS}) VALUES ${values.join(', ')}`, messages.flatMap((m) => [
+      m.id, m.organization_id, m.agent_id, m.user_id, m.session_id, m.role, m.content, m.metadata, m.created_at
+    ]))
+    return messages
+  }
+
   async listMessages (orgId: string, agentId: string, query: HistoryQuery): Promise<Message[]> {
     return await this.#rows<Message>(`SELECT ${MESSAGE_COLUMNS} FROM (SELECT seq, ${MESSAGE_COLUMNS} FROM messages
       WHERE organization_id = $1 AND agent_id = $2 AND ($3::text IS NULL OR session_id = $3) AND ($5::text IS NULL OR user_id = $5)

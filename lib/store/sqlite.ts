@@ -146,6 +146,7 @@ export function sqlitePathFromUrl (url: string): string {
 export class SqliteStore implements Store {
   readonly kind = 'sqlite'
   readonly #db: Database.Database
+  readonly #insertMessages: (messages: Message[]) => void
   readonly #pages = new Map<string, Database.Statement<MemoryPageParams, MemoryRow>>()
   readonly #stmts
 
@@ -159,6 +160,10 @@ export class SqliteStore implements Store {
     db.pragma('busy_timeout = 5000')
     migrate(db)
     this.#db = db
+    // One transaction: one WAL commit for a whole batch of messages.
+    this.#insertMessages = db.transaction((messages: Message[]) => {
+      for (const message of messages) this.#stmts.insertMessage.run({ ...message, metadata: JSON.stringify(message.metadata) })
+    })
     this.#stmts = {
       insertAgent: db.prepare(`INSERT INTO agents (id, organization_id, name, description, system, llm_config, metadata, created_at, updated_at)
         VALUES (@id, @organization_id, @name, @description, @system, @llm_config, @metadata, @created_at, @updated_at)`),
@@ -239,6 +244,12 @@ export class SqliteStore implements Store {
     const message = newMessage(input)
     this.#stmts.insertMessage.run({ ...message, metadata: JSON.stringify(message.metadata) })
     return message
+  }
+
+  async appendMessages (inputs: MessageInput[]): Promise<Message[]> {
+    const messages = inputs.map(newMessage)
+    this.#insertMessages(messages)
+    return messages
   }
 
   async listMessages (orgId: string, agentId: string, query: HistoryQuery): Promise<Message[]> {

@@ -149,6 +149,11 @@ export interface Store {
   updateAgent: (orgId: string, agentId: string, patch: AgentPatch) => Promise<Agent | null>
   deleteAgent: (orgId: string, agentId: string) => Promise<boolean>
   appendMessage: (input: MessageInput) => Promise<Message>
+  /**
+   * Several messages in one transaction (one round trip on PostgreSQL): all stored, in order, or
+   * none. Optional for a store of your own: without it, replies are stored one by one.
+   */
+  appendMessages?: (inputs: MessageInput[]) => Promise<Message[]>
   /** The newest `limit` messages, oldest first. */
   listMessages: (orgId: string, agentId: string, query: HistoryQuery) => Promise<Message[]>
   addMemory: (orgId: string, agentId: string, input: MemoryInput) => Promise<Memory>

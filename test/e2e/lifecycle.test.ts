@@ -110,8 +110,11 @@ t.test('timeouts end the stream with an error chunk naming which one, and abort 
     streamFirstTokenTimeoutMs: 100, streamIdleTimeoutMs: 100, streamMaxDurationMs: 300
   })
   upstream.script = { firstTokenDelayMs: 1000 }
+  const firstAborted = upstream.nextAbort()
   const first = stream('org-a', agentId, { message: 'hi' })
   await first.ended
+  // The upstream may hear its request cut just after the client saw the stream end: count from then.
+  await within(firstAborted, 5000, 'the upstream request to be aborted on the first-token timeout')
   t.same(first.types(), ['start', 'error'])
   t.match(first.last(), { chunk_type: 'error', code: 'first_token_timeout', content: /first token timeout: 100 ms/ })
 

@@ -50,6 +50,8 @@ t.test('a store failure while saving the reply ends the stream with an error chu
   const agentId = await createAgent('org-a')
   const client = stream('org-a', agentId, { message: 'hi' })
   await client.untilEvents(2)
+  // Replies go in batches (appendMessages); a failed batch is retried row by row (appendMessage).
+  fail.add('appendMessages')
   fail.add('appendMessage')
   upstream.resume()
   await client.ended
@@ -62,10 +64,12 @@ t.test('a store failure while saving the reply ends the stream with an error chu
   const plain = await call('org-a', 'POST', `/api/v1/agents/${agentId}/chat`, { message: 'hi' })
   t.equal(plain.status, 500, 'the user message cannot be stored: plain 500')
   fail.delete('appendMessage')
+  fail.delete('appendMessages')
   upstream.script = { tokens: ['a', 'b'], hangAfterTokens: 1 }
   const pending = call('org-a', 'POST', `/api/v1/agents/${agentId}/chat`, { message: 'hi', session_id: 'late-failure' })
   // Fail only once the question is stored: the reply's write is the one that must fail.
-  await until(async () => (await store.listMessages('org-a', agentId, { sessionId: 'late-failure', limit: 5 })).length === 1, 5000, '(await store.listMessages(\'org-a\', agentId, { sessionId: \'late-failure\', limit: 5 })).length === 1')
+  await until(async () => (await store.listMessages('org-a', agentId, { sessionId: 'late-failure', limit: 5 })).length === 1, 5000, 'the question to be stored')
+  fail.add('appendMessages')
   fail.add('appendMessage')
   upstream.resume()
   const failed = await pending
