@@ -230,13 +230,43 @@ t.test('redis: a stream whose producer died ends for every reader, and for later
 t.test('redis: events trimmed under a slow reader are reported, not skipped', async (t) => {
   const c = await openRedis(t, { maxEvents: 1 })
   const feed = c.share({ id: 's', orgId: 'o', userId: 'u', agentId: 'a', resumeToken: 'x' })
-  // MAXLEN ~ trims whole nodes: write enough that the first ones surely go.
-  for (let id = 1; id <= 300; id++) feed.append({ id, frame: `id: ${id}\n\n` })
+  // One event per tick, one entry each; MINID ~ trims whole nodes: write enough that the first ones surely go.
+  for (let id = 1; id <= 300; id++) {
+    feed.append({ id, frame: `id: ${id}\n\n` })
+    await new Promise((resolve) => setImmediate(resolve))
+  }
   await until(async () => ((await c.find('s'))?.lastId === 300), 5000, '((await c.find(\'s\'))?.lastId === 300)')
   const found = await c.find('s') as RemoteStream
   t.ok(found.firstId > 1, `the oldest events were trimmed (first kept: ${found.firstId})`)
   const follow = async (): Promise<void> => { for await (const e of found.follow(0, new AbortController().signal)) t.fail(`got ${e.id}`) }
   await t.rejects(follow(), /trimmed/)
+})
+
+t.test('redis: the events of one tick are one entry, replayed one by one from any cursor inside it', async (t) => {
+  const prefix = `test:${randomBytes(6).toString('hex')}:`
+  const runner = await openRedis(t, { keyPrefix: prefix })
+  const reader = await openRedis(t, { keyPrefix: prefix })
+  const feed = runner.share({ id: 'tick', orgId: 'o', userId: 'u', agentId: 'a', resumeToken: 'x' })
+  for (let id = 1; id <= 5; id++) feed.append({ id, frame: `id: tick:${id}\n\n` })
+  await new Promise((resolve) => setImmediate(resolve))
+  feed.append({ id: 6, frame: 'id: tick:6\n\n' })
+  feed.end()
+  const raw = new Redis(REDIS_URL)
+  t.teardown(() => raw.disconnect())
+  await until(async () => (await reader.find('tick'))?.ended === true, 5000, 'the stream to end in Redis')
+  t.equal(await raw.xlen(`${prefix}stream:{tick}:events`), 3, 'two ticks of events and the end marker: three entries, not seven')
+  t.match(await reader.find('tick'), { firstId: 1, lastId: 6 })
+  const from = async (cursor: number): Promise<number[]> => {
+    const ids: number[] = []
+    for await (const e of (await reader.find('tick') as RemoteStream).follow(cursor, new AbortController().signal)) {
+      t.equal(e.frame, `id: tick:${e.id}\n\n`, 'each event with its own frame')
+      ids.push(e.id)
+    }
+    return ids
+  }
+  t.same(await from(0), [1, 2, 3, 4, 5, 6])
+  t.same(await from(3), [4, 5, 6], 'a cursor inside an entry skips what it already has')
+  t.same(await from(5), [6])
 })
 
 t.test('redis: unreachable Redis refuses new slots with CoordinatorUnavailableError', async (t) => {

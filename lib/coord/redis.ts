@@ -86,13 +86,15 @@ export interface RedisCoordinatorOptions extends ConcurrencyLimits {
   onOutage?: (state: 'down' | 'up', err?: unknown) => void
 }
 
-/** Event n of a stream is entry `0-n`; the end marker `1-0` sorts after every event. */
+/** Entry `0-n` holds the events of one tick, the last of them event n; the end marker `1-0` sorts after every event. */
 const END_ID = '1-0'
 const seq = (entryId: string): number => Number(entryId.slice(2))
 const hashToken = (token: string): Buffer => createHash('sha256').update(token).digest()
 
 type Entry = [id: string, fields: string[]]
 
+/** The number of an entry's first event: the entry is numbered by its last, and holds one `f` field per event. */
+const firstOf = (entryId: string, fields: string[]): number => seq(entryId) - fields.length / 2 + 1
 
 /**
  * Limits, resume and cancel shared by every instance on one Redis. Leases are members of sorted
@@ -211,13 +213,27 @@ export class RedisCoordinator implements Coordinator {
       org: stream.orgId, user: stream.userId, agent: stream.agentId, lease: stream.leaseId ?? '', token: hashToken(stream.resumeToken).toString('hex')
     }).catch(report)
     this.#redis.pexpire(meta, lifetime).catch(report)
+    /** The events of this tick, written as one entry at its end. */
+    let pending: LoggedEvent[] = []
+    const flush = (): void => {
+      if (pending.length === 0) return
+      const batch = pending
+      pending = []
+      const last = (batch.at(-1) as LoggedEvent).id
+      const fields: string[] = []
+      for (const event of batch) fields.push('f', event.frame)
+      // An entry's id is its last event's number; entries wholly older than the newest maxEvents go.
+      this.#redis.xadd(events, 'MINID', '~', `0-${Math.max(last - maxEvents, 0)}`, `0-${last}`, ...fields).catch(report)
+      // One connection keeps order: the expiry lands right after the key exists.
+      if ((batch[0] as LoggedEvent).id === 1) this.#redis.pexpire(events, lifetime).catch(report)
+    }
     return {
+      // Redis per tick, not per event: all events a stream makes in one tick are one XADD.
       append: (event) => {
-        // One connection keeps order: the expiry lands right after the key exists.
-        this.#redis.xadd(events, 'MAXLEN', '~', String(maxEvents), `0-${event.id}`, 'f', event.frame).catch(report)
-        if (event.id === 1) this.#redis.pexpire(events, lifetime).catch(report)
+        if (pending.push(event) === 1) process.nextTick(flush)
       },
       end: () => {
+        flush()
         this.#redis.xadd(events, END_ID, 'end', '1').catch(report)
         this.#redis.pexpire(events, resumeTtlMs).catch(report)
         this.#redis.pexpire(meta, resumeTtlMs).catch(report)
@@ -237,7 +253,7 @@ export class RedisCoordinator implements Coordinator {
     const last = ended ? newest[1] : newest[0]
     const lastId = last === undefined ? 0 : seq(last[0])
     const first = oldest[0]
-    const firstId = first === undefined || first[0] === END_ID ? lastId + 1 : seq(first[0])
+    const firstId = first === undefined || first[0] === END_ID ? lastId + 1 : firstOf(first[0], first[1])
     const token = Buffer.from(meta.token as string, 'hex')
     return {
       id,
@@ -288,10 +304,11 @@ export class RedisCoordinator implements Coordinator {
         }
         for (const [entryId, fields] of (batch[0] as [string, Entry[]])[1]) {
           if (entryId === END_ID) return
+          // An entry holds one tick's events, numbered up to its id; a cursor may fall inside it.
+          const first = firstOf(entryId, fields)
           // Trimmed under a slow reader: the client resumes and learns the events are gone (410).
-          if (seq(entryId) !== next) throw new Error('stream events were trimmed before this reader got them')
-          next++
-          yield { id: seq(entryId), frame: fields[1] as string }
+          if (first > next) throw new Error('stream events were trimmed before this reader got them')
+          for (let i = next - first; i < fields.length / 2; i++) yield { id: next++, frame: fields[2 * i + 1] as string }
         }
       }
     } finally {
