@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto'
+import { setMaxListeners } from 'node:events'
 import type { Principal } from '../auth/jwt.js'
 import type { LlmProvider, LlmReply, TokenUsage } from '../llm/provider.js'
 import type { MemoryExtractor } from '../memory/extractor.js'
@@ -77,7 +78,10 @@ export class Orchestrator implements TurnServices<ChatPlan> {
   #backgroundSignal (): AbortSignal {
     const now = performance.now()
     if (this.#bucket === undefined || now >= this.#bucket.until) {
-      this.#bucket = { until: now + 1000, signal: AbortSignal.timeout(BACKGROUND_EXTRACTION_MS + 1000) }
+      const signal = AbortSignal.timeout(BACKGROUND_EXTRACTION_MS + 1000)
+      // Shared on purpose: every extraction of the second listens to it (Node warns past 10).
+      setMaxListeners(0, signal)
+      this.#bucket = { until: now + 1000, signal }
     }
     return this.#bucket.signal
   }

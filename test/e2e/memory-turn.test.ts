@@ -287,3 +287,19 @@ async function poll (check: () => Promise<boolean>): Promise<boolean> {
   }
   return false
 }
+
+t.test('many extractions at once share one bound without Node warning about its listeners', async (t) => {
+  const { upstream, agentId, stream } = await setup(t)
+  upstream.script = { tokens: ['ok'] }
+  // Held, so every extraction of the batch listens to the shared signal at the same time.
+  upstream.jsonScript = { json: { facts: [] }, jsonDelayMs: 300 }
+  const warnings: Error[] = []
+  const onWarning = (w: Error): void => { warnings.push(w) }
+  process.on('warning', onWarning)
+  t.teardown(() => { process.off('warning', onWarning) })
+  const clients = Array.from({ length: 15 }, (_, i) => stream('org-a', agentId, { message: `my name is Ada ${i}` }))
+  await Promise.all(clients.map(async (c) => await c.ended))
+  await until(() => upstream.jsonRequests.length === 15, 5000, 'all fifteen extractions to reach the upstream')
+  await new Promise((resolve) => setImmediate(resolve))
+  t.same(warnings.filter((w) => w.name === 'MaxListenersExceededWarning').map((w) => w.message), [])
+})
