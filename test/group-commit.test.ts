@@ -1,9 +1,9 @@
-import t from 'tap'
+import t, { type Test } from 'tap'
 import { GroupCommit } from '../lib/store/group-commit.js'
 import { SqliteStore } from '../lib/store/sqlite.js'
 import type { MessageInput } from '../lib/store/store.js'
 
-async function setup (t: Parameters<Parameters<typeof t.test>[1]>[0]) {
+async function setup (t: Test) {
   const store = new SqliteStore(':memory:')
   t.teardown(() => store.close())
   const agent = await store.createAgent('o', { name: 'a' })
