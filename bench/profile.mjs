@@ -5,7 +5,7 @@
 // holds. The .cpuprofile files land in bench/profiles/ (git-ignored) for Chrome DevTools.
 // `--before <checkout>` profiles an older build too (a checkout with its dist/ built), in the
 // same run, and adds a before/after table: CPU per stream, promises per token, what an idle stream holds.
-import { fork } from 'node:child_process'
+import { execFileSync, fork } from 'node:child_process'
 import { once } from 'node:events'
 import { mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs'
 import os from 'node:os'
@@ -18,6 +18,14 @@ const args = process.argv.slice(2)
 const beforeAt = args.indexOf('--before')
 const before = beforeAt < 0 ? null : new URL(`${args.splice(beforeAt, 2)[1].replace(/\/?$/, '/')}`, 'file:///')
 const seconds = Number(args[0] ?? 8)
+/** Which code the older checkout holds, said in the report. */
+const beforeCommit = before === null ? '' : (() => {
+  try {
+    return `commit ${execFileSync('git', ['-C', before.pathname, 'log', '-1', '--format=%h %s'], { encoding: 'utf8' }).trim()}`
+  } catch {
+    return 'not a git checkout'
+  }
+})()
 const root = new URL('./profiles/', import.meta.url).pathname
 
 /** What each module of agentmem-stream does for a turn, so the table reads as work, not file names. */
@@ -144,7 +152,7 @@ const lines = [
     : [
         '## Before and after',
         '',
-        `The same measurements of the build in \`${before.pathname}\` (the code before the push pipeline and the stream module), in this run. Promises per token come from \`bench/per-token.mjs\` (in process, async_hooks counting every promise; a 2,020-token turn minus a 20-token one, over 2,000).`,
+        `The same measurements of the build in \`${before.pathname}\` (${beforeCommit}), in this run. Promises per token come from \`bench/per-token.mjs\` (in process, async_hooks counting every promise; a 2,020-token turn minus a 20-token one, over 2,000).`,
         '',
         '| measure | before | after |',
         '|---|---|---|',
