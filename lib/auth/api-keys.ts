@@ -1,4 +1,5 @@
 import { createHash, randomBytes } from 'node:crypto'
+import { LookupCache } from '../store/lookup-cache.js'
 import type { IncomingMessage } from 'node:http'
 import { unauthorized } from '../errors.js'
 import type { ApiKey, Store } from '../store/store.js'
@@ -35,27 +36,24 @@ const invalidKey = (): Error => unauthorized('Invalid API key')
 export class ApiKeyAuthenticator {
   readonly #store: Store
   readonly #opts: ApiKeyAuthOptions
-  readonly #cache = new Map<string, { key: ApiKey | null, until: number }>()
+  readonly #cache: LookupCache<ApiKey | null>
 
   constructor (store: Store, opts: ApiKeyAuthOptions) {
     this.#store = store
     this.#opts = opts
+    this.#cache = new LookupCache(opts.cacheTtlMs, opts.maxCached)
   }
 
   async authenticate (secret: string): Promise<Principal> {
     if (!KEY_FORMAT.test(secret)) throw invalidKey()
     const hash = hashApiKey(secret)
     const now = Date.now()
-    let entry = this.#cache.get(hash)
-    if (entry === undefined || entry.until <= now) {
-      const key = await this.#store.findApiKey(hash)
-      entry = { key, until: now + this.#opts.cacheTtlMs }
-      this.#cache.delete(hash)
-      this.#cache.set(hash, entry)
-      if (this.#cache.size > this.#opts.maxCached) this.#cache.delete(this.#cache.keys().next().value as string)
+    let key = this.#cache.get(hash, now)?.value
+    if (key === undefined) {
+      key = await this.#store.findApiKey(hash)
+      this.#cache.set(hash, key, now)
       if (key !== null) await this.#store.touchApiKey(key.id, new Date(now).toISOString())
     }
-    const key = entry.key
     if (key === null || key.revoked_at !== null || (key.expires_at !== null && Date.parse(key.expires_at) <= now)) throw invalidKey()
     return { userId: `key:${key.id}`, orgId: key.organization_id, roles: key.roles, admin: key.roles.some((r) => this.#opts.adminRoles.has(r)) }
   }

@@ -1,4 +1,5 @@
 import type { Coordinator } from '../coord/coordinator.js'
+import { LookupCache } from './lookup-cache.js'
 import type { Agent, Store } from './store.js'
 
 export interface AgentCacheOptions {
@@ -20,13 +21,14 @@ export interface AgentCacheOptions {
 export class AgentCache {
   readonly #store: Pick<Store, 'getAgent'>
   readonly #opts: AgentCacheOptions
-  readonly #entries = new Map<string, { agent: Agent, expires: number }>()
+  readonly #entries: LookupCache<Agent>
   /** Bumped by every change, so a read that raced one does not cache what it read before it. */
   #generation = 0
 
   constructor (store: Pick<Store, 'getAgent'>, opts: AgentCacheOptions) {
     this.#store = store
     this.#opts = opts
+    this.#entries = new LookupCache(opts.ttlMs, opts.maxEntries)
     opts.coordinator.onControl(({ type, id }) => {
       if (type === 'agent') this.#drop(id)
     })
@@ -34,16 +36,12 @@ export class AgentCache {
 
   async get (orgId: string, agentId: string): Promise<Agent | null> {
     const key = `${orgId}\0${agentId}`
-    const entry = this.#entries.get(key)
     const now = performance.now()
-    if (entry !== undefined && entry.expires > now) return entry.agent
+    const cached = this.#entries.get(key, now)
+    if (cached !== undefined) return cached.value
     const generation = this.#generation
     const agent = await this.#store.getAgent(orgId, agentId)
-    if (agent === null || this.#opts.ttlMs === 0 || generation !== this.#generation) return agent
-    this.#entries.delete(key)
-    // Insertion order is age order: past the bound, the oldest goes.
-    if (this.#entries.size >= this.#opts.maxEntries) this.#entries.delete(this.#entries.keys().next().value as string)
-    this.#entries.set(key, { agent, expires: now + this.#opts.ttlMs })
+    if (agent !== null && generation === this.#generation) this.#entries.set(key, agent, now)
     return agent
   }
 
