@@ -6,7 +6,7 @@ import os from 'node:os'
 import { writeFileSync } from 'node:fs'
 import { setTimeout as sleep } from 'node:timers/promises'
 import autocannon from 'autocannon'
-import { SERVERS, WITH_LIMIT, headers, now, openIdleStreams, percentile, runStream, startMock, startServer, stats, streamPath, upstreamEnv } from './lib/harness.mjs'
+import { SERVERS, WITH_LIMIT, headers, now, openIdleStreams, percentile, processCpuMs, runStream, startMock, startServer, stats, streamPath, upstreamEnv } from './lib/harness.mjs'
 
 const args = process.argv.slice(2)
 const smoke = args.includes('--smoke')
@@ -311,7 +311,7 @@ async function cluster () {
   ]
   const rows = []
   for (const variant of variants) {
-    const perRun = { rps: [], p99: [], bad: 0 }
+    const perRun = { rps: [], p99: [], cpu: [], bad: 0 }
     for (let r = 0; r < RUNS; r++) {
       const schema = `bench_${Math.random().toString(36).slice(2, 10)}`
       const admin = new pg.Client({ connectionString: pgUrl })
@@ -322,7 +322,11 @@ async function cluster () {
       const env = variant.shared ? { DATABASE_URL: url.toString(), REDIS_URL: redisUrl, REDIS_KEY_PREFIX: `${schema}:` } : {}
       const servers = []
       for (let i = 0; i < variant.instances; i++) servers.push(await startServer('agentmem', env))
+      // CPU of the whole set-up: the servers, and PostgreSQL's and Redis's processes (idle for the SQLite default).
+      const cpu = async () => (await Promise.all(servers.map((s) => s.stats()))).reduce((sum, s) => sum + s.cpuMs, 0) + processCpuMs(['postgres', 'redis-server'])
+      const before = await cpu()
       const result = await loadAcross(servers, size(100, 10), size(10, 1))
+      perRun.cpu.push((await cpu() - before) * 1000 / result.total)
       for (const server of servers) await server.stop()
       await admin.query(`DROP SCHEMA ${schema} CASCADE`)
       await admin.end()
@@ -331,14 +335,15 @@ async function cluster () {
       perRun.bad += result.bad
       log('cluster', variant.label, Math.round(result.rps), 'streams/s')
     }
-    rows.push({ label: variant.label, rps: stats(perRun.rps), p99: stats(perRun.p99), bad: perRun.bad })
+    rows.push({ label: variant.label, rps: stats(perRun.rps), p99: stats(perRun.p99), cpu: stats(perRun.cpu), bad: perRun.bad })
   }
   const base = rows[1].rps.median
+  const embedded = rows[0].cpu.median
   return [
-    `## 7. Several instances\n\nScenario 1's load (${size(100, 10)} connections for ${size(10, 1)} s per run, spread evenly over the instances) against the scale-out set-up: agents and messages in one PostgreSQL, limits, replay logs and cancel in one Redis, all on this one machine. Throughput summed over the instances, p99 the worst instance's. min / **median** / max over ${RUNS} runs.\n`,
-    '| set-up | streams/s | vs 1 instance on PostgreSQL + Redis | p99 ms | failed or incomplete |',
-    '|---|---|---|---|---|',
-    ...rows.map((r) => `| ${r.label} | ${triple(r.rps)} | ${ratio(r.rps.median, base)} | ${triple(r.p99, 1)} | ${r.bad} |`)
+    `## 7. Several instances\n\nScenario 1's load (${size(100, 10)} connections for ${size(10, 1)} s per run, spread evenly over the instances) against the scale-out set-up: agents and messages in one PostgreSQL, limits, replay logs and cancel in one Redis, all on this one machine. Throughput summed over the instances, p99 the worst instance's. CPU per turn is the whole set-up's: every server process plus every PostgreSQL and Redis process (read from /proc), over the streams completed. min / **median** / max over ${RUNS} runs.\n`,
+    '| set-up | streams/s | vs 1 instance on PostgreSQL + Redis | p99 ms | CPU µs per turn (servers + PostgreSQL + Redis) | CPU vs the SQLite default | failed or incomplete |',
+    '|---|---|---|---|---|---|---|',
+    ...rows.map((r) => `| ${r.label} | ${triple(r.rps)} | ${ratio(r.rps.median, base)} | ${triple(r.p99, 1)} | ${triple(r.cpu)} | ${ratio(r.cpu.median, embedded)} | ${r.bad} |`)
   ].join('\n')
 }
 

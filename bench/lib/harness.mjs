@@ -4,7 +4,7 @@ import http from 'node:http'
 import net from 'node:net'
 import { once } from 'node:events'
 import { setTimeout as sleep } from 'node:timers/promises'
-import { writeFileSync } from 'node:fs'
+import { readdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { createSigner } from 'fast-jwt'
@@ -201,4 +201,29 @@ export async function openIdleStreams (server, count, extraHeaders = '') {
     })))
   }
   return sockets
+}
+
+/** Clock ticks per second of /proc/<pid>/stat's utime and stime (USER_HZ, 100 on Linux). */
+const USER_HZ = 100
+/**
+ * CPU ms (user + system) spent so far by every process on this machine whose name starts with one
+ * of `names`: the PostgreSQL backends and the Redis server in scenario 7, read from /proc.
+ */
+export function processCpuMs (names) {
+  let total = 0
+  for (const pid of readdirSync('/proc')) {
+    if (!/^\d+$/.test(pid)) continue
+    let stat
+    try {
+      stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
+    } catch {
+      continue // the process ended between the listing and the read
+    }
+    const close = stat.lastIndexOf(')')
+    const comm = stat.slice(stat.indexOf('(') + 1, close)
+    if (!names.some((n) => comm.startsWith(n))) continue
+    const fields = stat.slice(close + 2).split(' ')
+    total += (Number(fields[11]) + Number(fields[12])) * 1000 / USER_HZ
+  }
+  return total
 }
