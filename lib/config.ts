@@ -56,6 +56,7 @@ export interface ServerOptions {
   /** How long an API key lookup is trusted; a revoked key stops working on every instance within it. */
   apiKeyCacheTtlMs: number
   agentCacheTtlMs: number
+  memoryPresenceTtlMs: number
 }
 
 export type ServerOptionsInput = Partial<ServerOptions>
@@ -114,7 +115,8 @@ const OPTIONS = {
   corsCredentials: { type: 'string', enum: ['on', 'off'], default: 'off', description: 'Access-Control-Allow-Credentials for listed origins' },
   adminRoles: { type: 'string', default: 'admin', description: 'Token roles that act for every user of their org, comma-separated' },
   apiKeyCacheTtlMs: { type: 'integer', minimum: 0, maximum: 600_000, default: 5_000, description: 'How long an API key lookup is trusted' },
-  agentCacheTtlMs: { type: 'integer', minimum: 0, maximum: 600_000, default: 30_000, description: 'How long a turn may use a cached agent' }
+  agentCacheTtlMs: { type: 'integer', minimum: 0, maximum: 600_000, default: 30_000, description: 'How long a turn may use a cached agent' },
+  memoryPresenceTtlMs: { type: 'integer', minimum: 0, maximum: 600_000, default: 30_000, description: 'How long a turn trusts what it read of whether a user has any memories' }
 } as const satisfies Record<keyof ServerOptions, { description: string, [keyword: string]: unknown }>
 
 /** `streamIdleTimeoutMs` → `STREAM_IDLE_TIMEOUT_MS`. */

@@ -54,11 +54,14 @@ export async function createServer (input: ServerOptionsInput = {}, deps: Server
     adminRoles
   }), new ApiKeyAuthenticator(store, { cacheTtlMs: options.apiKeyCacheTtlMs, maxCached: 10_000, adminRoles: new Set(adminRoles) }))
   const llm = deps.llm ?? createLlm(options)
-  const memories = new MemoryService(store, deps.embedder ?? createEmbedder(options))
   const tools = new ToolRegistry(options.toolTimeoutMs)
   for (const tool of [...builtinTools, ...deps.tools ?? []]) tools.register(tool)
   const logger = deps.logger ?? createLogger(options.logLevel)
   const onError = deps.onError ?? ((err: unknown) => { logger.error({ err }, 'unexpected error') })
+  const coordinator = deps.coordinator ?? await openCoordinator(options, onError, logger)
+  const memories = new MemoryService(store, deps.embedder ?? createEmbedder(options), {
+    ttlMs: options.memoryPresenceTtlMs, maxEntries: 100_000, coordinator, onError
+  })
   // Read at scrape time, when the registry and the live budget below exist.
   const metrics = new Metrics(() => ({ live: liveReplay.bytes, ended: registry.retainedBytes }))
   const orchestrator = new Orchestrator({
@@ -76,7 +79,6 @@ export async function createServer (input: ServerOptionsInput = {}, deps: Server
   })
   const dev = devSecret === undefined ? null : await prepareDevSession(store, devSecret, options)
 
-  const coordinator = deps.coordinator ?? await openCoordinator(options, onError, logger)
   const liveReplay = new ReplayBudget(options.streamLiveReplayMaxBytes)
   const registry = new StreamRegistry({
     ttlMs: options.streamResumeTtlMs,

@@ -26,9 +26,9 @@ function setup (opts: { ttlMs?: number, maxEntries?: number, failAnnounce?: bool
     onError: (err) => errors.push(err),
     coordinator: {
       onControl: (listener) => { listeners.push(listener) },
-      agentChanged: async (org, id) => {
+      cacheChanged: async (kind, key) => {
         if (opts.failAnnounce === true) throw new Error('redis down')
-        announced.push(`${org}/${id}`)
+        announced.push(`${kind}:${key.replace('\0', '/')}`)
       }
     }
   })
@@ -51,7 +51,7 @@ t.test('a found agent is served from memory until it changes; a missing one is r
   s.agents.set('a1', agent('a1', 'renamed'))
   await s.cache.changed('o', 'a1')
   t.equal((await s.cache.get('o', 'a1'))?.name, 'renamed', 'changed here: read again')
-  t.same(s.announced, ['o/a1'], 'and announced to the other instances')
+  t.same(s.announced, ['agent:o/a1'], 'and announced to the other instances')
 })
 
 t.test('a change announced by another instance drops the agent; other control messages do not', async (t) => {

@@ -145,7 +145,7 @@ t.test('redis: a shared stream is found, replayed and followed live on another i
   await until(() => heard.includes('cancel:stream-1'), 5000, 'cancel reached the running instance')
 })
 
-t.test('redis: an agent change reaches every listener of every other instance; unknown messages are ignored', async (t) => {
+t.test('redis: a cache change (agent, memories) reaches every listener of every other instance; unknown messages are ignored', async (t) => {
   const prefix = `test:${randomBytes(6).toString('hex')}:`
   const a = await openRedis(t, { keyPrefix: prefix })
   const b = await openRedis(t, { keyPrefix: prefix })
@@ -158,14 +158,15 @@ t.test('redis: an agent change reaches every listener of every other instance; u
   // From a newer version, say: neither a known letter nor the form.
   await raw.publish(`${prefix}control`, 'z:whatever')
   await raw.publish(`${prefix}control`, 'a-no-colon')
-  await a.agentChanged('org', 'agent-1')
-  await until(() => first.length === 1 && second.length === 1, 5000, 'both listeners to hear the change')
-  t.same(first, ['agent:org\0agent-1'])
+  await a.cacheChanged('agent', 'org\0agent-1')
+  await a.cacheChanged('memories', 'org\0agent-1\0user-1')
+  await until(() => first.length === 2 && second.length === 2, 5000, 'both listeners to hear both changes')
+  t.same(first, ['agent:org\0agent-1', 'memories:org\0agent-1\0user-1'])
   t.same(second, first)
 })
 
-t.test('local: an agent change has nobody else to tell', async (t) => {
-  await t.resolves(new LocalCoordinator(LIMITS).agentChanged('o', 'a'))
+t.test('local: a cache change has nobody else to tell', async (t) => {
+  await t.resolves(new LocalCoordinator(LIMITS).cacheChanged('agent', 'o\0a'))
 })
 
 t.test('redis: a stream shared before its first event, and one ended without any', async (t) => {

@@ -17,8 +17,8 @@ export interface Coordinator {
   find: (id: string) => Promise<RemoteStream | null>
   /** Asks whichever instance runs the stream to cancel it. */
   cancel: (id: string) => Promise<void>
-  /** Tells the other instances an agent changed or went, so they drop what they cached of it. */
-  agentChanged: (orgId: string, agentId: string) => Promise<void>
+  /** Tells the other instances that something they may cache changed (an agent, a user's memories), so they drop it. */
+  cacheChanged: (kind: CacheKind, id: string) => Promise<void>
   /**
    * Takes an idempotency key for `ttlMs` with `value`, atomically: null when this call took it,
    * else the value it holds. Throws `CoordinatorUnavailableError`.
@@ -34,8 +34,11 @@ export interface Coordinator {
   close: () => Promise<void>
 }
 
-/** `id` is a stream's id, or for `agent` the organization and agent id joined by NUL (which neither may contain). */
-export type ControlListener = (message: { type: 'cancel' | 'reader' | 'agent', id: string }) => void
+/** What instances cache of the store and announce when it changes: an agent, or whether a user of an agent has memories. */
+export type CacheKind = 'agent' | 'memories'
+
+/** `id` is a stream's id, or for a `CacheKind` the cache's key: ids joined by NUL (which none may contain). */
+export type ControlListener = (message: { type: 'cancel' | 'reader' | CacheKind, id: string }) => void
 
 export interface SharedStreamInfo {
   id: string

@@ -26,7 +26,7 @@ export class LocalCoordinator implements Coordinator {
 
   async cancel (): Promise<void> {}
 
-  async agentChanged (): Promise<void> {}
+  async cacheChanged (): Promise<void> {}
 
   async claimKey (key: string, value: string, ttlMs: number): Promise<string | null> {
     const now = Date.now()

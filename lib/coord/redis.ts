@@ -3,7 +3,7 @@ import { Redis, type Result } from 'ioredis'
 import { leaseOnce, type AcquireResult, type ConcurrencyLimits } from '../limits/concurrency.js'
 import type { LoggedEvent } from '../sse/frame.js'
 import {
-  CoordinatorUnavailableError, type ControlListener, type Coordinator, type RemoteStream, type SharedStreamInfo, type StreamFeed
+  CoordinatorUnavailableError, type CacheKind, type ControlListener, type Coordinator, type RemoteStream, type SharedStreamInfo, type StreamFeed
 } from './coordinator.js'
 
 // Redis' own clock decides when a lease expires, so instances with skewed clocks agree.
@@ -103,7 +103,8 @@ const firstOf = (entryId: string, fields: string[]): number => seq(entryId) - fi
  * follow; cancel and "still reading" travel over pub/sub.
  */
 /** The first letter of a control message says what it is. */
-const CONTROL_TYPES = { c: 'cancel', r: 'reader', a: 'agent' } as const
+const CONTROL_TYPES = { c: 'cancel', r: 'reader', a: 'agent', m: 'memories' } as const
+const CONTROL_LETTERS = { agent: 'a', memories: 'm' } as const
 
 export class RedisCoordinator implements Coordinator {
   readonly kind = 'redis'
@@ -344,8 +345,8 @@ export class RedisCoordinator implements Coordinator {
     await this.#reachable(this.#redis.publish(this.#channel, `c:${id}`))
   }
 
-  async agentChanged (orgId: string, agentId: string): Promise<void> {
-    await this.#reachable(this.#redis.publish(this.#channel, `a:${orgId}\0${agentId}`))
+  async cacheChanged (kind: CacheKind, id: string): Promise<void> {
+    await this.#reachable(this.#redis.publish(this.#channel, `${CONTROL_LETTERS[kind]}:${id}`))
   }
 
   onControl (listener: ControlListener): void {

@@ -1,4 +1,5 @@
 import type { Embedder } from '../llm/provider.js'
+import { AnnouncedCache, type AnnouncedCacheOptions } from '../store/announced-cache.js'
 import type { Memory, MemoryInput, MemoryPatch, Store } from '../store/store.js'
 import type { MemoryDecision } from './extractor.js'
 import { cosineSimilarity, reciprocalRankFusion } from './retrieval.js'
@@ -27,10 +28,17 @@ const VECTOR_SCAN = 2000
 export class MemoryService {
   readonly store: Store
   readonly #embedder: Embedder | undefined
+  /** Whether a user has any memories, kept for a while so a turn for a user with none skips the search. */
+  readonly #presence: { cache: AnnouncedCache<boolean>, probe: NonNullable<Store['hasMemories']> } | undefined
 
-  constructor (store: Store, embedder?: Embedder) {
+  /** Without `presence` (or a store without `hasMemories`) every turn searches. */
+  constructor (store: Store, embedder?: Embedder, presence?: AnnouncedCacheOptions) {
     this.store = store
     this.#embedder = embedder
+    const probe = store.hasMemories
+    this.#presence = presence === undefined || probe === undefined
+      ? undefined
+      : { cache: new AnnouncedCache('memories', presence, () => true), probe: probe.bind(store) }
   }
 
   async #embed (text: string, signal: AbortSignal): Promise<number[] | null> {
@@ -41,7 +49,10 @@ export class MemoryService {
 
   async add (scope: MemoryScope, input: MemoryInput, signal: AbortSignal): Promise<Memory> {
     const embedding = await this.#embed(input.content, signal)
-    return await this.store.addMemory(scope.orgId, scope.agentId, { ...input, embedding })
+    const memory = await this.store.addMemory(scope.orgId, scope.agentId, { ...input, embedding })
+    // This instance knows at once; the others drop what they knew and probe again.
+    await this.#presence?.cache.changed(scopeKey(scope), true)
+    return memory
   }
 
   async update (orgId: string, memoryId: string, patch: MemoryPatch, signal: AbortSignal): Promise<Memory | null> {
@@ -71,6 +82,8 @@ export class MemoryService {
 
   async retrieve (scope: MemoryScope, query: string, limit: number, signal: AbortSignal): Promise<Memory[]> {
     const { orgId, agentId, userId } = scope
+    const presence = this.#presence
+    if (presence !== undefined && !await presence.cache.get(scopeKey(scope), async () => await presence.probe(orgId, agentId, userId))) return []
     const byText = await this.store.searchMemories(orgId, agentId, { query, userId, limit: limit * 2 })
     if (this.#embedder === undefined) return byText.slice(0, limit)
     const queryVector = await this.#embed(query, signal) as number[]
@@ -86,3 +99,5 @@ export class MemoryService {
     return ids.map((id) => known.get(id)).filter((m): m is Memory => m !== undefined)
   }
 }
+
+const scopeKey = (scope: MemoryScope): string => `${scope.orgId}\0${scope.agentId}\0${scope.userId}`

@@ -79,6 +79,26 @@ const SORT_COLUMNS: Record<NonNullable<MemoryQuery['sortBy']>, string> = { creat
 
 const MEMORY_COLUMNS = 'id, organization_id, agent_id, user_id, session_id, content, memory_type, importance, metadata, created_at, updated_at'
 
+/** A batch of messages in input order (the order their `seq` is drawn in), from one text array per column. */
+const INSERT_MESSAGES = `INSERT INTO messages (${MESSAGE_COLUMNS})
+  SELECT id, organization_id, agent_id, user_id, session_id, role, content, metadata::jsonb, created_at
+  FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[])
+    WITH ORDINALITY AS batch (${MESSAGE_COLUMNS}, n)
+  ORDER BY n`
+
+/** Statement names by text: every statement is prepared once per connection, so PostgreSQL parses and plans it once. */
+const STATEMENTS = new Map<string, string>()
+
+/** `sql` as a named statement. The texts are this file's constants (sort orders included), so the names stay few. */
+function prepared (text: string, values: unknown[]): pg.QueryConfig {
+  let name = STATEMENTS.get(text)
+  if (name === undefined) {
+    name = `agentmem_${STATEMENTS.size}`
+    STATEMENTS.set(text, name)
+  }
+  return { name, text, values }
+}
+
 /** The same Store contract on PostgreSQL, for several instances sharing one database. */
 export class PostgresStore implements Store {
   readonly kind = 'postgres'
@@ -111,7 +131,11 @@ export class PostgresStore implements Store {
   }
 
   async #rows<T extends pg.QueryResultRow> (sql: string, params: unknown[]): Promise<T[]> {
-    return (await this.#pool.query<T>(sql, params)).rows
+    return (await this.#query<T>(sql, params)).rows
+  }
+
+  async #query<T extends pg.QueryResultRow> (sql: string, params: unknown[]): Promise<pg.QueryResult<T>> {
+    return await this.#pool.query<T>(prepared(sql, params))
   }
 
   async createAgent (orgId: string, input: AgentInput): Promise<Agent> {
@@ -141,7 +165,7 @@ export class PostgresStore implements Store {
   }
 
   async deleteAgent (orgId: string, agentId: string): Promise<boolean> {
-    const result = await this.#pool.query('DELETE FROM agents WHERE organization_id = $1 AND id = $2', [orgId, agentId])
+    const result = await this.#query('DELETE FROM agents WHERE organization_id = $1 AND id = $2', [orgId, agentId])
     return (result.rowCount as number) > 0
   }
 
@@ -154,13 +178,18 @@ export class PostgresStore implements Store {
     return message
   }
 
-  /** One multi-row INSERT: one round trip and one commit for the whole batch. */
+  /**
+   * One INSERT of the whole batch: one round trip, one commit. Its rows come as one array per
+   * column, so the statement is the same for any batch size and is prepared once.
+   */
   async appendMessages (inputs: MessageInput[]): Promise<Message[]> {
     const messages = inputs.map(newMessage)
-    const values = messages.map((_, i) => `(${Array.from({ length: 9 }, (_, j) => `$${i * 9 + j + 1}`).join(', ')})`)
-    await this.#rows(`INSERT INTO messages (${MESSAGE_COLUMNS}) VALUES ${values.join(', ')}`, messages.flatMap((m) => [
-      m.id, m.organization_id, m.agent_id, m.user_id, m.session_id, m.role, m.content, m.metadata, m.created_at
-    ]))
+    const columns: string[][] = [[], [], [], [], [], [], [], [], []]
+    for (const m of messages) {
+      const row = [m.id, m.organization_id, m.agent_id, m.user_id, m.session_id, m.role, m.content, JSON.stringify(m.metadata), m.created_at]
+      row.forEach((value, i) => (columns[i] as string[]).push(value))
+    }
+    await this.#rows(INSERT_MESSAGES, columns)
     return messages
   }
 
@@ -198,6 +227,11 @@ export class PostgresStore implements Store {
     return { memories, total: Number((count as { n: string }).n) }
   }
 
+  async hasMemories (orgId: string, agentId: string, userId: string): Promise<boolean> {
+    const rows = await this.#rows('SELECT 1 FROM memories WHERE organization_id = $1 AND agent_id = $2 AND user_id = $3 LIMIT 1', [orgId, agentId, userId])
+    return rows.length > 0
+  }
+
   async searchMemories (orgId: string, agentId: string, search: MemorySearch): Promise<Memory[]> {
     const words = ftsWords(search.query)
     if (words === null) return []
@@ -232,7 +266,7 @@ export class PostgresStore implements Store {
   }
 
   async deleteMemory (orgId: string, memoryId: string): Promise<boolean> {
-    const result = await this.#pool.query('DELETE FROM memories WHERE organization_id = $1 AND id = $2', [orgId, memoryId])
+    const result = await this.#query('DELETE FROM memories WHERE organization_id = $1 AND id = $2', [orgId, memoryId])
     return (result.rowCount as number) > 0
   }
 
@@ -263,7 +297,7 @@ export class PostgresStore implements Store {
   }
 
   async ping (): Promise<void> {
-    await this.#pool.query('SELECT 1')
+    await this.#query('SELECT 1', [])
   }
 
   async close (): Promise<void> {

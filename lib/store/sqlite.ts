@@ -292,6 +292,10 @@ export class SqliteStore implements Store {
     return stmt
   }
 
+  async hasMemories (orgId: string, agentId: string, userId: string): Promise<boolean> {
+    return this.#stmts.hasMemories.get(orgId, agentId, userId) !== undefined
+  }
+
   async searchMemories (orgId: string, agentId: string, search: MemorySearch): Promise<Memory[]> {
     const terms = ftsQuery(search.query)
     // Most users have few or no memories yet: an index probe is far cheaper than an empty FTS search.

@@ -160,6 +160,12 @@ export interface Store {
   getMemory: (orgId: string, memoryId: string) => Promise<Memory | null>
   /** One page of the org's memories that match `query`, and how many match in all. */
   listMemories: (orgId: string, query: MemoryQuery) => Promise<{ memories: Memory[], total: number }>
+  /**
+   * Whether the user has any memory with this agent: an index probe, so a turn can skip the
+   * search (and the cache of it, its round trip). Optional for a store of your own: without it,
+   * every turn searches.
+   */
+  hasMemories?: (orgId: string, agentId: string, userId: string) => Promise<boolean>
   /** Best full-text matches first, newer first among equals. */
   searchMemories: (orgId: string, agentId: string, search: MemorySearch) => Promise<Memory[]>
   /** The newest `limit` memories that have an embedding. */

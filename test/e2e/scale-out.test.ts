@@ -316,3 +316,17 @@ t.test('an agent changed or deleted on A is dropped from B\'s cache at once, not
     return c.status === 404
   }, 5000, 'B to refuse the deleted agent')
 })
+
+t.test('a memory added on A is in B\'s very next prompt, though B had read "no memories" with MEMORY_PRESENCE_TTL_MS at ten minutes', async (t) => {
+  const { a, b, upstream, agentId } = await pair(t, { memoryPresenceTtlMs: 600_000 })
+  upstream.script = { tokens: ['ok'] }
+  const contextOf = (i: number): string | undefined => upstream.requests[i]?.body.messages.find((m) => m.role === 'system' && m.content.includes('<memories>'))?.content
+  await b.stream('org-a', agentId, { message: 'what tea do I like?' }).ended
+  t.equal(contextOf(0), undefined, 'B found no memories (and keeps that for ten minutes)')
+  t.equal((await a.call('org-a', 'POST', '/api/v1/memories', { content: 'User likes green tea', agent_id: agentId })).status, 201)
+  await until(async () => {
+    await b.stream('org-a', agentId, { message: 'what tea do I like?' }).ended
+    return contextOf(upstream.requests.length - 1)?.includes('User likes green tea') === true
+  }, 5000, 'B to put the memory added on A in its prompt')
+  t.equal(upstream.requests.length <= 3, true, 'within a turn or two, not ten minutes')
+})
