@@ -27,6 +27,8 @@ export interface ChatPlan extends TurnPlan {
   readonly record: Omit<MessageInput, 'role' | 'content' | 'metadata'>
   /** The memories extraction decides against. */
   readonly related: Memory[]
+  /** The question's stored record, committed with the messages of its event-loop turn; the reply waits for it. */
+  readonly question: Promise<Message>
 }
 
 /** A turn whose upstream accepted it: its plan, and the first reply, not read yet. */
@@ -52,6 +54,9 @@ export interface OrchestratorOptions {
 /** How many of the most similar memories extraction decides against. */
 const EXTRACTION_CONTEXT = 10
 
+/** A question whose commit failed fails its reply's save; until then nobody waits on it. */
+const noWait = (): void => {}
+
 /** Bound on extraction that outlived its stream; it then gives up rather than hang a shutdown. */
 const BACKGROUND_EXTRACTION_MS = 60_000
 
@@ -60,13 +65,14 @@ export class Orchestrator implements TurnServices<ChatPlan> {
   readonly llm: LlmProvider
   readonly maxToolRounds: number
   readonly #opts: OrchestratorOptions
-  readonly #replies: GroupCommit
+  /** Questions and replies: all of one event-loop turn are stored in one transaction. */
+  readonly #messages: GroupCommit
   readonly #background = new Set<Promise<unknown>>()
   #bucket: { until: number, signal: AbortSignal } | undefined
 
   constructor (opts: OrchestratorOptions) {
     this.#opts = opts
-    this.#replies = new GroupCommit(opts.memories.store)
+    this.#messages = new GroupCommit(opts.memories.store)
     this.llm = opts.llm
     this.maxToolRounds = opts.maxToolRounds
   }
@@ -116,8 +122,11 @@ export class Orchestrator implements TurnServices<ChatPlan> {
     const llmRequest = { messages, model, temperature, maxTokens, topP, tools: tools.specs(), signal }
     const reply = await llm.open(llmRequest)
     const record = { organization_id: scope.orgId, agent_id: agent.id, user_id: scope.userId, session_id: sessionId }
-    // Persisted only once the model accepted the turn, so a 502 leaves no orphan question behind.
-    await store.appendMessage({ ...record, role: 'user', content: request.message, metadata: request.metadata ?? {} })
+    // Stored only once the model accepted the turn, so a 502 leaves no orphan question behind; the
+    // first byte does not wait for its commit (it goes with the batch of this event-loop turn), the
+    // reply does, so `done` still means both are stored. Failing, it fails the reply (see saveReply).
+    const question = this.#messages.append({ ...record, role: 'user', content: request.message, metadata: request.metadata ?? {} })
+    question.catch(noWait)
     const plan: ChatPlan = {
       sessionId,
       memoriesRetrieved: retrieved.length,
@@ -127,7 +136,8 @@ export class Orchestrator implements TurnServices<ChatPlan> {
       scope,
       userMessage: request.message,
       record,
-      related: found.slice(0, EXTRACTION_CONTEXT)
+      related: found.slice(0, EXTRACTION_CONTEXT),
+      question
     }
     return { plan, reply }
   }
@@ -136,11 +146,12 @@ export class Orchestrator implements TurnServices<ChatPlan> {
     return await this.#opts.tools.run(name, args, ctx)
   }
 
-  /** Through the group commit: the replies of turns that finish together are stored in one transaction. */
+  /** Through the group commit: the messages of turns that finish together are stored in one transaction. Settles once the question is stored too. */
   async saveReply (plan: ChatPlan, content: string, outcome: 'done' | 'incomplete', usage: TokenUsage | null, reasoning: string): Promise<Message> {
     const store = this.#opts.memories.store
     try {
-      return await this.#replies.append({ ...plan.record, role: 'assistant', content, metadata: reasoning === '' ? { outcome, usage } : { outcome, usage, reasoning } })
+      const reply = this.#messages.append({ ...plan.record, role: 'assistant', content, metadata: reasoning === '' ? { outcome, usage } : { outcome, usage, reasoning } })
+      return (await Promise.all([plan.question, reply]))[1]
     } catch (err) {
       // Deleting the agent took its conversation: say so instead of a bare internal error.
       if (await store.getAgent(plan.scope.orgId, plan.scope.agentId) === null) throw new AgentDeletedError()
@@ -159,7 +170,7 @@ export class Orchestrator implements TurnServices<ChatPlan> {
     const signal = this.#backgroundSignal()
     const job = (async () => {
       // What tools saved during the turn counts as existing too, so it is not added twice.
-      const saved = await memories.store.getMemoriesByIds(scope.orgId, toolOps.map((op) => op.id))
+      const saved = toolOps.length === 0 ? [] : await memories.store.getMemoriesByIds(scope.orgId, toolOps.map((op) => op.id))
       const existing = [...plan.related, ...saved]
       const decisions = await extractor.extract({ userMessage: plan.userMessage, reply, existing }, signal)
       return await memories.apply(scope, sessionId, decisions, existing, signal)

@@ -7,10 +7,10 @@ interface Pending {
 }
 
 /**
- * The replies of every turn that finishes in one event-loop turn, stored together: one
- * transaction (one WAL commit on SQLite, one round trip on PostgreSQL) instead of one each. A
- * caller's promise settles once its batch committed, so a turn sends `done` only for a reply that
- * is durable. A batch that fails is stored again row by row, so one bad row (its agent just
+ * The messages (questions and replies) of every turn that reaches the store in one event-loop
+ * turn, stored together: one transaction (one WAL commit on SQLite, one round trip on PostgreSQL)
+ * instead of one each, in the order they came. A caller's promise settles once its batch
+ * committed, so a turn sends `done` only for a reply that is durable. A batch that fails is stored again row by row, so one bad row (its agent just
  * deleted) fails alone and the others still land.
  */
 export class GroupCommit {
@@ -27,7 +27,7 @@ export class GroupCommit {
   async append (input: MessageInput): Promise<Message> {
     if (this.#appendMany === undefined) return await this.#store.appendMessage(input)
     return await new Promise<Message>((resolve, reject) => {
-      // The first of a batch schedules it: after this turn of the event loop, every reply that came meanwhile goes with it.
+      // The first of a batch schedules it: after this turn of the event loop, every message that came meanwhile goes with it.
       if (this.#pending.push({ input, resolve, reject }) === 1) setImmediate(this.#flush)
     })
   }

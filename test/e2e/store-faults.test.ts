@@ -39,6 +39,13 @@ t.test('a store failure before streaming is a 500 that reveals nothing, reported
   t.equal(client.status, 500)
   t.same({ ...body, timestamp: 0 }, { code: 'INTERNAL_ERROR', message: 'Internal server error', details: null, timestamp: 0 })
   t.match(errors, [{ message: /disk I\/O error in getAgent/ }])
+  fail.clear()
+  // Failing later, while the turn is opened (the memory probe), it is the same plain 500.
+  fail.add('hasMemories')
+  const opening = stream('org-a', agentId, { message: 'hi' })
+  t.same({ ...await opening.json(), timestamp: 0 }, { code: 'INTERNAL_ERROR', message: 'Internal server error', details: null, timestamp: 0 })
+  t.equal(opening.status, 500)
+  t.match(errors, [{ message: /getAgent/ }, { message: /disk I\/O error in hasMemories/ }])
 })
 
 t.test('a store failure while saving the reply ends the stream with an error chunk, not done', async (t) => {
@@ -63,6 +70,12 @@ t.test('a store failure while saving the reply ends the stream with an error chu
   upstream.script = {}
   const plain = await call('org-a', 'POST', `/api/v1/agents/${agentId}/chat`, { message: 'hi' })
   t.equal(plain.status, 500, 'the user message cannot be stored: plain 500')
+  // Streaming, the first byte does not wait for the question's commit; `done` does, so it never comes.
+  const unsaved = stream('org-a', agentId, { message: 'hi', session_id: 'unsaved' })
+  await unsaved.ended
+  t.same(unsaved.types(), ['start', 'content', 'content', 'content', 'error'], 'the reply was streamed, then the turn failed')
+  t.match(unsaved.last(), { code: 'internal_error' })
+  t.same(await store.listMessages('org-a', agentId, { sessionId: 'unsaved', limit: 5 }), [], 'nothing stored')
   fail.delete('appendMessage')
   fail.delete('appendMessages')
   upstream.script = { tokens: ['a', 'b'], hangAfterTokens: 1 }
