@@ -31,6 +31,9 @@ class RecordingSink implements ChunkSink {
 
   finish (chunk: StreamChunk): void { this.chunks.push(chunk) }
   end (destroy: boolean): void { this.ended = destroy }
+  /** Chunks written when the turn said its reply was complete. */
+  heldAt: number[] = []
+  holdForEnding (): void { this.heldAt.push(this.chunks.length) }
   types (): string[] { return this.chunks.map((c) => c.chunk_type) }
 }
 
@@ -110,6 +113,7 @@ t.test('text and usage go to the sink as pushed; the reply is stored before extr
   t.same(sink.chunks.slice(1, 3).map((c) => c.content), ['Hel', 'lo'])
   t.same(services.saved, [{ content: 'Hello', outcome: 'done', usage: USAGE, reasoning: '' }])
   t.same(services.log, ['save done', 'extract'], 'stored first, then extraction')
+  t.same(sink.heldAt, [3], 'once the reply was complete (start and two contents), the last writes may wait for the ending')
   t.match(sink.chunks.at(-1), { chunk_type: 'done', memories_count: 0, message_id: 'msg-1', usage: USAGE })
   t.equal(sink.ended, false, 'ended without destroying the connection')
   t.same(ends, ['done'])

@@ -18,6 +18,8 @@ export interface ChunkSink {
   event: (chunk: StreamChunk) => Promise<void> | undefined
   finish: (chunk: StreamChunk) => void
   end: (destroy: boolean) => void
+  /** The reply is complete and the turn now waits on the store: what was just written may wait to leave with the ending. */
+  holdForEnding: () => void
 }
 
 /**
@@ -102,6 +104,10 @@ export class BroadcastSink implements ChunkSink {
     this.log.end()
   }
 
+  holdForEnding (): void {
+    for (const reader of this.#readers) reader.holdForEnding()
+  }
+
   end (destroy: boolean): void {
     this.log.end()
     this.feed?.end()
@@ -142,4 +148,5 @@ export class CollectingSink implements ChunkSink {
   }
 
   end (): void {}
+  holdForEnding (): void {}
 }

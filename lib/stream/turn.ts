@@ -122,6 +122,7 @@ export class Turn<P extends TurnPlan = TurnPlan> implements ReplyHandler {
       signal.throwIfAborted()
       // Stored before `done` goes out, so a client that saw `done` finds the reply in history.
       persisted = true
+      sink.holdForEnding()
       const text = this.#reply.toString()
       const message = await this.#services.saveReply(plan, text, 'done', this.#usage, this.#reasoning)
       run.activity()
