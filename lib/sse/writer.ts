@@ -63,8 +63,10 @@ export class SseWriter implements KeepAliveTarget {
   readonly #opts: SseWriterOptions
   readonly #gzip: Gzip | undefined
   readonly #out: Writable
-  #corked = false
-  /** The cork of this tick lasts to the end of the event-loop turn (see `holdForEnding`). */
+  /** Frames written this tick: they leave in one write when it ends, at once past the high-water mark. */
+  #pending = ''
+  #flushScheduled = false
+  /** This tick's frames wait to the end of the event-loop turn (see `holdForEnding`). */
   #held = false
   /** `retry:` goes out in the first event's block, so no block of the stream lacks `data:`. */
   #prefix: string
@@ -80,7 +82,7 @@ export class SseWriter implements KeepAliveTarget {
   }
 
   get bufferedBytes (): number {
-    return this.#res.writableLength + (this.#gzip?.writableLength ?? 0)
+    return this.#pending.length + this.#res.writableLength + (this.#gzip?.writableLength ?? 0)
   }
 
   open (): void {
@@ -90,36 +92,39 @@ export class SseWriter implements KeepAliveTarget {
     const vary = res.getHeader('vary')
     res.setHeader('Vary', vary === undefined ? 'Accept-Encoding' : `${String(vary)}, Accept-Encoding`)
     res.writeHead(200, this.#gzip === undefined ? SSE_HEADERS : { ...SSE_HEADERS, 'Content-Encoding': 'gzip' })
-    // Without gzip the headers ride in the first corked write when it comes in this tick (one
+    // Without gzip the headers ride in the first write when events come in this tick (one
     // syscall, not two); gzip output comes later, off the main thread, so then they go out now.
     if (this.#gzip !== undefined) res.flushHeaders()
     else {
       this.#headersPending = true
-      this.#uncorkSoon()
+      this.#flushSoon()
     }
     this.#gzip?.pipe(res)
     this.#opts.keepAlive.add(this)
   }
 
-  /** Called by the ticker; a lone write needs no cork. */
+  /** Called by the ticker, in a tick of its own: the comment leaves at once. */
   keepAlive (): boolean {
     // A full buffer already proves the connection is not idle; piling comments on it would not.
     if (this.#out.writableNeedDrain) return false
-    this.#send(KEEP_ALIVE)
+    this.#pending += KEEP_ALIVE
+    this.#flush()
     return true
   }
 
   /**
    * Writes framed SSE text; false means the buffer is full and the caller should await `drained()`.
-   * Events written in the same tick leave in one syscall: the socket is corked until the tick
-   * ends, which adds no delay (nothing else could run before then anyway).
+   * Events written in the same tick leave together, in one write of the response (one chunk, one
+   * syscall, one gzip flush) when the tick ends, which adds no delay: nothing else could run
+   * before then anyway. Past the high-water mark they leave at once, so a producer that never
+   * yields is still paused by a full buffer.
    */
   write (frame: string): boolean {
-    this.#uncorkSoon()
-    if (this.#prefix === '') return this.#send(frame)
-    const first = this.#prefix + frame
+    this.#pending += this.#prefix + frame
     this.#prefix = ''
-    return this.#send(first)
+    if (this.#pending.length >= this.#out.writableHighWaterMark) return this.#flush()
+    this.#flushSoon()
+    return !this.#out.writableNeedDrain
   }
 
   /**
@@ -129,37 +134,41 @@ export class SseWriter implements KeepAliveTarget {
    * Nothing waits longer than this loop turn.
    */
   holdForEnding (): void {
-    if (this.#corked) this.#held = true
+    if (this.#flushScheduled) this.#held = true
   }
 
-  #uncorkSoon (): void {
-    if (this.#corked) return
-    this.#corked = true
-    this.#res.cork()
-    process.nextTick(this.#uncork)
+  #flushSoon (): void {
+    if (this.#flushScheduled) return
+    this.#flushScheduled = true
+    process.nextTick(this.#onTickEnd)
   }
 
-  /** One write, flushed through gzip when compressing, so the reader can decode it at once. */
-  #send (text: string): boolean {
+  readonly #onTickEnd = (): void => {
+    if (this.#held) {
+      this.#held = false
+      setImmediate(this.#onTickEnd)
+      return
+    }
+    this.#flushScheduled = false
+    this.#flush()
+  }
+
+  /** What is pending, in one write, flushed through gzip when compressing so the reader can decode it at once. */
+  #flush (): boolean {
+    const text = this.#pending
+    if (text === '') {
+      // No event came in the tick the stream opened: the headers must not wait for one.
+      if (this.#headersPending) {
+        this.#headersPending = false
+        this.#res.flushHeaders()
+      }
+      return !this.#out.writableNeedDrain
+    }
+    this.#pending = ''
     this.#headersPending = false
     const ok = this.#out.write(text)
     this.#gzip?.flush(zlibConstants.Z_SYNC_FLUSH)
     return ok
-  }
-
-  readonly #uncork = (): void => {
-    if (this.#held) {
-      this.#held = false
-      setImmediate(this.#uncork)
-      return
-    }
-    this.#corked = false
-    // No event came in the tick the stream opened: the headers must not wait for one.
-    if (this.#headersPending) {
-      this.#headersPending = false
-      this.#res.flushHeaders()
-    }
-    this.#res.uncork()
   }
 
   /** Settles when the reader caught up; rejects on close, abort, or after the drain bound. */
@@ -191,10 +200,15 @@ export class SseWriter implements KeepAliveTarget {
   end (destroy = false): void {
     this.#opts.keepAlive.delete(this)
     if (destroy) {
+      this.#pending = ''
       this.#gzip?.destroy()
       this.#res.destroy()
     } else {
-      this.#out.end()
+      // The last frames and the end of the response in one write.
+      const text = this.#pending
+      this.#pending = ''
+      this.#headersPending = false
+      this.#out.end(text)
     }
   }
 }
