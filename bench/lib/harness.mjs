@@ -98,13 +98,19 @@ export function runStream (server, body, opts = {}) {
     }, (res) => {
       result.status = res.statusCode
       let tail = ''
+      let last = ''
       res.on('data', (buf) => {
         opts.onData?.()
         result.bytes += buf.length
         if (opts.raw) return
-        const text = tail + buf.toString('latin1')
+        const chunk = buf.toString('latin1')
+        // Blank lines end events; only the previous chunk's last character is looked at again (a
+        // blank line split across two chunks), so no event is counted twice however small the chunks.
+        const fresh = last + chunk
         let at = 0
-        while ((at = text.indexOf('\n\n', at)) !== -1) { result.events++; at += 2 }
+        while ((at = fresh.indexOf('\n\n', at)) !== -1) { result.events++; at += 2 }
+        last = fresh.endsWith('\n\n') ? '' : chunk.slice(-1)
+        const text = tail + chunk
         if (result.firstContentAt === 0 && text.includes('"chunk_type":"content"')) {
           result.firstContentAt = now()
           opts.onFirstContent?.(result, req)
