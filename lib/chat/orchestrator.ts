@@ -27,8 +27,8 @@ export interface ChatPlan extends TurnPlan {
   readonly record: Omit<MessageInput, 'role' | 'content' | 'metadata'>
   /** The memories extraction decides against. */
   readonly related: Memory[]
-  /** The question's stored record, committed with the messages of its event-loop turn; the reply waits for it. */
-  readonly question: Promise<Message>
+  /** Settles once the question is stored, with the messages of its event-loop turn; the reply waits for it. */
+  readonly question: Promise<void>
 }
 
 /** A turn whose upstream accepted it: its plan, and the first reply, not read yet. */
@@ -125,7 +125,8 @@ export class Orchestrator implements TurnServices<ChatPlan> {
     // Stored only once the model accepted the turn, so a 502 leaves no orphan question behind; the
     // first byte does not wait for its commit (it goes with the batch of this event-loop turn), the
     // reply does, so `done` still means both are stored. Failing, it fails the reply (see saveReply).
-    const question = this.#messages.append({ ...record, role: 'user', content: request.message, metadata: request.metadata ?? {} })
+    // Resolved with nothing: a turn that waits long for its upstream need not hold the stored record.
+    const question = this.#messages.append({ ...record, role: 'user', content: request.message, metadata: request.metadata ?? {} }).then(noWait)
     question.catch(noWait)
     const plan: ChatPlan = {
       sessionId,
