@@ -34,7 +34,7 @@ const AREAS = [
   [/\/store\//, 'store (SQLite): agent lookup, memory search, user message and reply inserts'],
   [/\/auth\//, 'auth: JWT verification'],
   [/\/http\/body|schemas\.js/, 'request body: read, JSON parse, ajv validation'],
-  [/\/sse\/writer/, 'socket writes: headers, corked event writes, end (syscalls)'],
+  [/\/sse\/writer/, 'socket writes: headers, one write per tick, end (syscalls)'],
   [/\/sse\/|\/protocol\/|\/stream\/(sinks|replay-log|registry|token)/, 'SSE framing, state machine, broadcast, replay log, resume token'],
   [/\/stream\/(turn|run)|\/chat\/|\/llm\//, 'turn: prompt, built-in model, push pipeline, timers, abort signal'],
   [/\/observability\/|\/stream\/supervisor/, 'metrics and logs'],
