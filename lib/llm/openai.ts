@@ -3,6 +3,7 @@ import type { ChatCompletionChunk, ChatCompletionMessageParam } from 'openai/res
 import {
   UpstreamError, type Embedder, type JsonCapableProvider, type JsonRequest, type LlmReply, type LlmRequest, type ReplyHandler, type TokenUsage, type ToolCall, type ToolSpec
 } from './provider.js'
+import { slicedFetch } from './sliced-fetch.js'
 
 export interface OpenAiProviderOptions {
   apiKey: string
@@ -32,7 +33,7 @@ export class OpenAiProvider implements JsonCapableProvider, Embedder {
     this.model = opts.model
     this.#embeddingModel = opts.embeddingModel
     // No SDK retries: a retry with backoff would hold a stream slot silently; the client sees 502 and decides.
-    this.#client = new OpenAI({ apiKey: opts.apiKey, baseURL: opts.baseURL, maxRetries: 0 })
+    this.#client = new OpenAI({ apiKey: opts.apiKey, baseURL: opts.baseURL, maxRetries: 0, fetch: slicedFetch })
   }
 
   async open (request: LlmRequest): Promise<LlmReply> {
@@ -135,6 +136,9 @@ function accumulate (call: ToolCall, fragment: ChatCompletionChunk.Choice.Delta.
 }
 
 /** OpenAI's chunks pushed into `handler`: tool calls whole once the reply ends, in the order of their index. */
+/** Most chunks carry no tool-call fragments: one shared empty list, not one per chunk. */
+const NO_FRAGMENTS: readonly ChatCompletionChunk.Choice.Delta.ToolCall[] = []
+
 async function pipeChunks (stream: AsyncIterable<ChatCompletionChunk>, signal: AbortSignal, handler: ReplyHandler): Promise<void> {
   const calls: ToolCall[] = []
   try {
@@ -146,7 +150,7 @@ async function pipeChunks (stream: AsyncIterable<ChatCompletionChunk>, signal: A
       if (typeof thought === 'string' && thought.length > 0) handler.onReasoning(thought)
       const text = delta?.content
       if (typeof text === 'string' && text.length > 0) handler.onText(text)
-      for (const fragment of delta?.tool_calls ?? []) accumulate(calls[fragment.index] ??= { id: '', name: '', arguments: '' }, fragment)
+      for (const fragment of delta?.tool_calls ?? NO_FRAGMENTS) accumulate(calls[fragment.index] ??= { id: '', name: '', arguments: '' }, fragment)
       if (chunk.usage != null) {
         const { prompt_tokens: prompt, completion_tokens: completion, total_tokens: total } = chunk.usage
         const reasoning = chunk.usage.completion_tokens_details?.reasoning_tokens
