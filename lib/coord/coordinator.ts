@@ -28,7 +28,7 @@ export interface Coordinator {
   setKey: (key: string, value: string) => Promise<void>
   /** Gives a key up, so the next request with it runs again. */
   releaseKey: (key: string) => Promise<void>
-  /** Hears what other instances ask of the streams this one runs, and which agents they changed; every listener hears every message. */
+  /** Hears what other instances ask of the streams this one runs, and what they changed of what instances cache; every listener hears every message. */
   onControl: (listener: ControlListener) => void
   ping: () => Promise<void>
   close: () => Promise<void>

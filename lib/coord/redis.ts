@@ -96,16 +96,17 @@ type Entry = [id: string, fields: string[]]
 /** The number of an entry's first event: the entry is numbered by its last, and holds one `f` field per event. */
 const firstOf = (entryId: string, fields: string[]): number => seq(entryId) - fields.length / 2 + 1
 
+/** The first letter of a control message says what it is. */
+const CONTROL_TYPES = { c: 'cancel', r: 'reader', a: 'agent', m: 'memories' } as const
+/** The same table the other way round: the letter a cache announcement is sent with. */
+const CONTROL_LETTERS = Object.fromEntries(Object.entries(CONTROL_TYPES).map(([letter, type]) => [type, letter])) as Record<CacheKind, string>
+
 /**
  * Limits, resume and cancel shared by every instance on one Redis. Leases are members of sorted
  * sets scored by expiry (taken atomically by a script, renewed by one timer for all of this
  * instance's streams); a stream's events go to a Redis Stream that any instance can replay and
- * follow; cancel and "still reading" travel over pub/sub.
+ * follow; cancel, "still reading" and cache announcements travel over pub/sub.
  */
-/** The first letter of a control message says what it is. */
-const CONTROL_TYPES = { c: 'cancel', r: 'reader', a: 'agent', m: 'memories' } as const
-const CONTROL_LETTERS = { agent: 'a', memories: 'm' } as const
-
 export class RedisCoordinator implements Coordinator {
   readonly kind = 'redis'
   readonly #opts: RedisCoordinatorOptions

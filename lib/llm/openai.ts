@@ -135,10 +135,10 @@ function accumulate (call: ToolCall, fragment: ChatCompletionChunk.Choice.Delta.
   call.arguments = call.arguments !== '' && piece.startsWith(call.arguments) ? piece : call.arguments + piece
 }
 
-/** OpenAI's chunks pushed into `handler`: tool calls whole once the reply ends, in the order of their index. */
 /** Most chunks carry no tool-call fragments: one shared empty list, not one per chunk. */
 const NO_FRAGMENTS: readonly ChatCompletionChunk.Choice.Delta.ToolCall[] = []
 
+/** OpenAI's chunks pushed into `handler`: tool calls whole once the reply ends, in the order of their index. */
 async function pipeChunks (stream: AsyncIterable<ChatCompletionChunk>, signal: AbortSignal, handler: ReplyHandler): Promise<void> {
   const calls: ToolCall[] = []
   try {

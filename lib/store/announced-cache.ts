@@ -46,9 +46,9 @@ export class AnnouncedCache<V> {
   }
 
   /** `key` changed here: keep what it now is (or drop it), and have every other instance drop it. */
-  async changed (key: string, now?: V): Promise<void> {
+  async changed (key: string, value?: V): Promise<void> {
     this.#drop(key)
-    if (now !== undefined) this.#entries.set(key, now, performance.now())
+    if (value !== undefined) this.#entries.set(key, value, performance.now())
     await this.#opts.coordinator.cacheChanged(this.#kind, key).catch(this.#opts.onError)
   }
 

@@ -10,8 +10,9 @@ interface Pending {
  * The messages (questions and replies) of every turn that reaches the store in one event-loop
  * turn, stored together: one transaction (one WAL commit on SQLite, one round trip on PostgreSQL)
  * instead of one each, in the order they came. A caller's promise settles once its batch
- * committed, so a turn sends `done` only for a reply that is durable. A batch that fails is stored again row by row, so one bad row (its agent just
- * deleted) fails alone and the others still land.
+ * committed, so a turn sends `done` only for a reply that is durable. A batch that fails is
+ * stored again row by row, so one bad row (its agent just deleted) fails alone and the others
+ * still land.
  */
 export class GroupCommit {
   readonly #store: Pick<Store, 'appendMessage'>

@@ -151,7 +151,7 @@ export interface Store {
   appendMessage: (input: MessageInput) => Promise<Message>
   /**
    * Several messages in one transaction (one round trip on PostgreSQL): all stored, in order, or
-   * none. Optional for a store of your own: without it, replies are stored one by one.
+   * none. Optional for a store of your own: without it, questions and replies are stored one by one.
    */
   appendMessages?: (inputs: MessageInput[]) => Promise<Message[]>
   /** The newest `limit` messages, oldest first. */

@@ -127,7 +127,8 @@ export class StreamRegistry {
     this.#sweeper = setInterval(() => this.#sweep(), Math.min(opts.ttlMs, 60_000))
     this.#sweeper.unref()
     opts.coordinator.onControl(({ type, id }) => {
-      if (type === 'agent') return
+      // The other messages are cache announcements (agents, memories): not this registry's.
+      if (type !== 'cancel' && type !== 'reader') return
       const stream = this.get(id)
       if (stream === undefined) return // another instance's, or already expired
       if (type === 'cancel') void stream.cancel()
