@@ -85,3 +85,35 @@ t.test('after a tool result it reports it; with memories in context it recalls t
     { role: 'user', content: 'hi' }
   ]), 'You said: hi I remember: User likes tea; User lives in Paris')
 })
+
+t.test('with a delay, tokens come one per delay and an abort ends the wait at once', async (t) => {
+  const llm = new BuiltinProvider({ tokenDelayMs: 30 })
+  const whole = await record(await llm.open({ messages: [{ role: 'user', content: 'a b c' }], signal: new AbortController().signal }))
+  t.same(whole.map((p) => p.type === 'text' ? p.text : p.type), ['You ', 'said: ', 'a ', 'b ', 'c', 'usage'], 'every token, then usage, over one re-armed timer')
+  const slow = new BuiltinProvider({ tokenDelayMs: 60_000 })
+  const controller = new AbortController()
+  const reply = await slow.open({ messages: [{ role: 'user', content: 'a b' }], signal: controller.signal })
+  const handler = new RecordingHandler()
+  const piping = reply.pipe(handler)
+  t.same(handler.pushed, [{ type: 'text', text: 'You ' }], 'the first token at once, then the wait')
+  const startedAt = performance.now()
+  setTimeout(() => { controller.abort(new Error('gone')) }, 10)
+  await t.rejects(piping, /gone/, 'rejects with the reason')
+  t.ok(performance.now() - startedAt < 5_000, 'long before the next token was due')
+  t.equal(handler.pushed.length, 1, 'nothing after the abort')
+})
+
+t.test('an abort while the handler is paused ends the reply; a rejected pause rejects it', async (t) => {
+  const llm = new BuiltinProvider({ tokenDelayMs: 0 })
+  const controller = new AbortController()
+  let fail = (_: Error): void => {}
+  const never = new RecordingHandler((h) => { h.paused = new Promise((_resolve, reject) => { fail = reject }) })
+  const piping = (await llm.open({ messages: [{ role: 'user', content: 'a b' }], signal: controller.signal })).pipe(never)
+  controller.abort(new Error('left'))
+  fail(new Error('the pause failed later'))
+  await t.rejects(piping, /left/, 'the abort decides; the later failure changes nothing')
+  t.equal(never.pushed.length, 1)
+  const broken = new RecordingHandler((h) => { h.paused = Promise.reject(new Error('sink broke')) })
+  await t.rejects((await llm.open({ messages: [{ role: 'user', content: 'a b' }], signal: new AbortController().signal })).pipe(broken), /sink broke/)
+  t.equal(broken.pushed.length, 1, 'no token after the failed pause')
+})

@@ -1,4 +1,3 @@
-import { setTimeout as sleep } from 'node:timers/promises'
 import type { ChatMessage, LlmProvider, LlmReply, LlmRequest, ReplyHandler } from './provider.js'
 import { readMemoryBlock } from '../chat/prompt.js'
 
@@ -34,32 +33,108 @@ export class BuiltinProvider implements LlmProvider {
 
   async open (request: LlmRequest): Promise<LlmReply> {
     request.signal.throwIfAborted()
-    // Not an async wrapper: a suspended frame less for every stream that waits on its model.
-    return { pipe: (handler) => this.#generate(request, handler) }
+    return new BuiltinReply(request, this.#delayMs)
+  }
+}
+
+/**
+ * One reply of the built-in model, pushed by a timer rather than by a loop in an async function:
+ * a stream waiting for its next token holds this object and one timer, not a suspended frame
+ * with its promises (the idle-capacity scenario holds thousands of them).
+ */
+class BuiltinReply implements LlmReply {
+  readonly #request: LlmRequest
+  readonly #delayMs: number
+  #handler: ReplyHandler | null = null
+  #tokens: string[] = []
+  #next = 0
+  #timer: NodeJS.Timeout | null = null
+  #listening = false
+  // Set by pipe() before anything can settle the reply.
+  #resolve!: () => void
+  #reject!: (err: unknown) => void
+  #settled = false
+
+  constructor (request: LlmRequest, delayMs: number) {
+    this.#request = request
+    this.#delayMs = delayMs
   }
 
-  async #generate (request: LlmRequest, handler: ReplyHandler): Promise<void> {
-    const { messages, signal } = request
-    const offered = new Set(request.tools?.map((t) => t.name))
+  // Not async: the promise below is the whole wait, with no suspended frame around it.
+  pipe (handler: ReplyHandler): Promise<void> {
+    const { messages, tools } = this.#request
+    this.#handler = handler
+    const offered = new Set(tools?.map((t) => t.name))
     const call = messages.at(-1)?.role === 'user' ? planCall(messages, offered) : null
-    let completion = 0
     if (call !== null) {
       handler.onToolCall({ id: `call-builtin-${Date.now()}`, name: call.name, arguments: JSON.stringify(call.arguments) })
-      completion = 1
-    } else {
-      const tokens = tokenize(composeReply(messages))
-      for (let i = 0; i < tokens.length; i++) {
-        // An aborted sleep rejects with a generic AbortError; the check below rethrows the real reason.
-        if (i > 0 && this.#delayMs > 0) await sleep(this.#delayMs, undefined, { signal }).catch(() => {})
-        signal.throwIfAborted()
-        handler.onText(tokens[i] as string)
-        const paused = handler.paused
-        if (paused !== null) await paused
-      }
-      completion = tokens.length
+      this.#reportUsage(1)
+      return Promise.resolve()
     }
-    const prompt = messages.reduce((n, m) => n + tokenize(m.content ?? '').length, 0)
-    handler.onUsage({ prompt_tokens: prompt, completion_tokens: completion, total_tokens: prompt + completion })
+    this.#tokens = tokenize(composeReply(messages))
+    return new Promise<void>((resolve, reject) => {
+      this.#resolve = resolve
+      this.#reject = reject
+      this.#emit()
+    })
+  }
+
+  /** Pushes tokens until one has to wait: for a paused handler, or for the delay between tokens. */
+  #emit (): void {
+    const { signal } = this.#request
+    const handler = this.#handler as ReplyHandler
+    while (!this.#settled) {
+      if (signal.aborted) return this.#end(signal.reason)
+      if (this.#next === this.#tokens.length) return this.#end(null)
+      handler.onText(this.#tokens[this.#next++] as string)
+      if (this.#next === this.#tokens.length) continue
+      const paused = handler.paused
+      if (paused !== null) {
+        this.#listen()
+        paused.then(() => { this.#afterToken() }, (err: unknown) => { this.#end(err) })
+        return
+      }
+      if (this.#delayMs > 0) return this.#afterToken()
+    }
+  }
+
+  /** The next token: after the delay, or at once. */
+  #afterToken (): void {
+    if (this.#settled) return
+    if (this.#delayMs === 0) return this.#emit()
+    this.#listen()
+    // One timer for the whole reply, re-armed per token.
+    if (this.#timer === null) this.#timer = setTimeout(this.#onTimer, this.#delayMs)
+    else this.#timer.refresh()
+  }
+
+  readonly #onTimer = (): void => { this.#emit() }
+
+  /** An abort ends a wait at once; the listener is added only when there is a wait to end. */
+  #listen (): void {
+    if (this.#listening) return
+    this.#listening = true
+    this.#request.signal.addEventListener('abort', this)
+  }
+
+  /** The signal's abort (this object is its listener, so listening costs no closure). */
+  handleEvent (): void {
+    this.#end(this.#request.signal.reason)
+  }
+
+  #end (err: unknown): void {
+    if (this.#settled) return
+    this.#settled = true
+    if (this.#timer !== null) clearTimeout(this.#timer)
+    if (this.#listening) this.#request.signal.removeEventListener('abort', this)
+    if (err !== null) return this.#reject(err)
+    this.#reportUsage(this.#tokens.length)
+    this.#resolve()
+  }
+
+  #reportUsage (completion: number): void {
+    const prompt = this.#request.messages.reduce((n, m) => n + tokenize(m.content ?? '').length, 0)
+    ;(this.#handler as ReplyHandler).onUsage({ prompt_tokens: prompt, completion_tokens: completion, total_tokens: prompt + completion })
   }
 }
 
