@@ -272,3 +272,14 @@ t.test('a partial reply that cannot be stored still ends the stream with its own
   t.match(sink.chunks.at(-1), { chunk_type: 'error', code: 'upstream_error' })
   t.equal(started, 1)
 })
+
+t.test('a reply whose pipe throws instead of rejecting still ends the stream with one error', async (t) => {
+  const internal: unknown[] = []
+  const { run, sink, services, turn, ends } = setup([async () => {}], { observer: { internalError: (err) => internal.push(err) } })
+  const boom = new Error('not a promise')
+  const throwing = new Turn(run, sink, turn.plan, { pipe: () => { throw boom } }, services)
+  t.equal(await throwing.stream(), 'internal_error')
+  t.same(sink.types(), ['start', 'error'])
+  t.same(internal, [boom])
+  t.same(ends, ['internal_error'], 'the run released once')
+})

@@ -59,6 +59,13 @@ export class Turn<P extends TurnPlan = TurnPlan> implements ReplyHandler {
   #reasoning = ''
   #usage: TokenUsage | null = null
   #calls: ToolCall[] = []
+  /** The tool rounds so far, and where this round's words began in the reply. */
+  #round = 0
+  #saidBefore = 0
+  /** The conversation sent again with tool results: made on the first tool round. */
+  #messages: ChatMessage[] | null = null
+  /** The reply was handed to storage as done: a failure after that keeps no incomplete copy. */
+  #persisted = false
 
   constructor (run: StreamRun, sink: ChunkSink, plan: P, first: LlmReply, services: TurnServices<P>) {
     this.#run = run
@@ -105,23 +112,77 @@ export class Turn<P extends TurnPlan = TurnPlan> implements ReplyHandler {
     this.paused = paused
   }
 
-  /** Streams the turn into its sink and ends the run; never throws. */
-  async stream (startExtras: Record<string, unknown> = {}): Promise<StreamOutcome> {
+  /**
+   * Streams the turn into its sink and ends the run; never throws. While the model's reply is
+   * piped nothing here is suspended: the rounds are a chain of promises, so a stream waiting on
+   * its model holds the Turn and its pipe's promise, not async frames and their registers.
+   */
+  stream (startExtras: Record<string, unknown> = {}): Promise<StreamOutcome> {
+    const run = this.#run
+    let rounds: Promise<void>
+    try {
+      run.state.transition('start')
+      this.#sink.start(makeChunk('start', {}, { stream_id: run.id, session_id: this.plan.sessionId, memories_retrieved: this.plan.memoriesRetrieved, ...startExtras }))
+      run.observer.started?.()
+      rounds = this.#pipeRound()
+    } catch (err) {
+      rounds = Promise.reject(err)
+    }
+    return rounds.then(() => this.#finish(), (err: unknown) => this.#fail(err))
+  }
+
+  /** Pipes the model's reply of this round; the calls it made are run after it. */
+  #pipeRound (): Promise<void> {
+    this.#saidBefore = this.#reply.length
+    this.#calls = []
+    return this.#next.pipe(this).then(() => this.#afterRound())
+  }
+
+  /** Runs the calls the model made, sends the results back and pipes the next round; resolves at once when it made none. */
+  async #afterRound (): Promise<void> {
+    const services = this.#services
+    const made = this.#calls
+    const round = this.#round++
+    if (made.length === 0 || round >= services.maxToolRounds) return
+    const request = this.plan.request
+    const messages = this.#messages ??= [...request.messages]
+    made.forEach((c, i) => { if (c.id === '') c.id = `call-${round}-${i}` })
+    const said = this.#reply.length === this.#saidBefore ? null : this.#reply.toString().slice(this.#saidBefore)
+    messages.push({
+      role: 'assistant',
+      content: said,
+      tool_calls: made.map((c) => ({ id: c.id, type: 'function', function: { name: c.name, arguments: c.arguments } }))
+    })
+    for (const call of made) {
+      this.#run.token()
+      await this.#emit(makeChunk('tool_call', { tool_call: { id: call.id, tool_name: call.name, arguments: parseOrRaw(call.arguments), status: 'running' } }))
+      const outcome = await services.runTool(call.name, call.arguments, this.plan.tools)
+      const info: ToolCallInfo = outcome.ok
+        ? { id: call.id, tool_name: call.name, arguments: outcome.args, status: 'completed', result: outcome.result }
+        : { id: call.id, tool_name: call.name, arguments: outcome.args, status: 'failed', result: null, error: outcome.error }
+      this.#run.token()
+      this.#run.observer.toolCall?.(outcome.ok ? 'completed' : 'failed')
+      await this.#emit(makeChunk('tool_call', { tool_call: info }))
+      messages.push({ role: 'tool', tool_call_id: call.id, content: outcome.ok ? outcome.result : `Error: ${outcome.error}` })
+    }
+    // The last round offers no tools, so the model has to answer in words.
+    const last = round + 1 >= services.maxToolRounds
+    this.#next = await services.llm.open({ ...request, messages, tools: last ? undefined : request.tools })
+    // Returned, not awaited: this frame ends here instead of waiting, suspended, for the next round.
+    return this.#pipeRound()
+  }
+
+  /** After the last round: the reply stored, extraction waited for, `done`. */
+  async #finish (): Promise<StreamOutcome> {
     const run = this.#run
     const sink = this.#sink
     const { state, signal } = run
     const plan = this.plan
-    let persisted = false
-    let failure: StreamFailure | null = null
     try {
-      state.transition('start')
-      sink.start(makeChunk('start', {}, { stream_id: run.id, session_id: plan.sessionId, memories_retrieved: plan.memoriesRetrieved, ...startExtras }))
-      run.observer.started?.()
-      await this.#rounds()
       // A provider that stops quietly on abort must not turn a cut reply into `done`.
       signal.throwIfAborted()
       // Stored before `done` goes out, so a client that saw `done` finds the reply in history.
-      persisted = true
+      this.#persisted = true
       sink.holdForEnding()
       const text = this.#reply.toString()
       const message = await this.#services.saveReply(plan, text, 'done', this.#usage, this.#reasoning)
@@ -137,58 +198,35 @@ export class Turn<P extends TurnPlan = TurnPlan> implements ReplyHandler {
       // AgentMem's clients read this turn's memory count from `done` too.
       sink.finish(makeChunk('done', { memories_count: memoriesCount }, { message_id: message.id, usage: this.#usage }))
     } catch (err) {
-      failure = classifyFailure(signal.aborted ? signal.reason : err)
-      // A partial reply is kept (marked incomplete) so history shows what the user saw.
-      if (!persisted && this.#reply.length > 0) {
-        await this.#services.saveReply(plan, this.#reply.toString(), 'incomplete', this.#usage, '').catch(noWait)
-      }
-      if (failure.outcome === 'internal_error') run.observer.internalError?.(err)
-      if (state.can('error')) {
-        state.transition('error')
-        sink.finish(makeChunk('error', { content: failure.message }, { code: failure.code, retryable: STREAM_ENDINGS[failure.code].retryable }))
-      }
+      return await this.#fail(err)
     }
-    const outcome = failure?.outcome ?? 'done'
-    sink.end(outcome === 'slow_consumer')
-    if (state.terminated) state.close()
-    run.release(outcome, this.#usage)
-    return outcome
+    return this.#end(null)
   }
 
-  /** The model's reply across tool rounds: stream it, run the calls it made, send the results back, repeat. */
-  async #rounds (): Promise<void> {
-    const services = this.#services
-    const request = this.plan.request
-    const messages: ChatMessage[] = [...request.messages]
-    for (let round = 0; ; round++) {
-      const saidBefore = this.#reply.length
-      this.#calls = []
-      await this.#next.pipe(this)
-      const made = this.#calls
-      if (made.length === 0 || round >= services.maxToolRounds) return
-      made.forEach((c, i) => { if (c.id === '') c.id = `call-${round}-${i}` })
-      const said = this.#reply.length === saidBefore ? null : this.#reply.toString().slice(saidBefore)
-      messages.push({
-        role: 'assistant',
-        content: said,
-        tool_calls: made.map((c) => ({ id: c.id, type: 'function', function: { name: c.name, arguments: c.arguments } }))
-      })
-      for (const call of made) {
-        this.#run.token()
-        await this.#emit(makeChunk('tool_call', { tool_call: { id: call.id, tool_name: call.name, arguments: parseOrRaw(call.arguments), status: 'running' } }))
-        const outcome = await services.runTool(call.name, call.arguments, this.plan.tools)
-        const info: ToolCallInfo = outcome.ok
-          ? { id: call.id, tool_name: call.name, arguments: outcome.args, status: 'completed', result: outcome.result }
-          : { id: call.id, tool_name: call.name, arguments: outcome.args, status: 'failed', result: null, error: outcome.error }
-        this.#run.token()
-        this.#run.observer.toolCall?.(outcome.ok ? 'completed' : 'failed')
-        await this.#emit(makeChunk('tool_call', { tool_call: info }))
-        messages.push({ role: 'tool', tool_call_id: call.id, content: outcome.ok ? outcome.result : `Error: ${outcome.error}` })
-      }
-      // The last round offers no tools, so the model has to answer in words.
-      const last = round + 1 >= services.maxToolRounds
-      this.#next = await services.llm.open({ ...request, messages, tools: last ? undefined : request.tools })
+  /** Any failure, from the start event to `done`: the partial reply kept, one `error` event. */
+  async #fail (err: unknown): Promise<StreamOutcome> {
+    const run = this.#run
+    const { state, signal } = run
+    const failure = classifyFailure(signal.aborted ? signal.reason : err)
+    // A partial reply is kept (marked incomplete) so history shows what the user saw.
+    if (!this.#persisted && this.#reply.length > 0) {
+      await this.#services.saveReply(this.plan, this.#reply.toString(), 'incomplete', this.#usage, '').catch(noWait)
     }
+    if (failure.outcome === 'internal_error') run.observer.internalError?.(err)
+    if (state.can('error')) {
+      state.transition('error')
+      this.#sink.finish(makeChunk('error', { content: failure.message }, { code: failure.code, retryable: STREAM_ENDINGS[failure.code].retryable }))
+    }
+    return this.#end(failure)
+  }
+
+  #end (failure: StreamFailure | null): StreamOutcome {
+    const run = this.#run
+    const outcome = failure?.outcome ?? 'done'
+    this.#sink.end(outcome === 'slow_consumer')
+    if (run.state.terminated) run.state.close()
+    run.release(outcome, this.#usage)
+    return outcome
   }
 
   async #emit (chunk: StreamChunk): Promise<void> {
