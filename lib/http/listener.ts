@@ -53,7 +53,8 @@ export function createListener (opts: ListenerOptions): http.Server {
     req.url = originForm(req.url as string)
     const requestId = requestIdFrom(req.headers['x-request-id'], randomUUID)
     res.setHeader('X-Request-Id', requestId)
-    res.once('close', () => {
+    // `on`, not `once`: a response closes once, and once's wrapper would stay with every open stream.
+    res.on('close', () => {
       // The path only: query strings can carry resume tokens.
       const path = (req.url as string).split('?', 1)[0]
       // No status when the client left before any answer: none was sent.

@@ -21,15 +21,26 @@ export interface ConcurrencyLimits {
 
 /** A lease whose `release` runs `free` the first time it is called and never again. */
 export function leaseOnce (tenant: string, id: string | undefined, free: () => void): Lease {
-  let released = false
-  return {
-    tenant,
-    id,
-    release: () => {
-      if (released) return
-      released = true
-      free()
-    }
+  return new OnceLease(tenant, id, free)
+}
+
+/** An object, not a closure over a flag: every open stream holds one. */
+class OnceLease implements Lease {
+  readonly tenant: string
+  readonly id: string | undefined
+  #free: (() => void) | null
+
+  constructor (tenant: string, id: string | undefined, free: () => void) {
+    this.tenant = tenant
+    this.id = id
+    this.#free = free
+  }
+
+  release (): void {
+    const free = this.#free
+    if (free === null) return
+    this.#free = null
+    free()
   }
 }
 

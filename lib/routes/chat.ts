@@ -49,7 +49,7 @@ export function chatRoutes (router: Router, app: AppContext, resumer: Resumer, i
     const onClose = (): void => {
       if (!res.writableFinished) run.abort(new ClientGoneError())
     }
-    res.once('close', onClose)
+    res.on('close', onClose)
     try {
       const opened = await orchestrator.open({ principal, agent, request, signal: run.signal })
       return { run, opened, onClose }

@@ -140,13 +140,18 @@ export class SseWriter implements KeepAliveTarget {
   #flushSoon (): void {
     if (this.#flushScheduled) return
     this.#flushScheduled = true
-    process.nextTick(this.#onTickEnd)
+    process.nextTick(SseWriter.#tickEnded, this)
   }
 
-  readonly #onTickEnd = (): void => {
+  /** The writer rides as the callback's argument: a static function, not a closure every open stream would hold. */
+  static #tickEnded (writer: SseWriter): void {
+    writer.#onTickEnd()
+  }
+
+  #onTickEnd (): void {
     if (this.#held) {
       this.#held = false
-      setImmediate(this.#onTickEnd)
+      setImmediate(SseWriter.#tickEnded, this)
       return
     }
     this.#flushScheduled = false

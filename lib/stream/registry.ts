@@ -8,14 +8,14 @@ import { noLongerKept, type StreamHandle } from './handle.js'
 import { CancelledError } from './outcomes.js'
 import { ReplayLog, type ReplayBudget, type ReplayLimits } from './replay-log.js'
 import type { StreamRun } from './run.js'
-import { BroadcastSink } from './sinks.js'
+import { BroadcastSink, type SinkOwner } from './sinks.js'
 import { newResumeToken } from './token.js'
 
 /**
  * A stream this process runs (or ran, for its TTL): its run, its sink and replay log, its resume
  * token, and the grace period it keeps generating for while nobody reads.
  */
-export class LocalStream implements StreamHandle {
+export class LocalStream implements StreamHandle, SinkOwner {
   readonly id: string
   readonly orgId: string
   readonly userId: string
@@ -27,6 +27,7 @@ export class LocalStream implements StreamHandle {
   endedAt: number | null = null
   #graceTimer: NodeJS.Timeout | undefined
   readonly #graceMs: number
+  readonly #onSlowReader: (run: StreamRun) => void
 
   constructor (run: StreamRun, userId: string, log: ReplayLog, graceMs: number, onSlowReader: (run: StreamRun) => void) {
     this.id = run.id
@@ -35,7 +36,8 @@ export class LocalStream implements StreamHandle {
     this.userId = userId
     this.run = run
     this.#graceMs = graceMs
-    this.sink = new BroadcastSink(log, (reason) => { this.#detached(reason) }, () => { onSlowReader(run) })
+    this.#onSlowReader = onSlowReader
+    this.sink = new BroadcastSink(log, this)
   }
 
   matchesToken (token: string): boolean {
@@ -56,7 +58,8 @@ export class LocalStream implements StreamHandle {
     if (this.sink.log.ended) return
     // A reader is back: the stream is wanted again.
     this.stopGrace()
-    res.once('close', () => { if (!res.writableFinished) this.sink.detach(writer, new ClientGoneError()) })
+    // `on`: a response closes once (see the request log's listener).
+    res.on('close', () => { if (!res.writableFinished) this.sink.detach(writer, new ClientGoneError()) })
   }
 
   async cancel (): Promise<boolean> {
@@ -65,8 +68,12 @@ export class LocalStream implements StreamHandle {
     return true
   }
 
+  slowReader (): void {
+    this.#onSlowReader(this.run)
+  }
+
   /** The last reader left a live stream: keep generating for the grace period, then give up. */
-  #detached (reason: Error): void {
+  readersGone (reason: Error): void {
     if (this.#graceMs === 0) {
       this.run.abort(reason)
       return

@@ -72,7 +72,7 @@ export class StreamRun {
     this.requestId = opts.requestId
     this.observer = opts.observer ?? {}
     // The first-token clock starts now: it also bounds opening the upstream.
-    this.#timer = setTimeout(this.#onTimer, this.#nextDeadline() - this.startedAt)
+    this.#timer = setTimeout(StreamRun.#timerFired, this.#nextDeadline() - this.startedAt, this)
   }
 
   /** The nearest bound: max duration, and first token or idle depending on whether anything came yet. */
@@ -86,11 +86,16 @@ export class StreamRun {
    * Checks the bounds when the timer fires: activity since it was armed moved the idle bound
    * later, so it re-arms for that instead of aborting. A token costs a clock read, not a timer update.
    */
-  readonly #onTimer = (): void => {
+  /** The run rides as the timer's argument: no closure per run. */
+  static #timerFired (run: StreamRun): void {
+    run.#onTimer()
+  }
+
+  #onTimer (): void {
     const now = performance.now()
     const deadline = this.#nextDeadline()
     if (now < deadline) {
-      this.#timer = setTimeout(this.#onTimer, deadline - now)
+      this.#timer = setTimeout(StreamRun.#timerFired, deadline - now, this)
       return
     }
     const { firstTokenMs, idleMs, maxDurationMs } = this.#opts.timeouts
@@ -154,7 +159,7 @@ export class StreamRun {
     if (!first) return
     // The idle bound may be nearer than the first-token one the timer is armed for.
     clearTimeout(this.#timer)
-    this.#timer = setTimeout(this.#onTimer, this.#nextDeadline() - now)
+    this.#timer = setTimeout(StreamRun.#timerFired, this.#nextDeadline() - now, this)
   }
 
   /** Frees slot, timers and upstream request. Safe to call from every exit path; acts once. */

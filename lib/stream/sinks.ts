@@ -22,24 +22,30 @@ export interface ChunkSink {
   holdForEnding: () => void
 }
 
+/** What a broadcast sink tells the stream it serves. */
+export interface SinkOwner {
+  /** The last reader left while the stream is live. */
+  readersGone: (reason: Error) => void
+  /** A reader was cut for not reading, whether or not the stream goes on. */
+  slowReader: () => void
+}
+
 /**
  * The SSE side of a run: every chunk is framed once into the replay log and written to every
  * attached reader (the original POST, and any resume connections). A reader that closes or
- * cannot keep up is detached; `onEmpty` hears when the last one goes while the stream is live.
+ * cannot keep up is detached; its owner hears when the last one goes while the stream is live.
  */
 export class BroadcastSink implements ChunkSink {
   readonly log: ReplayLog
   /** Copies every event to the other instances (set once, before the first event), when there are any. */
   feed: StreamFeed | null = null
   readonly #readers = new Set<SseWriter>()
-  #onEmpty: ((reason: Error) => void) | null
-  readonly #onSlowReader: () => void
+  /** An object rather than two callbacks: no closures per stream. */
+  readonly #owner: SinkOwner
 
-  /** `onSlowReader` hears every reader cut for not reading, whether or not the stream goes on. */
-  constructor (log: ReplayLog, onEmpty: (reason: Error) => void, onSlowReader: () => void) {
+  constructor (log: ReplayLog, owner: SinkOwner) {
     this.log = log
-    this.#onEmpty = onEmpty
-    this.#onSlowReader = onSlowReader
+    this.#owner = owner
   }
 
   get sent (): { events: number, bytes: number } {
@@ -67,9 +73,8 @@ export class BroadcastSink implements ChunkSink {
   detach (writer: SseWriter, reason: Error): void {
     if (!this.#readers.delete(writer)) return
     writer.end(!(reason instanceof ClientGoneError))
-    if (reason instanceof SlowConsumerError) this.#onSlowReader()
-    // Set until the log ends, which is checked first.
-    if (this.#readers.size === 0 && !this.log.ended) (this.#onEmpty as (reason: Error) => void)(reason)
+    if (reason instanceof SlowConsumerError) this.#owner.slowReader()
+    if (this.#readers.size === 0 && !this.log.ended) this.#owner.readersGone(reason)
   }
 
   #broadcast (data: string): Promise<void> | undefined {
@@ -113,8 +118,6 @@ export class BroadcastSink implements ChunkSink {
     this.feed?.end()
     for (const reader of this.#readers) reader.end(destroy)
     this.#readers.clear()
-    // An ended stream stays around for resume: let go of the closure, which holds the request and response.
-    this.#onEmpty = null
   }
 }
 
