@@ -45,3 +45,23 @@ t.test('the sweeper lets go of an expired stream that nobody looks up', async (t
   }
   t.ok(released, 'released after its TTL without a lookup')
 })
+
+t.test('a lookup lets go of an expired stream the sweeper has not reached yet', async (t) => {
+  const registry = new StreamRegistry({
+    ttlMs: 60_000,
+    graceMs: 0,
+    maxRetainedBytes: 1 << 30,
+    replayLimits: { maxEvents: 10, maxBytes: 1024 },
+    liveReplay: new ReplayBudget(1 << 20),
+    coordinator: new LocalCoordinator({ maxPerTenant: 1, maxTotal: 1 }),
+    onSlowReader: () => {}
+  })
+  t.teardown(() => registry.close())
+  const stream = endedStream(registry)
+  t.equal(registry.get(stream.id), stream, 'within its TTL it is found')
+  // Ended longer ago than the TTL; the sweeper (every 60 s here) has not run since.
+  stream.endedAt = Date.now() - 60_001
+  t.equal(registry.get(stream.id), undefined, 'past it, the lookup finds nothing')
+  stream.endedAt = Date.now()
+  t.equal(registry.get(stream.id), undefined, 'and it was forgotten, not only hidden')
+})
