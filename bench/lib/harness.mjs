@@ -43,11 +43,17 @@ export async function startServer (name, env = {}, script = serverScript(name)) 
     const [reply] = await once(child, 'message')
     return { rss: reply.rss, heapUsed: reply.heapUsed, cpuMs: (reply.cpu.user + reply.cpu.system) / 1000, loopDelayMs: reply.loopDelayMs }
   }
+  /** The server's CPU ms so far, read without the forced GC of `stats()`. */
+  const cpuMs = async () => {
+    child.send({ type: 'cpu' })
+    const [reply] = await once(child, 'message')
+    return (reply.cpu.user + reply.cpu.system) / 1000
+  }
   const stop = async () => {
     child.kill('SIGKILL')
     await once(child, 'exit')
   }
-  const server = { name, port: msg.port, child, stats, stop, agent: 'agent-bench' }
+  const server = { name, port: msg.port, child, stats, cpuMs, stop, agent: 'agent-bench' }
   if (name === 'agentmem') server.agent = await createAgent(msg.port)
   return server
 }

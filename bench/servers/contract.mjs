@@ -100,6 +100,8 @@ export function serve (listen) {
     // A normal exit, so --cpu-prof writes its profile.
     if (msg.type === 'exit') process.exit(0)
     if (msg.type === 'heap') process.send?.({ type: 'heap', summary: heapSummary() })
+    // CPU alone, with no forced GC: a window that ends with one would count it.
+    if (msg.type === 'cpu') process.send?.({ type: 'cpu', cpu: process.cpuUsage() })
     if (msg.type === 'stats') {
       globalThis.gc?.()
       globalThis.gc?.()
