@@ -12,6 +12,17 @@ t.test('every chunk has the four keys first, nulls included, extras after', asyn
     { tool_name: 'x', arguments: { a: 1 } })
 })
 
+t.test('a chunk not made by makeChunk is still written core keys first', async (t) => {
+  const reordered = { content: 'x', memories_count: null, chunk_type: 'content', tool_call: null } as const
+  t.equal(serializeChunk(reordered), '{"chunk_type":"content","content":"x","tool_call":null,"memories_count":null}')
+  const numbered = makeChunk('done', {}, { 7: 'seven', code: 'c' })
+  t.equal(serializeChunk(numbered), '{"chunk_type":"done","content":null,"tool_call":null,"memories_count":null,"7":"seven","code":"c"}', 'an integer-like extra key after them, where JSON.stringify would put it first')
+  t.equal(serializeChunk(makeChunk('start', {}, { note: 'line\u2028break' })), '{"chunk_type":"start","content":null,"tool_call":null,"memories_count":null,"note":"line\\u2028break"}', 'a separator in an extra is escaped on the fast path too')
+  const proto = makeChunk('start', {}, JSON.parse('{"__proto__":{"a":1}}') as Record<string, unknown>)
+  t.equal(Object.getPrototypeOf(proto), Object.prototype, 'an extra named __proto__ is a key, not a prototype')
+  t.equal(serializeChunk(proto), '{"chunk_type":"start","content":null,"tool_call":null,"memories_count":null,"__proto__":{"a":1}}')
+})
+
 t.test('the content fast path equals the general serializer, for awkward text too', async (t) => {
   for (const text of ['Once upon a time...', 'quote " backslash \\ newline \n', '\u2028\u2029', '\ud800 lone', 'emoji 🤖', '']) {
     t.equal(serializeContent(text), serializeChunk(makeChunk('content', { content: text })))
