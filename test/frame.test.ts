@@ -1,6 +1,6 @@
 import t from 'tap'
 import { createParser, type EventSourceMessage } from 'eventsource-parser'
-import { frameComment, frameEvent, frameRetry, FramingError } from '../lib/sse/frame.js'
+import { frameComment, frameEvent, frameRetry, FramingError, NumberedFramer } from '../lib/sse/frame.js'
 
 function parse (wire: string): { events: EventSourceMessage[], comments: string[], retry: number[] } {
   const out = { events: [] as EventSourceMessage[], comments: [] as string[], retry: [] as number[] }
@@ -57,4 +57,10 @@ t.test('comments and retry', async (t) => {
   t.same(withEvent.events.map((e) => e.data), ['first'], 'the block it rides in is the first event')
   t.throws(() => frameRetry(-1), FramingError)
   t.throws(() => frameRetry(1.5), FramingError)
+})
+
+t.test('a stream\'s numbered framer writes what frameEvent writes, and checks its prefix once', async (t) => {
+  const framer = new NumberedFramer('abc:')
+  for (const data of ['{"a":1}', 'two\nlines', 'cr\rand\r\ncrlf']) t.equal(framer.frame(7, data), frameEvent(data, { id: 'abc:7' }))
+  t.throws(() => new NumberedFramer('bad\nprefix'), FramingError)
 })

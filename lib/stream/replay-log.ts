@@ -1,4 +1,4 @@
-import { frameEvent, type LoggedEvent } from '../sse/frame.js'
+import { NumberedFramer, type LoggedEvent } from '../sse/frame.js'
 
 export interface ReplayLimits {
   maxEvents: number
@@ -67,7 +67,7 @@ export class ReplayBudget {
 export class ReplayLog {
   readonly #limits: ReplayLimits
   /** Written before each event's number in its `id:` line (the stream's id, see event-id.ts). */
-  readonly #idPrefix: string
+  readonly #framer: NumberedFramer
   readonly #budget: ReplayBudget | undefined
   /** Dropped events' slots are cleared, so the array holds only what the bounds allow. */
   #events: Array<LoggedEvent | undefined> = []
@@ -79,7 +79,7 @@ export class ReplayLog {
 
   constructor (limits: ReplayLimits, idPrefix = '', budget?: ReplayBudget) {
     this.#limits = limits
-    this.#idPrefix = idPrefix
+    this.#framer = new NumberedFramer(idPrefix)
     this.#budget = budget
     budget?.join(this)
   }
@@ -104,7 +104,7 @@ export class ReplayLog {
 
   append (data: string): LoggedEvent {
     const id = this.#nextId++
-    const frame = frameEvent(data, { id: this.#idPrefix + String(id) })
+    const frame = this.#framer.frame(id, data)
     // Built by concatenation, a frame is a tree of string pieces: ~290 bytes of heap for a
     // 100-character event. Reading a character flattens it in place (~170 bytes).
     frame.charCodeAt(0)
