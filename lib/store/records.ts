@@ -1,11 +1,11 @@
-import { randomUUID } from 'node:crypto'
+import { uuidV7 } from '../random.js'
 import type { Agent, AgentInput, ApiKey, ApiKeyInput, Memory, MemoryInput, Message, MessageInput } from './store.js'
 
-/** New records with ids, defaults and timestamps, made the same way whichever store keeps them. */
+/** New records with ids (time-ordered UUIDs), defaults and timestamps, made the same way whichever store keeps them. */
 export function newAgent (orgId: string, input: AgentInput): Agent {
   const now = new Date().toISOString()
   return {
-    id: `agent-${randomUUID()}`,
+    id: `agent-${uuidV7()}`,
     organization_id: orgId,
     name: input.name ?? 'Unnamed agent',
     description: input.description ?? null,
@@ -18,13 +18,13 @@ export function newAgent (orgId: string, input: AgentInput): Agent {
 }
 
 export function newMessage (input: MessageInput): Message {
-  return { ...input, id: `msg-${randomUUID()}`, created_at: new Date().toISOString() }
+  return { ...input, id: `msg-${uuidV7()}`, created_at: new Date().toISOString() }
 }
 
 export function newMemory (orgId: string, agentId: string, input: MemoryInput): Memory {
   const now = new Date().toISOString()
   return {
-    id: `mem-${randomUUID()}`,
+    id: `mem-${uuidV7()}`,
     organization_id: orgId,
     agent_id: agentId,
     user_id: input.user_id,
@@ -40,7 +40,7 @@ export function newMemory (orgId: string, agentId: string, input: MemoryInput): 
 
 export function newApiKey (input: ApiKeyInput): ApiKey {
   return {
-    id: `key-${randomUUID()}`,
+    id: `key-${uuidV7()}`,
     organization_id: input.organization_id,
     name: input.name,
     roles: input.roles,

@@ -162,7 +162,7 @@ export class SqliteStore implements Store {
     this.#db = db
     // One transaction: one WAL commit for a whole batch of messages.
     this.#insertMessages = db.transaction((messages: Message[]) => {
-      for (const message of messages) this.#stmts.insertMessage.run({ ...message, metadata: JSON.stringify(message.metadata) })
+      for (const message of messages) this.#insertMessage(message)
     })
     this.#stmts = {
       insertAgent: db.prepare(`INSERT INTO agents (id, organization_id, name, description, system, llm_config, metadata, created_at, updated_at)
@@ -173,8 +173,9 @@ export class SqliteStore implements Store {
       updateAgent: db.prepare(`UPDATE agents SET name = @name, description = @description, system = @system,
         llm_config = @llm_config, metadata = @metadata, updated_at = @updated_at WHERE organization_id = @organization_id AND id = @id`),
       deleteAgent: db.prepare<[string, string]>('DELETE FROM agents WHERE organization_id = ? AND id = ?'),
-      insertMessage: db.prepare(`INSERT INTO messages (id, organization_id, agent_id, user_id, session_id, role, content, metadata, created_at)
-        VALUES (@id, @organization_id, @agent_id, @user_id, @session_id, @role, @content, @metadata, @created_at)`),
+      // Positional: binding nine named parameters from an object cost more than the insert itself.
+      insertMessage: db.prepare<[string, string, string, string, string, string, string, string, string]>(`INSERT INTO messages
+        (id, organization_id, agent_id, user_id, session_id, role, content, metadata, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`),
       // Two statements, so a session's history is read through its index; the user is a filter on top.
       listMessages: db.prepare<HistoryParams, MessageRow>(`SELECT ${MESSAGE_COLUMNS} FROM (SELECT seq, ${MESSAGE_COLUMNS}
         FROM messages WHERE organization_id = @org AND agent_id = @agent AND (@user IS NULL OR user_id = @user) ORDER BY seq DESC LIMIT @limit)
@@ -242,8 +243,12 @@ export class SqliteStore implements Store {
 
   async appendMessage (input: MessageInput): Promise<Message> {
     const message = newMessage(input)
-    this.#stmts.insertMessage.run({ ...message, metadata: JSON.stringify(message.metadata) })
+    this.#insertMessage(message)
     return message
+  }
+
+  #insertMessage (m: Message): void {
+    this.#stmts.insertMessage.run(m.id, m.organization_id, m.agent_id, m.user_id, m.session_id, m.role, m.content, JSON.stringify(m.metadata), m.created_at)
   }
 
   async appendMessages (inputs: MessageInput[]): Promise<Message[]> {
