@@ -1,5 +1,5 @@
 import t from 'tap'
-import { BuiltinProvider, composeReply, tokenize } from '../lib/llm/builtin.js'
+import { BuiltinProvider, composeReply, countTokens, tokenize } from '../lib/llm/builtin.js'
 import { memoryBlock } from '../lib/chat/prompt.js'
 import { record, RecordingHandler, type Pushed } from './helpers/reply.js'
 
@@ -8,6 +8,10 @@ t.test('tokens concatenate back to the reply exactly', async (t) => {
     t.equal(tokenize(text).join(''), text)
   }
   t.same(tokenize('a b'), ['a ', 'b'])
+  for (const text of ['You said: hi', '  leading and trailing  ', 'multi\nline\ttext', '', 'one', '\u00a0nbsp\u2028sep']) {
+    t.equal(countTokens(text), tokenize(text).length, `counted as tokenized: ${encodeURIComponent(text)}`)
+  }
+  t.equal(countTokens('a b c'), 3, 'and again: the shared expression starts over each time')
 })
 
 t.test('replies from the last user message; deterministic', async (t) => {

@@ -1,5 +1,5 @@
-import { randomUUID } from 'node:crypto'
 import { setMaxListeners } from 'node:events'
+import { uuidV7 } from '../random.js'
 import type { Principal } from '../auth/jwt.js'
 import type { LlmProvider, LlmReply, TokenUsage } from '../llm/provider.js'
 import type { MemoryExtractor } from '../memory/extractor.js'
@@ -102,7 +102,8 @@ export class Orchestrator implements TurnServices<ChatPlan> {
     const { principal, agent, request, signal } = ctx
     const { memories, llm, tools } = this.#opts
     const store = memories.store
-    const sessionId = request.session_id ?? randomUUID()
+    // Time-ordered, as record ids are: a new session lands at the end of the history index.
+    const sessionId = request.session_id ?? uuidV7()
     const scope: MemoryScope = { orgId: principal.orgId, agentId: agent.id, userId: request.user_id ?? principal.userId }
     const history = request.session_id === undefined
       ? []

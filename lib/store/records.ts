@@ -18,7 +18,18 @@ export function newAgent (orgId: string, input: AgentInput): Agent {
 }
 
 export function newMessage (input: MessageInput): Message {
-  return { ...input, id: `msg-${uuidV7()}`, created_at: new Date().toISOString() }
+  // Field by field rather than a spread: one per message, two per turn.
+  return {
+    id: `msg-${uuidV7()}`,
+    organization_id: input.organization_id,
+    agent_id: input.agent_id,
+    user_id: input.user_id,
+    session_id: input.session_id,
+    role: input.role,
+    content: input.content,
+    metadata: input.metadata,
+    created_at: new Date().toISOString()
+  }
 }
 
 export function newMemory (orgId: string, agentId: string, input: MemoryInput): Memory {
