@@ -163,6 +163,9 @@ export async function startMock () {
     }
     const nonce = body.messages.at(-1).content
     res.writeHead(200, { 'content-type': 'text/event-stream' })
+    // On the wire at once, as OpenAI's API and vLLM send them when they accept a request; Node would
+    // hold them until the first token, making "accepted" and "first token" one event for the servers.
+    res.flushHeaders()
     const firstDelay = mock.firstTokenDelayMs + Math.random() * mock.firstTokenJitterMs
     if (firstDelay > 0) await sleep(firstDelay)
     for (let i = 0; i < mock.tokens; i++) {
