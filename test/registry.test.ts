@@ -22,9 +22,10 @@ function endedStream (registry: StreamRegistry): LocalStream {
   return stream
 }
 
-t.test('the sweeper lets go of an expired stream that nobody looks up', async (t) => {
+/** A registry whose ended streams are kept `ttlMs`; closed when the test ends. */
+function registryFor (t: Tap.Test, ttlMs: number): StreamRegistry {
   const registry = new StreamRegistry({
-    ttlMs: 100,
+    ttlMs,
     graceMs: 0,
     maxRetainedBytes: 1 << 30,
     replayLimits: { maxEvents: 10, maxBytes: 1024 },
@@ -33,6 +34,11 @@ t.test('the sweeper lets go of an expired stream that nobody looks up', async (t
     onSlowReader: () => {}
   })
   t.teardown(() => registry.close())
+  return registry
+}
+
+t.test('the sweeper lets go of an expired stream that nobody looks up', async (t) => {
+  const registry = registryFor(t, 100)
   const ended = new WeakRef(endedStream(registry))
   await sleep(0)
   gc()
@@ -47,16 +53,7 @@ t.test('the sweeper lets go of an expired stream that nobody looks up', async (t
 })
 
 t.test('a lookup lets go of an expired stream the sweeper has not reached yet', async (t) => {
-  const registry = new StreamRegistry({
-    ttlMs: 60_000,
-    graceMs: 0,
-    maxRetainedBytes: 1 << 30,
-    replayLimits: { maxEvents: 10, maxBytes: 1024 },
-    liveReplay: new ReplayBudget(1 << 20),
-    coordinator: new LocalCoordinator({ maxPerTenant: 1, maxTotal: 1 }),
-    onSlowReader: () => {}
-  })
-  t.teardown(() => registry.close())
+  const registry = registryFor(t, 60_000)
   const stream = endedStream(registry)
   t.equal(registry.get(stream.id), stream, 'within its TTL it is found')
   // Ended longer ago than the TTL; the sweeper (every 60 s here) has not run since.
