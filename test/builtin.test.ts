@@ -121,3 +121,22 @@ t.test('an abort while the handler is paused ends the reply; a rejected pause re
   await t.rejects((await llm.open({ messages: [{ role: 'user', content: 'a b' }], signal: new AbortController().signal })).pipe(broken), /sink broke/)
   t.equal(broken.pushed.length, 1, 'no token after the failed pause')
 })
+
+t.test('a pause after the last token holds the end of the reply until it settles', async (t) => {
+  const llm = new BuiltinProvider({ tokenDelayMs: 0 })
+  let resume = (): void => {}
+  const handler = new RecordingHandler((h) => {
+    if (h.pushed.length === 4) h.paused = new Promise((resolve) => { resume = () => { h.paused = null; resolve() } })
+  })
+  let ended = false
+  const piping = (await llm.open({ messages: [{ role: 'user', content: 'a b' }], signal: new AbortController().signal })).pipe(handler).then(() => { ended = true })
+  await new Promise((resolve) => setTimeout(resolve, 20))
+  t.same(handler.pushed.map((p) => p.type), ['text', 'text', 'text', 'text'], 'all four tokens, no usage yet')
+  t.equal(ended, false, 'not ended while the reader catches up')
+  resume()
+  await piping
+  t.same(handler.pushed.map((p) => p.type), ['text', 'text', 'text', 'text', 'usage'])
+  const controller = new AbortController()
+  const nullReason = (await llm.open({ messages: [{ role: 'user', content: 'a b' }], signal: controller.signal })).pipe(new RecordingHandler((h) => { if (h.pushed.length === 1) controller.abort(null) }))
+  await t.rejects(nullReason, 'an abort whose reason is null still fails the reply')
+})

@@ -84,24 +84,24 @@ class BuiltinReply implements LlmReply {
     const { signal } = this.#request
     const handler = this.#handler as ReplyHandler
     while (!this.#settled) {
-      if (signal.aborted) return this.#end(signal.reason)
-      if (this.#next === this.#tokens.length) return this.#end(null)
+      if (signal.aborted) return this.#fail(signal.reason)
+      if (this.#next === this.#tokens.length) return this.#succeed()
       handler.onText(this.#tokens[this.#next++] as string)
-      if (this.#next === this.#tokens.length) continue
+      // Paused after the last token too: the reply ends once the reader caught up, as a relayed one does.
       const paused = handler.paused
       if (paused !== null) {
         this.#listen()
-        paused.then(() => { this.#afterToken() }, (err: unknown) => { this.#end(err) })
+        paused.then(() => { this.#afterToken() }, (err: unknown) => { this.#fail(err) })
         return
       }
-      if (this.#delayMs > 0) return this.#afterToken()
+      if (this.#delayMs > 0 && this.#next < this.#tokens.length) return this.#afterToken()
     }
   }
 
-  /** The next token: after the delay, or at once. */
+  /** The next token (or the end): after the delay, or at once. */
   #afterToken (): void {
     if (this.#settled) return
-    if (this.#delayMs === 0) return this.#emit()
+    if (this.#delayMs === 0 || this.#next === this.#tokens.length) return this.#emit()
     this.#listen()
     // One timer for the whole reply, re-armed per token.
     if (this.#timer === null) this.#timer = setTimeout(BuiltinReply.#timerFired, this.#delayMs, this)
@@ -120,19 +120,29 @@ class BuiltinReply implements LlmReply {
     this.#request.signal.addEventListener('abort', this)
   }
 
-  /** The signal's abort (this object is its listener, so listening costs no closure). */
+  /** The signal's abort: the reply itself is the listener, so there is no function of ours to make for it. */
   handleEvent (): void {
-    this.#end(this.#request.signal.reason)
+    this.#fail(this.#request.signal.reason)
   }
 
-  #end (err: unknown): void {
-    if (this.#settled) return
+  /** Only from #emit's loop, which runs while the reply is unsettled. */
+  #succeed (): void {
+    this.#settle()
+    this.#reportUsage(this.#tokens.length)
+    this.#resolve()
+  }
+
+  #fail (err: unknown): void {
+    if (this.#settle()) this.#reject(err)
+  }
+
+  /** Stops the timer and the listening, once; false when the reply had settled already. */
+  #settle (): boolean {
+    if (this.#settled) return false
     this.#settled = true
     if (this.#timer !== null) clearTimeout(this.#timer)
     if (this.#listening) this.#request.signal.removeEventListener('abort', this)
-    if (err !== null) return this.#reject(err)
-    this.#reportUsage(this.#tokens.length)
-    this.#resolve()
+    return true
   }
 
   #reportUsage (completion: number): void {
