@@ -42,8 +42,9 @@ export function makeChunk (chunkType: ChunkType, fields?: CoreFields, extra?: Re
   return chunk
 }
 
-const CORE_KEYS = new Set(['chunk_type', 'content', 'tool_call', 'memories_count'])
+/** The four keys every chunk has, in wire order. */
 const CORE_ORDER = ['chunk_type', 'content', 'tool_call', 'memories_count']
+const CORE_KEYS = new Set(CORE_ORDER)
 
 /** Whether JSON.stringify writes `chunk` in wire order: its first keys are the core ones, in order, none undefined. */
 function inWireOrder (chunk: StreamChunk): boolean {
