@@ -170,9 +170,25 @@ export class SseWriter implements KeepAliveTarget {
       return !this.#out.writableNeedDrain
     }
     this.#pending = ''
-    this.#headersPending = false
+    if (this.#headersPending) return this.#writeWithHeaders(text)
     const ok = this.#out.write(text)
     this.#gzip?.flush(zlibConstants.Z_SYNC_FLUSH)
+    return ok
+  }
+
+  /**
+   * The stored headers and the first frames, still one syscall (the socket is corked). Node keeps
+   * the header text for the response's life as a tree of concatenations, about 20 nodes; written
+   * on its own it is flattened, so an open stream holds one string (~0.6 KB less) instead.
+   * Only uncompressed streams come here: gzip flushes its headers when it opens.
+   */
+  #writeWithHeaders (text: string): boolean {
+    const res = this.#res
+    this.#headersPending = false
+    res.cork()
+    res.flushHeaders()
+    const ok = res.write(text)
+    res.uncork()
     return ok
   }
 
