@@ -1,5 +1,6 @@
-import type { IncomingMessage, ServerResponse } from 'node:http'
+import type { IncomingMessage } from 'node:http'
 import { corsOriginList } from '../config.js'
+import type { AppResponse } from './response.js'
 
 /** What a browser app may send: the auth, resume and idempotency headers beside the safelisted ones. */
 const ALLOW_HEADERS = 'Authorization, Content-Type, Accept, Cache-Control, Last-Event-ID, Idempotency-Key, X-API-Key, X-Request-Id'
@@ -27,22 +28,22 @@ export class Cors {
   }
 
   /** Headers every response carries; true when the request came from an allowed origin. */
-  decorate (req: IncomingMessage, res: ServerResponse): boolean {
+  decorate (req: IncomingMessage, res: AppResponse): boolean {
     // The answer depends on Origin whether or not this one is allowed, so caches must key on it.
-    res.setHeader('Vary', 'Origin')
+    res.vary('Origin')
     const origin = req.headers.origin
     if (!this.#allowed(origin)) return false
-    res.setHeader('Access-Control-Allow-Origin', origin)
-    res.setHeader('Access-Control-Expose-Headers', EXPOSE_HEADERS)
-    if (this.#credentials) res.setHeader('Access-Control-Allow-Credentials', 'true')
+    res.carry('Access-Control-Allow-Origin', origin)
+    res.carry('Access-Control-Expose-Headers', EXPOSE_HEADERS)
+    if (this.#credentials) res.carry('Access-Control-Allow-Credentials', 'true')
     return true
   }
 
   /** The extra headers of a preflight answer (`decorate` already ran). */
-  preflight (req: IncomingMessage, res: ServerResponse, methods: string[]): void {
+  preflight (req: IncomingMessage, res: AppResponse, methods: string[]): void {
     if (!this.#allowed(req.headers.origin) || req.headers['access-control-request-method'] === undefined) return
-    res.setHeader('Access-Control-Allow-Methods', methods.join(', '))
-    res.setHeader('Access-Control-Allow-Headers', ALLOW_HEADERS)
-    res.setHeader('Access-Control-Max-Age', MAX_AGE)
+    res.carry('Access-Control-Allow-Methods', methods.join(', '))
+    res.carry('Access-Control-Allow-Headers', ALLOW_HEADERS)
+    res.carry('Access-Control-Max-Age', MAX_AGE)
   }
 }

@@ -9,6 +9,7 @@ import { requestIdFrom, type Logger } from '../observability/logger.js'
 import { answerClientError } from './client-error.js'
 import type { Cors } from './cors.js'
 import { sendError, sendNoContent } from './respond.js'
+import { AppResponse } from './response.js'
 import type { Router } from './router.js'
 
 export interface ListenerOptions {
@@ -47,12 +48,14 @@ export function createListener (opts: ListenerOptions): http.Server {
     headersTimeout: opts.headersTimeoutMs,
     connectionsCheckingInterval: Math.min(opts.headersTimeoutMs, 1000),
     // Node's own answer to a request without Host is an empty 400; ours is the JSON error.
-    requireHostHeader: false
+    requireHostHeader: false,
+    ServerResponse: AppResponse
   }, async (req, res) => {
     const startedAt = performance.now()
     req.url = originForm(req.url as string)
     const requestId = requestIdFrom(req.headers['x-request-id'], randomUUID)
-    res.setHeader('X-Request-Id', requestId)
+    res.requestId = requestId
+    res.carry('X-Request-Id', requestId)
     // `on`, not `once`: a response closes once, and once's wrapper would stay with every open stream.
     res.on('close', () => {
       // The path only: query strings can carry resume tokens.
@@ -70,7 +73,7 @@ export function createListener (opts: ListenerOptions): http.Server {
       if (req.method === 'OPTIONS') {
         const methods = [...router.methods(req.url), 'OPTIONS']
         cors?.preflight(req, res, methods)
-        res.setHeader('Allow', methods.join(', '))
+        res.carry('Allow', methods.join(', '))
         return sendNoContent(res)
       }
       const { handler, params, query } = router.find(req.method as string, req.url)
@@ -86,12 +89,12 @@ export function createListener (opts: ListenerOptions): http.Server {
   server.on('clientError', answerClientError)
   // Expect: 100-continue: decide on the headers, so a client is not asked for a body that would
   // be refused (RFC 9110 §10.1.1); a refused one gets its final status and the connection closes.
-  server.on('checkContinue', (req: http.IncomingMessage, res: http.ServerResponse) => {
+  server.on('checkContinue', (req: http.IncomingMessage, res: AppResponse) => {
     void refuseOnHeaders(req).then((refusal) => {
       if (refusal === null) res.writeContinue()
       else {
         refusedEarly.set(req, refusal)
-        res.setHeader('Connection', 'close')
+        res.carry('Connection', 'close')
       }
       server.emit('request', req, res)
     })

@@ -1,10 +1,11 @@
-import type { IncomingMessage, ServerResponse } from 'node:http'
+import type { IncomingMessage } from 'node:http'
 import { badRequest, methodNotAllowed, notFound } from '../errors.js'
 import { storableText } from './body.js'
+import type { AppResponse } from './response.js'
 
 export interface RequestContext {
   req: IncomingMessage
-  res: ServerResponse
+  res: AppResponse
   params: Record<string, string>
   query: URLSearchParams
 }

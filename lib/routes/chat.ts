@@ -1,4 +1,5 @@
-import type { IncomingMessage, ServerResponse } from 'node:http'
+import type { IncomingMessage } from 'node:http'
+import type { AppResponse } from '../http/response.js'
 import { classifyFailure, endingAsHttp, type StreamEndCode } from '../stream/outcomes.js'
 import type { OpenedTurn } from '../chat/orchestrator.js'
 import { Turn } from '../stream/turn.js'
@@ -41,10 +42,10 @@ export function chatRoutes (router: Router, app: AppContext, resumer: Resumer, i
   const { store, options, orchestrator } = app
 
   /** Everything that can fail before the first byte of the reply: agent, slot, upstream. */
-  async function openTurn (res: ServerResponse, agentId: string, principal: Principal, request: ChatRequest): Promise<{ run: StreamRun, opened: OpenedTurn, onClose: () => void }> {
+  async function openTurn (res: AppResponse, agentId: string, principal: Principal, request: ChatRequest): Promise<{ run: StreamRun, opened: OpenedTurn, onClose: () => void }> {
     const agent = await app.agents.get(principal.orgId, agentId)
     if (agent === null) throw notFound('Agent')
-    const run = await app.startRun(principal.orgId, agent.id, String(res.getHeader('x-request-id')))
+    const run = await app.startRun(principal.orgId, agent.id, res.requestId)
     // Until the stream exists there is nothing to resume: a client that leaves cancels the turn.
     const onClose = (): void => {
       if (!res.writableFinished) run.abort(new ClientGoneError())
@@ -65,7 +66,7 @@ export function chatRoutes (router: Router, app: AppContext, resumer: Resumer, i
    * the key it took when this request runs the turn (`key` null without a header), or 'answered'
    * when it attached to the turn an earlier request with the key started (or its client left).
    */
-  async function prepare (req: IncomingMessage, res: ServerResponse, route: string, agentId: string, principal: Principal,
+  async function prepare (req: IncomingMessage, res: AppResponse, route: string, agentId: string, principal: Principal,
     attach: (record: { stream?: string, reply?: unknown }) => Promise<void>): Promise<{ request: ChatRequest, key: OwnedKey | null } | 'answered'> {
     const request = validateChat(await readJsonBody(req, options.bodyLimitBytes))
     actingUser(principal, request.user_id)

@@ -1,7 +1,7 @@
-import type { ServerResponse } from 'node:http'
 import type { Writable } from 'node:stream'
 import { constants as zlibConstants, createGzip, type Gzip } from 'node:zlib'
 import { frameComment, frameRetry } from './frame.js'
+import type { AppResponse } from '../http/response.js'
 import type { KeepAliveTarget, KeepAliveTicker } from './keep-alive.js'
 
 /** Raised when a reader leaves the socket buffer full for longer than the drain bound. */
@@ -59,7 +59,7 @@ const GZIP_OPTIONS = { level: 6, windowBits: 10, memLevel: 3, chunkSize: 1024 }
  * plus one event however slow the reader.
  */
 export class SseWriter implements KeepAliveTarget {
-  readonly #res: ServerResponse
+  readonly #res: AppResponse
   readonly #opts: SseWriterOptions
   readonly #gzip: Gzip | undefined
   readonly #out: Writable
@@ -73,7 +73,7 @@ export class SseWriter implements KeepAliveTarget {
   /** Stored by writeHead but not on the wire until something is written (or they are flushed). */
   #headersPending = false
 
-  constructor (res: ServerResponse, opts: SseWriterOptions) {
+  constructor (res: AppResponse, opts: SseWriterOptions) {
     this.#res = res
     this.#opts = opts
     this.#gzip = opts.gzip === true ? createGzip(GZIP_OPTIONS) : undefined
@@ -89,8 +89,7 @@ export class SseWriter implements KeepAliveTarget {
     const res = this.#res
     res.socket?.setNoDelay(true)
     // Whether it is compressed depends on Accept-Encoding either way, so caches must key on it.
-    const vary = res.getHeader('vary')
-    res.setHeader('Vary', vary === undefined ? 'Accept-Encoding' : `${String(vary)}, Accept-Encoding`)
+    res.vary('Accept-Encoding')
     res.writeHead(200, this.#gzip === undefined ? SSE_HEADERS : { ...SSE_HEADERS, 'Content-Encoding': 'gzip' })
     // Without gzip the headers ride in the first write when events come in this tick (one
     // syscall, not two); gzip output comes later, off the main thread, so then they go out now.

@@ -1,11 +1,12 @@
-import type { IncomingMessage, ServerResponse } from 'node:http'
+import type { IncomingMessage } from 'node:http'
+import type { AppResponse } from '../http/response.js'
 import { acceptsGzip } from '../http/accept-encoding.js'
 import { SlotBudget } from '../limits/budget.js'
 import type { KeepAliveTicker } from './keep-alive.js'
 import { SseWriter } from './writer.js'
 
 /** An SSE writer for a response; aborting `signal` stops its waits for drain. */
-export type WriterFactory = (req: IncomingMessage, res: ServerResponse, signal: AbortSignal) => SseWriter
+export type WriterFactory = (req: IncomingMessage, res: AppResponse, signal: AbortSignal) => SseWriter
 
 export interface WriterFactoryOptions {
   keepAlive: KeepAliveTicker

@@ -1,4 +1,5 @@
-import type { IncomingMessage, ServerResponse } from 'node:http'
+import type { IncomingMessage } from 'node:http'
+import type { AppResponse } from '../http/response.js'
 import { viaCoordinator, type Coordinator, type RemoteStream } from '../coord/coordinator.js'
 import { gone } from '../errors.js'
 import { ClientGoneError } from '../sse/writer.js'
@@ -21,7 +22,7 @@ export interface StreamHandle {
   /** Its terminal event was written: nothing will ever follow `newestId`. */
   readonly ended: boolean
   /** Replays what came after `cursor`, then follows until the terminal event; 410 when those events are no longer kept. */
-  follow: (req: IncomingMessage, res: ServerResponse, cursor: number, newWriter: WriterFactory) => Promise<void>
+  follow: (req: IncomingMessage, res: AppResponse, cursor: number, newWriter: WriterFactory) => Promise<void>
   /** Ends a live stream with `cancelled`; false when it had ended already. */
   cancel: () => Promise<boolean>
 }
@@ -59,7 +60,7 @@ export class SharedStream implements StreamHandle {
     return this.#remote.ended
   }
 
-  async follow (req: IncomingMessage, res: ServerResponse, cursor: number, newWriter: WriterFactory): Promise<void> {
+  async follow (req: IncomingMessage, res: AppResponse, cursor: number, newWriter: WriterFactory): Promise<void> {
     if (cursor < this.#remote.firstId - 1) throw noLongerKept()
     const reading = new AbortController()
     res.once('close', () => reading.abort(new ClientGoneError()))

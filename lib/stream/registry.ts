@@ -1,4 +1,5 @@
-import type { IncomingMessage, ServerResponse } from 'node:http'
+import type { IncomingMessage } from 'node:http'
+import type { AppResponse } from '../http/response.js'
 import { tokenMatches } from '../auth/constant-time.js'
 import type { Coordinator } from '../coord/coordinator.js'
 import { ClientGoneError } from '../sse/writer.js'
@@ -52,7 +53,7 @@ export class LocalStream implements StreamHandle, SinkOwner {
     return this.sink.log.ended
   }
 
-  async follow (req: IncomingMessage, res: ServerResponse, cursor: number, newWriter: WriterFactory): Promise<void> {
+  async follow (req: IncomingMessage, res: AppResponse, cursor: number, newWriter: WriterFactory): Promise<void> {
     const writer = newWriter(req, res, this.run.signal)
     if (!this.sink.attach(writer, cursor)) throw noLongerKept()
     if (this.sink.log.ended) return

@@ -1,4 +1,5 @@
-import type { IncomingMessage, ServerResponse } from 'node:http'
+import type { IncomingMessage } from 'node:http'
+import type { AppResponse } from '../http/response.js'
 import type { Principal } from '../auth/jwt.js'
 import { mayActFor } from '../auth/access.js'
 import { viaCoordinator, type Coordinator } from '../coord/coordinator.js'
@@ -43,7 +44,7 @@ export class Resumer {
   }
 
   /** Replays what came after `cursor`, then follows live until the stream's terminal event. */
-  async resume (req: IncomingMessage, res: ServerResponse, stream: StreamHandle, cursor: number): Promise<void> {
+  async resume (req: IncomingMessage, res: AppResponse, stream: StreamHandle, cursor: number): Promise<void> {
     // HEAD: the status and headers a GET would get, without following the stream.
     if (req.method === 'HEAD') {
       res.writeHead(200, SSE_HEADERS)
