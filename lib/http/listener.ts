@@ -40,6 +40,15 @@ function originForm (url: string): string {
  */
 export function createListener (opts: ListenerOptions): http.Server {
   const { router, cors, logger, onError } = opts
+  /** The request's log line when its response closes: one function for every response (`this`), no closure per request. */
+  function logRequest (this: AppResponse): void {
+    const req = this.req
+    // The path only: query strings can carry resume tokens.
+    const path = (req.url as string).split('?', 1)[0]
+    // No status when the client left before any answer: none was sent.
+    const status = this.headersSent ? this.statusCode : null
+    logger.info({ req_id: this.requestId, method: req.method, path, status, ms: Math.round(performance.now() - this.startedAt) }, 'request')
+  }
   /** Requests refused on their headers alone, before `100 Continue` (their body is never read). */
   const refusedEarly = new WeakMap<http.IncomingMessage, HttpError>()
   const server = http.createServer({
@@ -51,19 +60,12 @@ export function createListener (opts: ListenerOptions): http.Server {
     requireHostHeader: false,
     ServerResponse: AppResponse
   }, async (req, res) => {
-    const startedAt = performance.now()
+    res.startedAt = performance.now()
     req.url = originForm(req.url as string)
-    const requestId = requestIdFrom(req.headers['x-request-id'], randomUUID)
-    res.requestId = requestId
-    res.carry('X-Request-Id', requestId)
+    res.requestId = requestIdFrom(req.headers['x-request-id'], randomUUID)
+    res.carry('X-Request-Id', res.requestId)
     // `on`, not `once`: a response closes once, and once's wrapper would stay with every open stream.
-    res.on('close', () => {
-      // The path only: query strings can carry resume tokens.
-      const path = (req.url as string).split('?', 1)[0]
-      // No status when the client left before any answer: none was sent.
-      const status = res.headersSent ? res.statusCode : null
-      logger.info({ req_id: requestId, method: req.method, path, status, ms: Math.round(performance.now() - startedAt) }, 'request')
-    })
+    res.on('close', logRequest)
     cors?.decorate(req, res)
     try {
       if (opts.closing()) throw serviceUnavailable('Server is shutting down')

@@ -10,6 +10,8 @@ import { ServerResponse, type IncomingMessage, type OutgoingHttpHeader, type Out
 export class AppResponse<Request extends IncomingMessage = IncomingMessage> extends ServerResponse<Request> {
   /** This request's id (X-Request-Id), set before any route runs. */
   requestId = ''
+  /** When the request arrived (performance.now()), for its log line. */
+  startedAt = 0
   /** Headers waiting for `writeHead`; null once the head is written. */
   #carried: Record<string, string> | null = {}
 
