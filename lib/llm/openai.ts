@@ -3,7 +3,7 @@ import type { ChatCompletionChunk, ChatCompletionMessageParam } from 'openai/res
 import {
   UpstreamError, type Embedder, type JsonCapableProvider, type JsonRequest, type LlmReply, type LlmRequest, type ReplyHandler, type TokenUsage, type ToolCall, type ToolSpec
 } from './provider.js'
-import { slicedFetch } from './sliced-fetch.js'
+import { upstreamFetch } from './http-fetch.js'
 
 export interface OpenAiProviderOptions {
   apiKey: string
@@ -33,7 +33,7 @@ export class OpenAiProvider implements JsonCapableProvider, Embedder {
     this.model = opts.model
     this.#embeddingModel = opts.embeddingModel
     // No SDK retries: a retry with backoff would hold a stream slot silently; the client sees 502 and decides.
-    this.#client = new OpenAI({ apiKey: opts.apiKey, baseURL: opts.baseURL, maxRetries: 0, fetch: slicedFetch })
+    this.#client = new OpenAI({ apiKey: opts.apiKey, baseURL: opts.baseURL, maxRetries: 0, fetch: upstreamFetch })
   }
 
   async open (request: LlmRequest): Promise<LlmReply> {
