@@ -21,6 +21,10 @@ async function serve (t: Tap.Test): Promise<Upstream> {
     let body = ''
     for await (const chunk of req) body += String(chunk)
     up.bodies.push(body)
+    if (req.url === '/moved') {
+      res.writeHead(308, { location: '/json' })
+      return res.end()
+    }
     if (req.url === '/json') {
       res.writeHead(201, 'Made', { 'content-type': 'application/json', 'x-request-id': 'req-9' })
       return res.end(JSON.stringify({ big: 'y'.repeat(10_000), echo: body }))
@@ -122,4 +126,12 @@ t.test('HTTPS upstreams, a Request and bodies that are not text or bytes go thro
   const viaForm = await upstreamFetch(`${up.url}/json`, { method: 'POST', body: new URLSearchParams({ a: '1' }) })
   t.equal((await viaForm.json() as { echo: string }).echo, 'a=1')
   t.equal(up.seen.at(-1)?.['accept-encoding'], 'gzip, deflate', 'fetch\'s own headers: it was fetch that asked')
+})
+
+t.test('a redirect is followed by fetch, the method and body kept (308), as fetch alone would', async (t) => {
+  const up = await serve(t)
+  const res = await upstreamFetch(`${up.url}/moved`, { method: 'POST', body: 'again' })
+  t.equal(res.status, 201)
+  t.equal((await res.json() as { echo: string }).echo, 'again')
+  t.same(up.bodies, ['again', 'again', 'again'], 'asked over node:http, then by fetch, which followed to /json')
 })

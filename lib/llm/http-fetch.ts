@@ -8,7 +8,7 @@ const agent = new http.Agent({ keepAlive: true })
  * `fetch` for the openai SDK: a plain-HTTP upstream (a local vLLM, Ollama, LM Studio, a gateway
  * beside the server) is asked over node:http, which costs about half of what fetch costs per
  * request (bench/RESULTS.md), and a turn makes two (the reply, the memory extraction). HTTPS
- * upstreams, and bodies that are not text or bytes, keep to fetch (`slicedFetch`).
+ * upstreams, bodies that are not text or bytes, and redirects keep to fetch (`slicedFetch`).
  *
  * What it answers is the part of a Response the SDK reads: ok, status, headers, url, body (async
  * iterable, in slices as `slicedFetch` cuts them), text() and json(). It asks for identity
@@ -29,6 +29,12 @@ export async function upstreamFetch (input: string | URL | Request, init: Reques
     req.on('error', reject)
     req.end(body ?? undefined)
   })
+  // A redirect (an http:// base URL that moved to https://, say) is fetch's to follow, as before.
+  const status = res.statusCode as number
+  if (status >= 300 && status < 400 && res.headers.location !== undefined) {
+    res.resume()
+    return await slicedFetch(input, init)
+  }
   return new UpstreamResponse(url, res, signal) as unknown as Response
 }
 
