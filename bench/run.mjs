@@ -53,6 +53,9 @@ async function shortStreams () {
   ].join('\n')
 }
 
+/** How the servers' SDKs reach the mock, said wherever a server relays it. */
+const SDK_FETCH = 'agentmem-stream gives the SDK its own fetch, node:http for a plain-HTTP upstream like this mock; the other servers use the SDK\'s default, Node\'s fetch'
+
 /** Scenario 2: one long stream from a 0-delay upstream, every server relaying it through the openai SDK. */
 async function longStream () {
   const tokens = size(200_000, 2_000)
@@ -79,7 +82,7 @@ async function longStream () {
   }
   const base = rows.find((r) => r.name === 'baseline').rate.median
   return [
-    `## 2. Long stream throughput\n\nOne stream of ${fmt(tokens)} tokens from a 0-delay OpenAI-compatible mock, which every server reads through the \`openai\` SDK and relays (the mock runs in the harness process and shares the machine's two cores). Server CPU is the server process's own.\n`,
+    `## 2. Long stream throughput\n\nOne stream of ${fmt(tokens)} tokens from a 0-delay OpenAI-compatible mock, which every server reads through the \`openai\` SDK and relays (${SDK_FETCH}; the mock runs in the harness process and shares the machine's two cores). Server CPU is the server process's own.\n`,
     '| server | events/s | vs baseline | server CPU µs per event |',
     '|---|---|---|---|',
     ...rows.map((r) => `| ${r.name} | ${triple(r.rate)} | ${ratio(r.rate.median, base)} | ${triple(r.cpu, 2)} |`)
@@ -117,7 +120,7 @@ async function timeToFirstToken () {
   }
   const baseP99 = (c) => rows.find((r) => r.name === 'baseline' && r.concurrency === c).p99.median
   return [
-    `## 3. Time-to-first-token overhead\n\nEvery server relays a mock upstream through the \`openai\` SDK. N clients each run streams back to back over a kept-alive connection for ${seconds} s (the first ${warmupMs / 1000} s are not counted); the mock sends the first token 50–100 ms after the request (uniformly random), then 9 more 100 ms apart. The figure is (client sees the first content event) − (mock wrote its first token), both clocks in the harness process, so it includes the client-side parse and both loopback hops. Clients start spread over the first second, so streams do not run in waves. p50 and p99 are min / **median** / max over ${RUNS} runs (a fresh server and mock each); max and samples over all runs. The last column is how late the server's own event loop ran (a 1 ms-resolution monitor, median over the runs): on two cores shared with the harness, part of the tail is the server waiting for a core.\n`,
+    `## 3. Time-to-first-token overhead\n\nEvery server relays a mock upstream through the \`openai\` SDK (${SDK_FETCH}). N clients each run streams back to back over a kept-alive connection for ${seconds} s (the first ${warmupMs / 1000} s are not counted); the mock sends the first token 50–100 ms after the request (uniformly random), then 9 more 100 ms apart. The figure is (client sees the first content event) − (mock wrote its first token), both clocks in the harness process, so it includes the client-side parse and both loopback hops. Clients start spread over the first second, so streams do not run in waves. p50 and p99 are min / **median** / max over ${RUNS} runs (a fresh server and mock each); max and samples over all runs. The last column is how late the server's own event loop ran (a 1 ms-resolution monitor, median over the runs): on two cores shared with the harness, part of the tail is the server waiting for a core.\n`,
     '| server | concurrent streams | p50 ms | p99 ms | p99 vs baseline | max ms | samples | failed or incomplete | server event-loop delay p99 ms |',
     '|---|---|---|---|---|---|---|---|---|',
     ...rows.map((r) => `| ${r.name} | ${fmt(r.concurrency)} | ${triple(r.p50, 2)} | ${triple(r.p99, 2)} | ${ratio(r.p99.median, baseP99(r.concurrency))} | ${fmt(r.max, 2)} | ${fmt(r.samples)} | ${r.failed} | ${fmt(r.loop, 1)} |`)
@@ -270,7 +273,7 @@ async function slowConsumers () {
   }
   const base = rows.find((r) => r.name === 'baseline')
   return [
-    `## 6. Slow consumers\n\n${readers} readers reading 1 KiB/s for ${seconds} s while the upstream could send 10 million tokens (every server relays the mock through the \`openai\` SDK). Growth of the server after a forced GC, per reader. Every server holds the \`openai\` SDK's fetch buffers and one socket buffer (16 KiB) per reader (the baseline's row); agentmem-stream also keeps each stream's replay log for resume, bounded by \`STREAM_REPLAY_MAX_BYTES\` (1 MiB), so its bound is the baseline's growth plus 1 MiB. The last row runs agentmem-stream with \`STREAM_LIVE_REPLAY_MAX_BYTES\` at ${fmt(budget / 2 ** 20)} MiB for all live logs together (${fmt(budget / readers)} bytes per reader here), the bound that holds however many long streams are open; compare its heap growth with the first row's. The kernel's socket buffers are not in RSS.\n`,
+    `## 6. Slow consumers\n\n${readers} readers reading 1 KiB/s for ${seconds} s while the upstream could send 10 million tokens (every server relays the mock through the \`openai\` SDK; ${SDK_FETCH}). Growth of the server after a forced GC, per reader. Every server holds the \`openai\` SDK's fetch buffers and one socket buffer (16 KiB) per reader (the baseline's row); agentmem-stream also keeps each stream's replay log for resume, bounded by \`STREAM_REPLAY_MAX_BYTES\` (1 MiB), so its bound is the baseline's growth plus 1 MiB. The last row runs agentmem-stream with \`STREAM_LIVE_REPLAY_MAX_BYTES\` at ${fmt(budget / 2 ** 20)} MiB for all live logs together (${fmt(budget / readers)} bytes per reader here), the bound that holds however many long streams are open; compare its heap growth with the first row's. The kernel's socket buffers are not in RSS.\n`,
     '| server | RSS growth per reader (bytes) | above the baseline (bytes) | heap growth per reader (bytes) |',
     '|---|---|---|---|',
     ...rows.map((r) => `| ${r.label} | ${fmt(r.growth)} | ${fmt(r.growth - base.growth)} | ${fmt(r.heap)} |`)
@@ -426,7 +429,7 @@ async function capacity () {
     rows.push({ name, best, over })
   }
   return [
-    `## 9. Realistic capacity\n\nStreams paced at 30 tokens/s (the mock sends one token every 33 ms, ${tokens} per stream, so ${fmt(tokens * 0.033)} s each), every server relaying it through the \`openai\` SDK; N streams started over one second. The figure is the largest N on the ladder ${ladder.join(', ')} whose p99 gap between two arrivals of a stream at the client stays under 50 ms with every stream complete, and the first N that did not (one run each; the harness reads every stream in one process, so its own lag is part of the gap).\n`,
+    `## 9. Realistic capacity\n\nStreams paced at 30 tokens/s (the mock sends one token every 33 ms, ${tokens} per stream, so ${fmt(tokens * 0.033)} s each), every server relaying it through the \`openai\` SDK (${SDK_FETCH}); N streams started over one second. The figure is the largest N on the ladder ${ladder.join(', ')} whose p99 gap between two arrivals of a stream at the client stays under 50 ms with every stream complete, and the first N that did not (one run each; the harness reads every stream in one process, so its own lag is part of the gap).\n`,
     '| server | largest N under 50 ms | its p99 gap ms | first N over | its p99 gap ms |',
     '|---|---|---|---|---|',
     ...rows.map((r) => `| ${r.name} | ${r.best === null ? '–' : fmt(r.best.count)} | ${r.best === null ? '–' : fmt(r.best.p99, 1)} | ${r.over === null ? '(none on the ladder)' : fmt(r.over.count)} | ${r.over === null ? '–' : `${fmt(r.over.p99, 1)}${r.over.failed > 0 ? ` (${r.over.failed} incomplete)` : ''}`} |`)
