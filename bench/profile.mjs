@@ -1,6 +1,7 @@
 // node bench/profile.mjs [seconds]: scenario 1's load (autocannon, 100 connections) against
 // agentmem-stream and the baseline, each under --cpu-prof; then scenario 4's idle streams with a
-// heap snapshot before and after. Writes bench/PROFILE.md: the CPU each spends per stream and,
+// heap snapshot before and after; then scenario 3's relayed turns at 100 streams, profiled.
+// Writes bench/PROFILE.md: the CPU each spends per stream and,
 // for agentmem-stream, where it goes by area, the hottest functions, and what an idle stream
 // holds. The .cpuprofile files land in bench/profiles/ (git-ignored) for Chrome DevTools.
 // `--before <checkout>` profiles an older build too (a checkout with its dist/ built), in the
@@ -10,7 +11,9 @@ import { once } from 'node:events'
 import { mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs'
 import os from 'node:os'
 import autocannon from 'autocannon'
-import { headers, openIdleStreams, serverScript, startServer } from './lib/harness.mjs'
+import http from 'node:http'
+import { setTimeout as sleep } from 'node:timers/promises'
+import { headers, now, openIdleStreams, runStream, serverScript, startMock, startServer, upstreamEnv } from './lib/harness.mjs'
 import { SECRET } from './servers/contract.mjs'
 import { perToken } from './per-token.mjs'
 
@@ -30,6 +33,7 @@ const root = new URL('./profiles/', import.meta.url).pathname
 
 /** What each module of agentmem-stream does for a turn, so the table reads as work, not file names. */
 const AREAS = [
+  [/\/llm\/(http|sliced)-fetch/, 'upstream requests: the SDK\'s fetch (node:http, or fetch for HTTPS)'],
   [/extract|\/memory\//, 'memory: extraction and memory_update events'],
   [/\/store\//, 'store (SQLite): agent lookup, memory search, user message and reply inserts'],
   [/\/auth\//, 'auth: JWT verification'],
@@ -44,31 +48,70 @@ const AREAS = [
 /** The entry point of `name`, in this checkout or in `checkout`. */
 const scriptOf = (name, checkout) => checkout === null ? serverScript(name) : new URL(`bench/servers/${name}.mjs`, checkout)
 
-async function profile (name, checkout = null) {
-  const dir = `${root}${name}${checkout === null ? '' : '-before'}/`
+/**
+ * `name` (from `checkout`) under --cpu-prof with `env`, driven by `drive(server)` until it
+ * resolves with how many streams completed; then the profile summarized.
+ */
+async function profiled (name, checkout, env, drive, label = name) {
+  const dir = `${root}${label}${checkout === null ? '' : '-before'}/`
   rmSync(dir, { recursive: true, force: true })
   mkdirSync(dir, { recursive: true })
   const child = fork(scriptOf(name, checkout), [], {
     execArgv: ['--cpu-prof', `--cpu-prof-dir=${dir}`],
-    env: { PATH: process.env.PATH, PORT: '0', JWT_SECRET: SECRET, DATABASE_URL: 'sqlite::memory:', BUILTIN_TOKEN_DELAY_MS: '0', STREAM_MAX_PER_TENANT: '100000' },
+    env: { PATH: process.env.PATH, PORT: '0', JWT_SECRET: SECRET, DATABASE_URL: 'sqlite::memory:', BUILTIN_TOKEN_DELAY_MS: '0', STREAM_MAX_PER_TENANT: '100000', ...env },
     stdio: ['ignore', 'ignore', 'inherit', 'ipc']
   })
   const [msg] = await once(child, 'message')
-  let agent = 'agent-bench'
+  const server = { port: msg.port, agent: 'agent-bench' }
   if (name === 'agentmem') {
     const res = await fetch(`http://127.0.0.1:${msg.port}/api/v1/agents`, { method: 'POST', headers, body: JSON.stringify({ name: 'profile' }) })
-    agent = (await res.json()).data.id
+    server.agent = (await res.json()).data.id
   }
-  const result = await autocannon({
-    url: `http://127.0.0.1:${msg.port}`,
-    connections: 100,
-    duration: seconds,
-    requests: [{ method: 'POST', path: `/api/v1/agents/${agent}/chat/stream`, headers, body: JSON.stringify({ message: Array.from({ length: 18 }, (_, i) => `w${i}`).join(' ') }) }]
-  })
+  /** The process's own CPU (user + system, every thread), which the profile's samples of the main thread leave out in part. */
+  const cpu = async () => {
+    child.send({ type: 'cpu' })
+    const [reply] = await once(child, 'message')
+    return reply.cpu.user + reply.cpu.system
+  }
+  const from = await cpu()
+  const { streams, rate } = await drive(server)
+  const processUs = await cpu() - from
   child.send({ type: 'exit' })
   await once(child, 'exit')
   const file = readdirSync(dir).find((f) => f.endsWith('.cpuprofile'))
-  return { streams: result.requests.total, rate: result.requests.average, ...summarize(JSON.parse(readFileSync(dir + file, 'utf8'))) }
+  return { streams, rate, processUs, ...summarize(JSON.parse(readFileSync(dir + file, 'utf8'))) }
+}
+
+/** Scenario 1's load: autocannon, 100 connections, short streams from the built-in model. */
+async function profile (name, checkout = null) {
+  return await profiled(name, checkout, {}, async (server) => {
+    const result = await autocannon({
+      url: `http://127.0.0.1:${server.port}`,
+      connections: 100,
+      duration: seconds,
+      requests: [{ method: 'POST', path: `/api/v1/agents/${server.agent}/chat/stream`, headers, body: JSON.stringify({ message: Array.from({ length: 18 }, (_, i) => `w${i}`).join(' ') }) }]
+    })
+    return { streams: result.requests.total, rate: result.requests.average }
+  })
+}
+
+/** Scenario 3's load at 100 streams: turns relayed from the OpenAI-compatible mock (10 tokens 100 ms apart), back to back. */
+async function relayed (name, checkout = null) {
+  const mock = await startMock()
+  Object.assign(mock, { tokens: 10, tokenDelayMs: 100, firstTokenDelayMs: 50, firstTokenJitterMs: 50 })
+  const out = await profiled(name, checkout, upstreamEnv(mock), async (server) => {
+    const agent = new http.Agent({ keepAlive: true, maxSockets: 100 })
+    let streams = 0
+    const t0 = now()
+    await Promise.all(Array.from({ length: 100 }, async (_, i) => {
+      await sleep(i * 10)
+      while (now() - t0 < seconds * 1000) if ((await runStream(server, { message: `profile-${i}` }, { agent })).done) streams++
+    }))
+    agent.destroy()
+    return { streams, rate: streams / seconds }
+  }, `${name}-relayed`)
+  mock.close()
+  return out
 }
 
 /** Self time per function, and per area: each sample goes to the nearest agentmem-stream frame on its stack. */
@@ -125,11 +168,13 @@ const base = await profile('baseline')
 const IDLE = 2000
 const heapOurs = await idleHeap('agentmem', IDLE)
 const heapBase = await idleHeap('baseline', IDLE)
+const relayedOurs = await relayed('agentmem')
+const relayedBase = await relayed('baseline')
 const heapTotal = (rows) => rows.reduce((n, r) => n + r.bytes, 0)
 const tokensNow = await perToken()
 const was = before === null
   ? null
-  : { cpu: await profile('agentmem', before), heap: await idleHeap('agentmem', IDLE, before), tokens: await perToken(new URL('dist/lib/index.js', before)) }
+  : { cpu: await profile('agentmem', before), heap: await idleHeap('agentmem', IDLE, before), tokens: await perToken(new URL('dist/lib/index.js', before)), relayed: await relayed('agentmem', before) }
 /** Per idle stream: entries whose name says what they are. */
 const entry = (rows, pattern) => rows.filter((r) => pattern.test(r.key)).reduce((n, r) => ({ count: n.count + r.count, bytes: n.bytes + r.bytes }), { count: 0, bytes: 0 })
 const COMPARED = [['closures', /^closure/], ['generators', /Generator|AsyncGenerator|#rounds|#generate|readDeltas/], ['promises', /^object Promise$/], ['AbortSignal / AbortController', /Abort(Signal|Controller)/]]
@@ -157,6 +202,8 @@ const lines = [
         '| measure | before | after |',
         '|---|---|---|',
         `| CPU µs per short stream (under the profiler) | ${us(perStream(was.cpu, was.cpu.busy))} | ${us(perStream(ours, ours.busy))} |`,
+        `| CPU µs per relayed turn (under the profiler) | ${us(perStream(was.relayed, was.relayed.busy))} | ${us(perStream(relayedOurs, relayedOurs.busy))} |`,
+        `| process CPU µs per relayed turn (user + system, under the profiler) | ${us(perStream(was.relayed, was.relayed.processUs))} | ${us(perStream(relayedOurs, relayedOurs.processUs))} |`,
         `| promises per token | ${was.tokens.promisesPerToken.toFixed(2)} | ${tokensNow.promisesPerToken.toFixed(2)} |`,
         `| promises per turn (20 tokens) | ${was.tokens.promisesPerTurn} | ${tokensNow.promisesPerTurn} |`,
         `| CPU µs per token, in process (client included) | ${was.tokens.cpuUsPerToken.toFixed(2)} | ${tokensNow.cpuUsPerToken.toFixed(2)} |`,
@@ -183,6 +230,19 @@ const lines = [
   '| function | share |',
   '|---|---|',
   ...[...ours.self].sort((a, b) => b[1] - a[1]).slice(0, 20).map(([fn, t]) => `| \`${fn}\` | ${(t / ours.busy * 100).toFixed(1)}% |`),
+  '',
+  '## A relayed turn',
+  '',
+  `Scenario 3's load at 100 streams for ${seconds} s (turns relayed through the \`openai\` SDK from the OpenAI-compatible mock in this process: 10 tokens, the first 50–100 ms after the request, then 100 ms apart; each client starts its next turn when one ends), under \`--cpu-prof\`. agentmem-stream also makes the turn's memory-extraction request, through the same SDK; its SDK reaches the mock over node:http, the baseline's over the SDK's default fetch.`,
+  '',
+  '| server | turns | CPU µs per turn (profile) | process CPU µs per turn (user + system) |',
+  '|---|---|---|---|',
+  ...[['agentmem', relayedOurs], ...(was === null ? [] : [['agentmem before', was.relayed]]), ['baseline', relayedBase]]
+    .map(([label, r]) => `| ${label} | ${fmtInt(r.streams)} | ${us(perStream(r, r.busy))} | ${us(perStream(r, r.processUs))} |`),
+  '',
+  '| area (agentmem) | µs per turn | share |',
+  '|---|---|---|',
+  ...[...relayedOurs.areas].sort((a, b) => b[1] - a[1]).map(([area, t]) => `| ${area} | ${us(perStream(relayedOurs, t))} | ${(t / relayedOurs.busy * 100).toFixed(1)}% |`),
   '',
   '## What an idle stream holds',
   '',
