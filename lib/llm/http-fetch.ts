@@ -1,5 +1,5 @@
 import http from 'node:http'
-import { SSE_SLICE_BYTES, slicedFetch } from './sliced-fetch.js'
+import { slicedFetch, slices } from './sliced-fetch.js'
 
 /** One pool of kept-alive connections to plain-HTTP upstreams; Node's agent retires a socket before the server's Keep-Alive timeout. */
 const agent = new http.Agent({ keepAlive: true })
@@ -69,19 +69,15 @@ class UpstreamResponse {
 }
 
 /**
- * The body's chunks, cut to at most `SSE_SLICE_BYTES` (see sliced-fetch.ts). When the request
- * was aborted the error is the signal's (an AbortError, which the SDK takes for the end of an
- * aborted stream, as with fetch), not the socket's; leaving early frees the connection.
+ * The body's chunks in slices (see sliced-fetch.ts). When the request was aborted the error is the
+ * signal's (an AbortError, which the SDK takes for the end of an aborted stream, as with fetch),
+ * not the socket's. Leaving early ends the response's iteration, which destroys it and so frees
+ * the connection.
  */
 async function * bodyOf (res: http.IncomingMessage, signal: AbortSignal | undefined): AsyncGenerator<Uint8Array> {
   try {
-    for await (const chunk of res as AsyncIterable<Buffer>) {
-      if (chunk.length <= SSE_SLICE_BYTES) yield chunk
-      else for (let at = 0; at < chunk.length; at += SSE_SLICE_BYTES) yield chunk.subarray(at, at + SSE_SLICE_BYTES)
-    }
+    yield * slices(res)
   } catch (err) {
     throw signal?.aborted === true ? signal.reason : err
-  } finally {
-    if (!res.complete) res.destroy()
   }
 }

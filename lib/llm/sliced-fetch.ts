@@ -14,13 +14,13 @@ export async function slicedFetch (input: string | URL | Request, init?: Request
   const res = await fetch(input, init)
   const body = res.body
   if (body === null || res.headers.get('content-type')?.startsWith('text/event-stream') !== true) return res
-  Object.defineProperty(body, Symbol.asyncIterator, { value: () => slices(body) })
+  Object.defineProperty(body, Symbol.asyncIterator, { value: () => slices(body.values()) })
   return res
 }
 
-/** The chunks of `body`, cut to at most `SSE_SLICE_BYTES`; returning early cancels the body, as iterating it directly would. */
-export async function * slices (body: ReadableStream<Uint8Array>): AsyncGenerator<Uint8Array> {
-  for await (const chunk of body.values()) {
+/** The chunks of a body, cut to at most `SSE_SLICE_BYTES`; returning early ends the body's iteration, which cancels it, as iterating it directly would. */
+export async function * slices (chunks: AsyncIterable<Uint8Array>): AsyncGenerator<Uint8Array> {
+  for await (const chunk of chunks) {
     if (chunk.length <= SSE_SLICE_BYTES) yield chunk
     else for (let at = 0; at < chunk.length; at += SSE_SLICE_BYTES) yield chunk.subarray(at, at + SSE_SLICE_BYTES)
   }
