@@ -74,6 +74,7 @@ t.test('a JSON answer: status, reason, headers, url, json() and text(); connecti
   const first = await upstreamFetch(new URL(`${up.url}/json`), { method: 'POST', headers: new Headers({ 'content-type': 'application/json' }), body: new TextEncoder().encode('bytes') })
   t.same([first.status, first.statusText, first.ok, first.url], [201, 'Made', true, `${up.url}/json`])
   t.equal(first.headers.get('x-request-id'), 'req-9')
+  t.equal(up.seen[0]?.['content-type'], 'application/json', 'headers given as a Headers went up')
   t.match(await first.json(), { big: String, echo: 'bytes' })
   const second = await upstreamFetch(`${up.url}/json`, { method: 'POST', body: 'text' })
   t.equal(JSON.parse(await second.text()).echo, 'text')

@@ -22,7 +22,9 @@ export async function upstreamFetch (input: string | URL | Request, init: Reques
     return await slicedFetch(input, init)
   }
   const headers: Record<string, string> = { 'accept-encoding': 'identity' }
-  for (const [name, value] of new Headers(init.headers)) headers[name] = value
+  // The SDK passes a Headers: read as it is, not copied into another first.
+  const given = init.headers instanceof Headers ? init.headers : new Headers(init.headers)
+  for (const [name, value] of given) headers[name] = value
   const signal = init.signal ?? undefined
   const res = await new Promise<http.IncomingMessage>((resolve, reject) => {
     const req = http.request(url, { method: init.method ?? 'GET', headers, agent, signal }, resolve)
