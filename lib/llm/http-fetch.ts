@@ -6,9 +6,10 @@ const agent = new http.Agent({ keepAlive: true })
 
 /**
  * `fetch` for the openai SDK: a plain-HTTP upstream (a local vLLM, Ollama, LM Studio, a gateway
- * beside the server) is asked over node:http, which costs a third to a half less CPU per request
- * than fetch (`node bench/sdk-fetch.mjs`), and a turn makes two (the reply, the memory extraction). HTTPS
- * upstreams, bodies that are not text or bytes, and redirects keep to fetch (`slicedFetch`).
+ * beside the server) is asked over node:http, which costs less CPU per request than fetch
+ * (`node bench/sdk-fetch.mjs` measures both), and a turn makes two (the reply, the memory
+ * extraction). HTTPS upstreams, bodies that are not text or bytes, and redirects keep to fetch
+ * (`slicedFetch`).
  *
  * What it answers is the part of a Response the SDK reads: ok, status, headers, url, body (async
  * iterable, in slices as `slicedFetch` cuts them), text() and json(). It asks for identity
