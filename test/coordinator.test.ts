@@ -309,3 +309,31 @@ t.test('redis: leases lost with Redis\' data are written again by the next renew
   t.equal(await raw.zcard(`${prefix}{limits}:tenant:t`), 1, 'a released lease is not renewed back')
 })
 
+
+t.test('redis: a stream\'s keys expire with its lifetime while it runs and with the resume TTL once it ended; a release frees both lease entries', async (t) => {
+  const prefix = `test:${randomBytes(6).toString('hex')}:`
+  const c = await openRedis(t, { keyPrefix: prefix, maxDurationMs: 40_000, resumeTtlMs: 5_000 })
+  const raw = new Redis(REDIS_URL)
+  t.teardown(() => { raw.disconnect() })
+  const lease = leaseOf(await c.acquire('t'))
+  t.equal(await raw.zcard(`${prefix}{limits}:all`), 1)
+  t.equal(await raw.zcard(`${prefix}{limits}:tenant:t`), 1)
+  const feed = c.share({ id: 'ttl', orgId: 'o', userId: 'u', agentId: 'a', resumeToken: 'x', leaseId: lease.id })
+  feed.append({ id: 1, frame: 'id: ttl:1\ndata: {}\n\n' })
+  const [meta, events] = [`${prefix}stream:{ttl}:meta`, `${prefix}stream:{ttl}:events`]
+  await until(async () => await raw.exists(events) === 1, 5000, 'the first event is in Redis')
+  for (const key of [meta, events]) {
+    const ttl = await raw.pttl(key)
+    t.ok(ttl > 40_000 && ttl <= 45_000, `${key.slice(prefix.length)} lives for the stream's bound plus the resume TTL while it runs (${ttl} ms)`)
+  }
+  t.match(await raw.hgetall(meta), { org: 'o', user: 'u', agent: 'a', lease: lease.id })
+  feed.end()
+  await until(async () => (await c.find('ttl'))?.ended === true, 5000, 'the end marker is in Redis')
+  for (const key of [meta, events]) {
+    const ttl = await raw.pttl(key)
+    t.ok(ttl > 0 && ttl <= 5_000, `${key.slice(prefix.length)} lives only as long as a resume may come once it ended (${ttl} ms)`)
+  }
+  lease.release()
+  await until(async () => await raw.zcard(`${prefix}{limits}:tenant:t`) === 0, 5000, 'the tenant entry is gone')
+  t.equal(await raw.zcard(`${prefix}{limits}:all`), 0, 'and the global one with it')
+})

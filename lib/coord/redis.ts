@@ -1,6 +1,6 @@
 import { createHash, randomUUID, timingSafeEqual } from 'node:crypto'
 import { Redis, type Result } from 'ioredis'
-import { leaseOnce, type AcquireResult, type ConcurrencyLimits } from '../limits/concurrency.js'
+import { leaseOnce, type AcquireResult, type ConcurrencyLimits, type Lease, type LeaseOwner } from '../limits/concurrency.js'
 import type { LoggedEvent } from '../sse/frame.js'
 import {
   CoordinatorUnavailableError, type CacheKind, type ControlListener, type Coordinator, type RemoteStream, type SharedStreamInfo, type StreamFeed
@@ -53,11 +53,30 @@ redis.call('XADD', KEYS[1], '1-0', 'end', '1')
 redis.call('PEXPIRE', KEYS[1], ARGV[4])
 return seq`
 
+/** KEYS: global set, tenant set. ARGV: lease id. Frees the slot in both sets: one command, not two. */
+const RELEASE = `redis.call('ZREM', KEYS[1], ARGV[1])
+redis.call('ZREM', KEYS[2], ARGV[1])
+return 0`
+
+/** KEYS: the stream's meta. ARGV: its lifetime ms, then its fields and values. Written and bounded in one command. */
+const OPEN = `redis.call('HSET', KEYS[1], unpack(ARGV, 2))
+redis.call('PEXPIRE', KEYS[1], ARGV[1])
+return 0`
+
+/** KEYS: the stream's events, its meta. ARGV: resume ttl ms. The end marker, and from now on both keys live only as long as a resume may come. */
+const END = `redis.call('XADD', KEYS[1], '1-0', 'end', '1')
+redis.call('PEXPIRE', KEYS[1], ARGV[1])
+redis.call('PEXPIRE', KEYS[2], ARGV[1])
+return 0`
+
 declare module 'ioredis' {
   interface RedisCommander<Context> {
     amAcquire: (global: string, tenant: string, lease: string, maxPerTenant: number, maxTotal: number, ttlMs: number) => Result<number, Context>
     amRenew: (global: string, tenant: string, lease: string, ttlMs: number) => Result<number, Context>
     amLost: (events: string, global: string, lease: string, before: string, after: string, resumeTtlMs: number) => Result<number, Context>
+    amRelease: (global: string, tenant: string, lease: string) => Result<number, Context>
+    amOpen: (meta: string, lifetimeMs: number, ...fields: string[]) => Result<number, Context>
+    amEnd: (events: string, meta: string, resumeTtlMs: number) => Result<number, Context>
   }
 }
 
@@ -107,7 +126,7 @@ const CONTROL_LETTERS = Object.fromEntries(Object.entries(CONTROL_TYPES).map(([l
  * instance's streams); a stream's events go to a Redis Stream that any instance can replay and
  * follow; cancel, "still reading" and cache announcements travel over pub/sub.
  */
-export class RedisCoordinator implements Coordinator {
+export class RedisCoordinator implements Coordinator, LeaseOwner {
   readonly kind = 'redis'
   readonly #opts: RedisCoordinatorOptions
   readonly #redis: Redis
@@ -130,6 +149,9 @@ export class RedisCoordinator implements Coordinator {
     this.#redis.defineCommand('amAcquire', { numberOfKeys: 2, lua: ACQUIRE })
     this.#redis.defineCommand('amRenew', { numberOfKeys: 2, lua: RENEW })
     this.#redis.defineCommand('amLost', { numberOfKeys: 2, lua: LOST })
+    this.#redis.defineCommand('amRelease', { numberOfKeys: 2, lua: RELEASE })
+    this.#redis.defineCommand('amOpen', { numberOfKeys: 1, lua: OPEN })
+    this.#redis.defineCommand('amEnd', { numberOfKeys: 2, lua: END })
     // The subscription waits out an outage (no retry limit) and is renewed on every reconnect.
     this.#subscriber = new Redis(opts.url, { lazyConnect: true, maxRetriesPerRequest: null })
     this.#subscriber.on('error', () => {})
@@ -188,13 +210,17 @@ export class RedisCoordinator implements Coordinator {
     this.#leases.set(id, tenant)
     return {
       ok: true,
-      lease: leaseOnce(tenant, id, () => {
-        this.#leases.delete(id)
-        // If Redis is away the slot is not lost: the lease expires unrenewed.
-        this.#redis.zrem(this.#limitKey(null), id).catch(() => {})
-        this.#redis.zrem(this.#limitKey(tenant), id).catch(() => {})
-      })
+      lease: leaseOnce(tenant, id, this)
     }
+  }
+
+  /** Called once per lease, by the lease (see `leaseOnce`). */
+  free (lease: Lease): void {
+    // Every lease this coordinator gives out is named.
+    const id = lease.id as string
+    this.#leases.delete(id)
+    // If Redis is away the slot is not lost: the lease expires unrenewed.
+    this.#redis.amRelease(this.#limitKey(null), this.#limitKey(lease.tenant), id).catch(() => {})
   }
 
   #renew (): void {
@@ -211,10 +237,9 @@ export class RedisCoordinator implements Coordinator {
     const lifetime = maxDurationMs + resumeTtlMs
     // A stream outlives a Redis outage; it only stops being resumable elsewhere. Said once per outage.
     const report = this.#failed
-    this.#redis.hset(meta, {
-      org: stream.orgId, user: stream.userId, agent: stream.agentId, lease: stream.leaseId ?? '', token: hashToken(stream.resumeToken).toString('hex')
-    }).catch(report)
-    this.#redis.pexpire(meta, lifetime).catch(report)
+    this.#redis.amOpen(
+      meta, lifetime, 'org', stream.orgId, 'user', stream.userId, 'agent', stream.agentId, 'lease', stream.leaseId ?? '', 'token', hashToken(stream.resumeToken).toString('hex')
+    ).catch(report)
     /** The events of this tick, written as one entry at its end. */
     let pending: LoggedEvent[] = []
     const flush = (): void => {
@@ -236,9 +261,7 @@ export class RedisCoordinator implements Coordinator {
       },
       end: () => {
         flush()
-        this.#redis.xadd(events, END_ID, 'end', '1').catch(report)
-        this.#redis.pexpire(events, resumeTtlMs).catch(report)
-        this.#redis.pexpire(meta, resumeTtlMs).catch(report)
+        this.#redis.amEnd(events, meta, resumeTtlMs).catch(report)
       }
     }
   }
