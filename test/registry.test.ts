@@ -13,7 +13,7 @@ const gc = runInNewContext('gc') as () => void
 
 function endedStream (registry: StreamRegistry): LocalStream {
   const run = new StreamRun({
-    orgId: 'org', agentId: 'agent', requestId: 'req', lease: leaseOnce('org', undefined, () => {}),
+    orgId: 'org', agentId: 'agent', requestId: 'req', lease: leaseOnce('org', undefined, { free: () => {} }),
     timeouts: { firstTokenMs: 60_000, idleMs: 60_000, maxDurationMs: 60_000 }, onEnd: () => {}
   })
   run.release('done')

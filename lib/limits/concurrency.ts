@@ -19,32 +19,37 @@ export interface ConcurrencyLimits {
   maxTotal: number
 }
 
-/** A lease whose `release` runs `free` the first time it is called and never again. */
-export function leaseOnce (tenant: string, id: string | undefined, free: () => void): Lease {
-  return new OnceLease(tenant, id, free)
+/** What gives leases out, and frees the slot of one released. */
+export interface LeaseOwner {
+  free: (lease: Lease) => void
 }
 
-/** An object, not a closure over a flag: every open stream holds one. */
+/** A lease whose `release` has `owner` free its slot the first time it is called and never again. */
+export function leaseOnce (tenant: string, id: string | undefined, owner: LeaseOwner): Lease {
+  return new OnceLease(tenant, id, owner)
+}
+
+/** An object that names its owner, not a closure over a flag and a slot: every open stream holds one. */
 class OnceLease implements Lease {
   readonly tenant: string
   readonly id: string | undefined
-  #free: (() => void) | null
+  #owner: LeaseOwner | null
 
-  constructor (tenant: string, id: string | undefined, free: () => void) {
+  constructor (tenant: string, id: string | undefined, owner: LeaseOwner) {
     this.tenant = tenant
     this.id = id
-    this.#free = free
+    this.#owner = owner
   }
 
   release (): void {
-    const free = this.#free
-    if (free === null) return
-    this.#free = null
-    free()
+    const owner = this.#owner
+    if (owner === null) return
+    this.#owner = null
+    owner.free(this)
   }
 }
 
-export class ConcurrencyLimiter {
+export class ConcurrencyLimiter implements LeaseOwner {
   readonly limits: ConcurrencyLimits
   #perTenant = new Map<string, number>()
   #total = 0
@@ -67,10 +72,11 @@ export class ConcurrencyLimiter {
     if (current >= this.limits.maxPerTenant) return { ok: false, scope: 'tenant', limit: this.limits.maxPerTenant }
     this.#perTenant.set(tenant, current + 1)
     this.#total++
-    return { ok: true, lease: leaseOnce(tenant, undefined, () => this.#release(tenant)) }
+    return { ok: true, lease: leaseOnce(tenant, undefined, this) }
   }
 
-  #release (tenant: string): void {
+  /** Called once per lease, by the lease (see `leaseOnce`). */
+  free ({ tenant }: Lease): void {
     const left = this.active(tenant) - 1
     if (left === 0) this.#perTenant.delete(tenant)
     else this.#perTenant.set(tenant, left)
