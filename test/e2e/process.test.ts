@@ -7,6 +7,7 @@ import { signToken } from '../../lib/auth/jwt.js'
 import { SECRET } from '../helpers/server.js'
 import { startServerProcess, type ServerProcess } from '../helpers/process.js'
 import { StreamClient, request } from '../helpers/sse-client.js'
+import { until } from '../helpers/settle.js'
 
 /*
  * The server as `npm start` runs it, in a process of its own with its SQLite file on disk,
@@ -110,4 +111,18 @@ t.test('kill -9 mid-turn: the store reopens cleanly, with no half-written messag
   const fresh = chat(again, agentId, 'still there?')
   await fresh.ended
   t.equal(fresh.last()?.chunk_type, 'done', 'and the restarted server streams')
+})
+
+t.test('at LOG_LEVEL=info the process writes its log as JSON lines on stdout, one per request and per stream end', async (t) => {
+  const server = await startServerProcess(t, { JWT_SECRET: SECRET, DATABASE_URL: 'sqlite::memory:', LOG_LEVEL: 'info' })
+  const agentId = await createAgent(server)
+  const c = new StreamClient(`${server.url}/api/v1/agents/${agentId}/chat/stream`, { method: 'POST', headers: { ...auth, 'x-request-id': 'req-stdout-1' }, body: JSON.stringify({ message: 'hello' }) })
+  await c.ended
+  const logged = (): Array<Record<string, unknown>> => server.output().split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as Record<string, unknown>)
+  await until(() => logged().filter((l) => l.req_id === 'req-stdout-1').length === 2, 5000, 'both lines of the request are on stdout')
+  const [end, req] = ['stream end', 'request'].map((msg) => logged().find((l) => l.req_id === 'req-stdout-1' && l.msg === msg))
+  t.match(end, { level: 30, service: 'agentmem-stream', outcome: 'done', agent: agentId, time: /^\d{4}-\d\d-\d\dT/ })
+  t.match(req, { method: 'POST', status: 200, path: `/api/v1/agents/${agentId}/chat/stream` })
+  server.proc.kill('SIGTERM')
+  t.equal((await server.exited).code, 0)
 })
