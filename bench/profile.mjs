@@ -6,6 +6,7 @@
 // holds. The .cpuprofile files land in bench/profiles/ (git-ignored) for Chrome DevTools.
 // `--before <checkout>` profiles an older build too (a checkout with its dist/ built), in the
 // same run, and adds a before/after table: CPU per stream, promises per token, what an idle stream holds.
+// A short stream's allocations (garbage included) are sampled too, by area.
 import { execFileSync, fork } from 'node:child_process'
 import { once } from 'node:events'
 import { mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs'
@@ -31,6 +32,7 @@ const beforeCommit = before === null ? '' : (() => {
 })()
 const root = new URL('./profiles/', import.meta.url).pathname
 
+const LOGS_AND_METRICS = 'metrics and logs'
 /** What each module of agentmem-stream does for a turn, so the table reads as work, not file names. */
 const AREAS = [
   [/\/llm\/(http|sliced)-fetch/, 'upstream requests: the SDK\'s fetch (node:http, or fetch for HTTPS)'],
@@ -41,9 +43,24 @@ const AREAS = [
   [/\/sse\/writer/, 'socket writes: headers, one write per tick, end (syscalls)'],
   [/\/sse\/|\/protocol\/|\/stream\/(sinks|replay-log|registry|token)/, 'SSE framing, state machine, broadcast, replay log, resume token'],
   [/\/stream\/(turn|run)|\/chat\/|\/llm\//, 'turn: prompt, built-in model, push pipeline, timers, abort signal'],
-  [/\/observability\/|\/stream\/supervisor/, 'metrics and logs'],
+  [/\/observability\/|\/stream\/supervisor/, LOGS_AND_METRICS],
   [/\/dist\/lib\//, 'routing, limits, request handler']
 ]
+
+/** Logging and metrics libraries: their work is charged to logs and metrics wherever it was called from. */
+const TELEMETRY = /\/node_modules\/(pino|sonic-boom|prom-client)\//
+
+/**
+ * The area a stack belongs to, from its leaf up (`frames`): logs and metrics when it runs in
+ * their libraries, else the nearest agentmem-stream function's, else `outside`.
+ */
+function areaOf (frames, outside) {
+  for (const frame of frames) {
+    if (TELEMETRY.test(frame.url)) return LOGS_AND_METRICS
+    if (frame.url.includes('/dist/lib/')) return AREAS.find(([pattern]) => pattern.test(`${frame.functionName} ${frame.url}`))[1]
+  }
+  return outside
+}
 
 /** The entry point of `name`, in this checkout or in `checkout`. */
 const scriptOf = (name, checkout) => checkout === null ? serverScript(name) : new URL(`bench/servers/${name}.mjs`, checkout)
@@ -129,17 +146,49 @@ function summarize (profile) {
     if (functionName === '(idle)') return
     busy += dt
     add(self, `${functionName || '(anonymous)'} ${url.split('/').slice(-2).join('/')}:${lineNumber + 1}`, dt)
-    let area = functionName === '(garbage collector)' ? 'garbage collection' : 'Node outside any handler: HTTP parsing, event loop'
-    for (let cur = id; cur !== undefined; cur = parent.get(cur)) {
-      const frame = nodes.get(cur).callFrame
-      if (!frame.url.includes('/dist/lib/')) continue
-      const at = `${frame.functionName} ${frame.url}`
-      area = AREAS.find(([pattern]) => pattern.test(at))[1]
-      break
-    }
-    add(areas, area, dt)
+    const frames = []
+    for (let cur = id; cur !== undefined; cur = parent.get(cur)) frames.push(nodes.get(cur).callFrame)
+    add(areas, areaOf(frames, functionName === '(garbage collector)' ? 'garbage collection' : OUTSIDE), dt)
   })
   return { busy, self, areas }
+}
+
+const OUTSIDE = 'Node outside any handler: HTTP parsing, event loop'
+
+/**
+ * Bytes allocated per short stream (garbage included: what the collector clears), by area:
+ * scenario 1's load for 2 s to warm up, then `seconds` / 2 s under V8's sampling heap profiler.
+ */
+async function allocations (name, checkout = null) {
+  const server = await startServer(name, { SERVER_SCRIPT: scriptOf(name, checkout).href }, new URL('./lib/alloc-server.mjs', import.meta.url))
+  const load = (duration) => autocannon({
+    url: `http://127.0.0.1:${server.port}`,
+    connections: 100,
+    duration,
+    requests: [{ method: 'POST', path: `/api/v1/agents/${server.agent}/chat/stream`, headers, body: JSON.stringify({ message: Array.from({ length: 18 }, (_, i) => `w${i}`).join(' ') }) }]
+  })
+  await load(2)
+  server.child.send({ type: 'alloc-start' })
+  await once(server.child, 'message')
+  const { requests } = await load(Math.max(1, seconds / 2))
+  const file = `${root}alloc-${name}${checkout === null ? '' : '-before'}.heapprofile`
+  mkdirSync(root, { recursive: true })
+  server.child.send({ type: 'alloc-stop', path: file })
+  await once(server.child, 'message')
+  await server.stop()
+  const areas = new Map()
+  let bytes = 0
+  const walk = (node, stack) => {
+    const frames = [node.callFrame, ...stack]
+    if (node.selfSize > 0) {
+      bytes += node.selfSize
+      const area = areaOf(frames, OUTSIDE)
+      areas.set(area, (areas.get(area) ?? 0) + node.selfSize)
+    }
+    for (const child of node.children) walk(child, frames)
+  }
+  walk(JSON.parse(readFileSync(file, 'utf8')).head, [])
+  return { streams: requests.total, bytes, areas }
 }
 
 /** Heap per idle stream, by constructor: snapshots before and after opening `count` held streams. */
@@ -168,13 +217,14 @@ const base = await profile('baseline')
 const IDLE = 2000
 const heapOurs = await idleHeap('agentmem', IDLE)
 const heapBase = await idleHeap('baseline', IDLE)
+const allocOurs = await allocations('agentmem')
 const relayedOurs = await relayed('agentmem')
 const relayedBase = await relayed('baseline')
 const heapTotal = (rows) => rows.reduce((n, r) => n + r.bytes, 0)
 const tokensNow = await perToken()
 const was = before === null
   ? null
-  : { cpu: await profile('agentmem', before), heap: await idleHeap('agentmem', IDLE, before), tokens: await perToken(new URL('dist/lib/index.js', before)), relayed: await relayed('agentmem', before) }
+  : { cpu: await profile('agentmem', before), alloc: await allocations('agentmem', before), heap: await idleHeap('agentmem', IDLE, before), tokens: await perToken(new URL('dist/lib/index.js', before)), relayed: await relayed('agentmem', before) }
 /** Per idle stream: entries whose name says what they are. */
 const entry = (rows, pattern) => rows.filter((r) => pattern.test(r.key)).reduce((n, r) => ({ count: n.count + r.count, bytes: n.bytes + r.bytes }), { count: 0, bytes: 0 })
 const COMPARED = [['closures', /^closure/], ['generators', /Generator|AsyncGenerator|#rounds|#generate|readDeltas/], ['promises', /^object Promise$/], ['AbortSignal / AbortController', /Abort(Signal|Controller)/]]
@@ -204,6 +254,7 @@ const lines = [
         `| CPU µs per short stream (under the profiler) | ${us(perStream(was.cpu, was.cpu.busy))} | ${us(perStream(ours, ours.busy))} |`,
         `| CPU µs per relayed turn (under the profiler) | ${us(perStream(was.relayed, was.relayed.busy))} | ${us(perStream(relayedOurs, relayedOurs.busy))} |`,
         `| process CPU µs per relayed turn (user + system, under the profiler) | ${us(perStream(was.relayed, was.relayed.processUs))} | ${us(perStream(relayedOurs, relayedOurs.processUs))} |`,
+        `| bytes allocated per short stream (garbage included) | ${us(perStream(was.alloc, was.alloc.bytes))} | ${us(perStream(allocOurs, allocOurs.bytes))} |`,
         `| promises per token | ${was.tokens.promisesPerToken.toFixed(2)} | ${tokensNow.promisesPerToken.toFixed(2)} |`,
         `| promises per turn (20 tokens) | ${was.tokens.promisesPerTurn} | ${tokensNow.promisesPerTurn} |`,
         `| CPU µs per token, in process (client included) | ${was.tokens.cpuUsPerToken.toFixed(2)} | ${tokensNow.cpuUsPerToken.toFixed(2)} |`,
@@ -224,6 +275,14 @@ const lines = [
   '| area | µs per stream | share |',
   '|---|---|---|',
   ...[...ours.areas].sort((a, b) => b[1] - a[1]).map(([area, t]) => `| ${area} | ${us(perStream(ours, t))} | ${(t / ours.busy * 100).toFixed(1)}% |`),
+  '',
+  '## What a short stream allocates, by area',
+  '',
+  `Bytes allocated per stream under scenario 1's load (${Math.max(1, seconds / 2)} s after a 2 s warm-up), sampled by V8's heap profiler with collected objects kept in the count (\`bench/lib/alloc-server.mjs\`): the garbage a turn leaves for the collector. ${us(perStream(allocOurs, allocOurs.bytes))} bytes per stream${was === null ? '' : ` (before: ${us(perStream(was.alloc, was.alloc.bytes))})`}. Charged like the CPU samples; a logging or metrics library's allocations count as logs and metrics wherever they were called from.`,
+  '',
+  `| area | bytes per stream | share${was === null ? '' : ' | before'} |`,
+  `|---|---|---${was === null ? '' : '|---'}|`,
+  ...[...allocOurs.areas].sort((a, b) => b[1] - a[1]).map(([area, n]) => `| ${area} | ${us(perStream(allocOurs, n))} | ${(n / allocOurs.bytes * 100).toFixed(1)}%${was === null ? '' : ` | ${us(perStream(was.alloc, was.alloc.areas.get(area) ?? 0))}`} |`),
   '',
   '## agentmem-stream\'s hottest functions (self time)',
   '',
