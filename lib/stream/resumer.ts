@@ -47,6 +47,8 @@ export class Resumer {
   async resume (req: IncomingMessage, res: AppResponse, stream: StreamHandle, cursor: number): Promise<void> {
     // HEAD: the status and headers a GET would get, without following the stream.
     if (req.method === 'HEAD') {
+      // A GET's body may be gzipped, depending on Accept-Encoding: caches must key on it for HEAD too.
+      res.vary('Accept-Encoding')
       res.writeHead(200, SSE_HEADERS)
       res.end()
       return

@@ -281,6 +281,7 @@ t.test('HTTP as RFC 9110/9112 say: HEAD, absolute-form, Host, Connection: close,
   const headStream = await rawExchange(t, url, `HEAD /api/v1/streams/${streamId} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n${auth}\r\n`)
   t.equal(headStream.status, 200, 'HEAD on a resume answers at once, without following')
   t.match(headStream.raw, /text\/event-stream/)
+  t.match(headStream.raw, /\r\nVary: Accept-Encoding\r\n/, 'with the Vary a GET of the stream gets')
   const options = await rawExchange(t, url, `OPTIONS /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n`)
   t.match(options.raw, /Allow: GET, HEAD, OPTIONS/, 'Allow lists HEAD beside GET')
   const overlapping = await rawExchange(t, url, `OPTIONS /api/v1/memories/search HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n`)
