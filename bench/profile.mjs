@@ -33,6 +33,7 @@ const beforeCommit = before === null ? '' : (() => {
 const root = new URL('./profiles/', import.meta.url).pathname
 
 const LOGS_AND_METRICS = 'metrics and logs'
+const OUTSIDE = 'Node outside any handler: HTTP parsing, event loop'
 /** What each module of agentmem-stream does for a turn, so the table reads as work, not file names. */
 const AREAS = [
   [/\/llm\/(http|sliced)-fetch/, 'upstream requests: the SDK\'s fetch (node:http, or fetch for HTTPS)'],
@@ -152,8 +153,6 @@ function summarize (profile) {
   })
   return { busy, self, areas }
 }
-
-const OUTSIDE = 'Node outside any handler: HTTP parsing, event loop'
 
 /**
  * Bytes allocated per short stream (garbage included: what the collector clears), by area:
