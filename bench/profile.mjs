@@ -100,15 +100,20 @@ async function profiled (name, checkout, env, drive, label = name) {
   return { streams, rate, processUs, ...summarize(JSON.parse(readFileSync(dir + file, 'utf8'))) }
 }
 
+/** Scenario 1's load for `duration` s: autocannon, 100 connections, 20-token streams from the built-in model. */
+function shortLoad (server, duration) {
+  return autocannon({
+    url: `http://127.0.0.1:${server.port}`,
+    connections: 100,
+    duration,
+    requests: [{ method: 'POST', path: `/api/v1/agents/${server.agent}/chat/stream`, headers, body: JSON.stringify({ message: Array.from({ length: 18 }, (_, i) => `w${i}`).join(' ') }) }]
+  })
+}
+
 /** Scenario 1's load: autocannon, 100 connections, short streams from the built-in model. */
 async function profile (name, checkout = null) {
   return await profiled(name, checkout, {}, async (server) => {
-    const result = await autocannon({
-      url: `http://127.0.0.1:${server.port}`,
-      connections: 100,
-      duration: seconds,
-      requests: [{ method: 'POST', path: `/api/v1/agents/${server.agent}/chat/stream`, headers, body: JSON.stringify({ message: Array.from({ length: 18 }, (_, i) => `w${i}`).join(' ') }) }]
-    })
+    const result = await shortLoad(server, seconds)
     return { streams: result.requests.total, rate: result.requests.average }
   })
 }
@@ -160,16 +165,10 @@ function summarize (profile) {
  */
 async function allocations (name, checkout = null) {
   const server = await startServer(name, { SERVER_SCRIPT: scriptOf(name, checkout).href }, new URL('./lib/alloc-server.mjs', import.meta.url))
-  const load = (duration) => autocannon({
-    url: `http://127.0.0.1:${server.port}`,
-    connections: 100,
-    duration,
-    requests: [{ method: 'POST', path: `/api/v1/agents/${server.agent}/chat/stream`, headers, body: JSON.stringify({ message: Array.from({ length: 18 }, (_, i) => `w${i}`).join(' ') }) }]
-  })
-  await load(2)
+  await shortLoad(server, 2)
   server.child.send({ type: 'alloc-start' })
   await once(server.child, 'message')
-  const { requests } = await load(Math.max(1, seconds / 2))
+  const { requests } = await shortLoad(server, Math.max(1, seconds / 2))
   const file = `${root}alloc-${name}${checkout === null ? '' : '-before'}.heapprofile`
   mkdirSync(root, { recursive: true })
   server.child.send({ type: 'alloc-stop', path: file })
