@@ -270,6 +270,27 @@ t.test('redis: the events of one tick are one entry, replayed one by one from an
   t.same(await from(5), [6])
 })
 
+t.test('redis: a tick of more events than one entry holds is several entries, all replayed in order', async (t) => {
+  const prefix = `test:${randomBytes(6).toString('hex')}:`
+  const runner = await openRedis(t, { keyPrefix: prefix, maxEvents: 10_000 })
+  const reader = await openRedis(t, { keyPrefix: prefix })
+  const feed = runner.share({ id: 'big', orgId: 'o', userId: 'u', agentId: 'a', resumeToken: 'x' })
+  // One tick: more values than Lua's unpack() returns at once, so the script must split them.
+  for (let id = 1; id <= 5000; id++) feed.append({ id, frame: `id: big:${id}\n\n` })
+  feed.end()
+  await until(async () => (await reader.find('big'))?.ended === true, 5000, 'the stream to end in Redis')
+  const raw = new Redis(REDIS_URL)
+  t.teardown(() => raw.disconnect())
+  t.equal(await raw.xlen(`${prefix}stream:{big}:events`), 6, 'five entries of at most 1,024 events and the end marker')
+  t.match(await reader.find('big'), { firstId: 1, lastId: 5000 })
+  const ids: number[] = []
+  for await (const e of (await reader.find('big') as RemoteStream).follow(4090, new AbortController().signal)) {
+    t.equal(e.frame, `id: big:${e.id}\n\n`)
+    ids.push(e.id)
+  }
+  t.same(ids, Array.from({ length: 910 }, (_, i) => 4091 + i), 'from a cursor inside the fourth entry to the last event')
+})
+
 t.test('redis: unreachable Redis refuses new slots with CoordinatorUnavailableError', async (t) => {
   // A port with nothing behind it: take one, then free it.
   const port = await new Promise<number>((resolve) => {

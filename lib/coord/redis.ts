@@ -63,10 +63,29 @@ const OPEN = `redis.call('HSET', KEYS[1], unpack(ARGV, 2))
 redis.call('PEXPIRE', KEYS[1], ARGV[1])
 return 0`
 
-/** KEYS: the stream's events, its meta. ARGV: resume ttl ms. The end marker, and from now on both keys live only as long as a resume may come. */
-const END = `redis.call('XADD', KEYS[1], '1-0', 'end', '1')
-redis.call('PEXPIRE', KEYS[1], ARGV[1])
-redis.call('PEXPIRE', KEYS[2], ARGV[1])
+/** Entries hold at most this many events: Lua's unpack() returns some 8,000 values at most. */
+const ENTRY_EVENTS = 1024
+
+/**
+ * One call per stream per tick: the events' key gets its lifetime with the first events, and the
+ * end marker goes with the last. KEYS: the stream's events, its meta. ARGV: [1] the lifetime ms
+ * when this call writes the first events, else ''; [2] the resume ttl ms when it ends the stream,
+ * else ''; [3] the trim bound (MINID); [4] the number of the first event; then the events ('f',
+ * frame, ...), as entries numbered by their last event.
+ */
+const FLUSH = `local first = tonumber(ARGV[4])
+local from = 5
+while from < #ARGV do
+  local to = math.min(from + ${2 * ENTRY_EVENTS} - 1, #ARGV)
+  redis.call('XADD', KEYS[1], 'MINID', '~', ARGV[3], '0-' .. (first + (to - 4) / 2 - 1), unpack(ARGV, from, to))
+  from = to + 1
+end
+if ARGV[1] ~= '' then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
+if ARGV[2] ~= '' then
+  redis.call('XADD', KEYS[1], '1-0', 'end', '1')
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+  redis.call('PEXPIRE', KEYS[2], ARGV[2])
+end
 return 0`
 
 declare module 'ioredis' {
@@ -76,7 +95,7 @@ declare module 'ioredis' {
     amLost: (events: string, global: string, lease: string, before: string, after: string, resumeTtlMs: number) => Result<number, Context>
     amRelease: (global: string, tenant: string, lease: string) => Result<number, Context>
     amOpen: (meta: string, lifetimeMs: number, ...fields: string[]) => Result<number, Context>
-    amEnd: (events: string, meta: string, resumeTtlMs: number) => Result<number, Context>
+    amFlush: (events: string, meta: string, lifetimeMs: number | '', resumeTtlMs: number | '', minId: string, first: number, ...entries: string[]) => Result<number, Context>
   }
 }
 
@@ -151,7 +170,7 @@ export class RedisCoordinator implements Coordinator, LeaseOwner {
     this.#redis.defineCommand('amLost', { numberOfKeys: 2, lua: LOST })
     this.#redis.defineCommand('amRelease', { numberOfKeys: 2, lua: RELEASE })
     this.#redis.defineCommand('amOpen', { numberOfKeys: 1, lua: OPEN })
-    this.#redis.defineCommand('amEnd', { numberOfKeys: 2, lua: END })
+    this.#redis.defineCommand('amFlush', { numberOfKeys: 2, lua: FLUSH })
     // The subscription waits out an outage (no retry limit) and is renewed on every reconnect.
     this.#subscriber = new Redis(opts.url, { lazyConnect: true, maxRetriesPerRequest: null })
     this.#subscriber.on('error', () => {})
@@ -237,32 +256,34 @@ export class RedisCoordinator implements Coordinator, LeaseOwner {
     const lifetime = maxDurationMs + resumeTtlMs
     // A stream outlives a Redis outage; it only stops being resumable elsewhere. Said once per outage.
     const report = this.#failed
+    // Before the first event: a request racing this one (the same Idempotency-Key) finds the stream.
     this.#redis.amOpen(
       meta, lifetime, 'org', stream.orgId, 'user', stream.userId, 'agent', stream.agentId, 'lease', stream.leaseId ?? '', 'token', hashToken(stream.resumeToken).toString('hex')
     ).catch(report)
-    /** The events of this tick, written as one entry at its end. */
+    let written = false
+    /** The events of this tick, written at its end. */
     let pending: LoggedEvent[] = []
-    const flush = (): void => {
-      if (pending.length === 0) return
+    const write = (ending: boolean): void => {
       const batch = pending
       pending = []
-      const last = (batch.at(-1) as LoggedEvent).id
       const fields: string[] = []
       for (const event of batch) fields.push('f', event.frame)
-      // An entry's id is its last event's number; entries wholly older than the newest maxEvents go.
-      this.#redis.xadd(events, 'MINID', '~', `0-${Math.max(last - maxEvents, 0)}`, `0-${last}`, ...fields).catch(report)
-      // One connection keeps order: the expiry lands right after the key exists.
-      if ((batch[0] as LoggedEvent).id === 1) this.#redis.pexpire(events, lifetime).catch(report)
+      // Entries wholly older than the newest maxEvents go.
+      const last = batch.at(-1)?.id ?? 0
+      this.#redis.amFlush(
+        events, meta, written ? '' : lifetime, ending ? resumeTtlMs : '', `0-${Math.max(last - maxEvents, 0)}`, batch[0]?.id ?? 0, ...fields
+      ).catch(report)
+      written = true
+    }
+    const flush = (): void => {
+      if (pending.length > 0) write(false)
     }
     return {
-      // Redis per tick, not per event: all events a stream makes in one tick are one XADD.
+      // Redis per tick, not per event: all events a stream makes in one tick are one call.
       append: (event) => {
         if (pending.push(event) === 1) process.nextTick(flush)
       },
-      end: () => {
-        flush()
-        this.#redis.amEnd(events, meta, resumeTtlMs).catch(report)
-      }
+      end: () => { write(true) }
     }
   }
 
