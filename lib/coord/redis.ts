@@ -63,23 +63,14 @@ const OPEN = `redis.call('HSET', KEYS[1], unpack(ARGV, 2))
 redis.call('PEXPIRE', KEYS[1], ARGV[1])
 return 0`
 
-/** Entries hold at most this many events: Lua's unpack() returns some 8,000 values at most. */
-const ENTRY_EVENTS = 1024
-
 /**
- * One call per stream per tick: the events' key gets its lifetime with the first events, and the
- * end marker goes with the last. KEYS: the stream's events, its meta. ARGV: [1] the lifetime ms
- * when this call writes the first events, else ''; [2] the resume ttl ms when it ends the stream,
- * else ''; [3] the trim bound (MINID); [4] the number of the first event; then the events ('f',
- * frame, ...), as entries numbered by their last event.
+ * One call per stream per tick: the tick's frames as one entry, numbered by its last event; the
+ * events' key gets its lifetime with the first events, and the end marker goes with the last.
+ * KEYS: the stream's events, its meta. ARGV: [1] the lifetime ms when this call writes the first
+ * events, else ''; [2] the resume ttl ms when it ends the stream, else ''; [3] the trim bound
+ * (MINID); [4] the entry's id; [5] the frames, joined ('' for none).
  */
-const FLUSH = `local first = tonumber(ARGV[4])
-local from = 5
-while from < #ARGV do
-  local to = math.min(from + ${2 * ENTRY_EVENTS} - 1, #ARGV)
-  redis.call('XADD', KEYS[1], 'MINID', '~', ARGV[3], '0-' .. (first + (to - 4) / 2 - 1), unpack(ARGV, from, to))
-  from = to + 1
-end
+const FLUSH = `if ARGV[5] ~= '' then redis.call('XADD', KEYS[1], 'MINID', '~', ARGV[3], ARGV[4], 'f', ARGV[5]) end
 if ARGV[1] ~= '' then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
 if ARGV[2] ~= '' then
   redis.call('XADD', KEYS[1], '1-0', 'end', '1')
@@ -95,7 +86,7 @@ declare module 'ioredis' {
     amLost: (events: string, global: string, lease: string, before: string, after: string, resumeTtlMs: number) => Result<number, Context>
     amRelease: (global: string, tenant: string, lease: string) => Result<number, Context>
     amOpen: (meta: string, lifetimeMs: number, ...fields: string[]) => Result<number, Context>
-    amFlush: (events: string, meta: string, lifetimeMs: number | '', resumeTtlMs: number | '', minId: string, first: number, ...entries: string[]) => Result<number, Context>
+    amFlush: (events: string, meta: string, lifetimeMs: number | '', resumeTtlMs: number | '', minId: string, entryId: string, frames: string) => Result<number, Context>
   }
 }
 
@@ -131,8 +122,22 @@ const hashToken = (token: string): Buffer => createHash('sha256').update(token).
 
 type Entry = [id: string, fields: string[]]
 
-/** The number of an entry's first event: the entry is numbered by its last, and holds one `f` field per event. */
-const firstOf = (entryId: string, fields: string[]): number => seq(entryId) - fields.length / 2 + 1
+/** The number of an entry's first event: the entry is numbered by its last. */
+const firstOf = (entryId: string, frames: string[]): number => seq(entryId) - frames.length + 1
+
+/**
+ * The frames of an entry, in order. Each field holds whole frames (one tick's, joined; a lost
+ * producer's terminal event; one per field as earlier versions wrote them). A frame ends with
+ * the only blank line in it: every line the framer writes has a field name or a colon.
+ */
+function framesOf (fields: string[]): string[] {
+  const frames: string[] = []
+  for (let i = 1; i < fields.length; i += 2) {
+    const value = fields[i] as string
+    for (let from = 0, end = value.indexOf('\n\n'); end !== -1; from = end + 2, end = value.indexOf('\n\n', from)) frames.push(value.slice(from, end + 2))
+  }
+  return frames
+}
 
 /** The first letter of a control message says what it is. */
 const CONTROL_TYPES = { c: 'cancel', r: 'reader', a: 'agent', m: 'memories' } as const
@@ -266,12 +271,12 @@ export class RedisCoordinator implements Coordinator, LeaseOwner {
     const write = (ending: boolean): void => {
       const batch = pending
       pending = []
-      const fields: string[] = []
-      for (const event of batch) fields.push('f', event.frame)
+      let frames = ''
+      for (const event of batch) frames += event.frame
       // Entries wholly older than the newest maxEvents go.
       const last = batch.at(-1)?.id ?? 0
       this.#redis.amFlush(
-        events, meta, written ? '' : lifetime, ending ? resumeTtlMs : '', `0-${Math.max(last - maxEvents, 0)}`, batch[0]?.id ?? 0, ...fields
+        events, meta, written ? '' : lifetime, ending ? resumeTtlMs : '', `0-${Math.max(last - maxEvents, 0)}`, `0-${last}`, frames
       ).catch(report)
       written = true
     }
@@ -299,7 +304,7 @@ export class RedisCoordinator implements Coordinator, LeaseOwner {
     const last = ended ? newest[1] : newest[0]
     const lastId = last === undefined ? 0 : seq(last[0])
     const first = oldest[0]
-    const firstId = first === undefined || first[0] === END_ID ? lastId + 1 : firstOf(first[0], first[1])
+    const firstId = first === undefined || first[0] === END_ID ? lastId + 1 : firstOf(first[0], framesOf(first[1]))
     const token = Buffer.from(meta.token as string, 'hex')
     return {
       id,
@@ -351,10 +356,11 @@ export class RedisCoordinator implements Coordinator, LeaseOwner {
         for (const [entryId, fields] of (batch[0] as [string, Entry[]])[1]) {
           if (entryId === END_ID) return
           // An entry holds one tick's events, numbered up to its id; a cursor may fall inside it.
-          const first = firstOf(entryId, fields)
+          const frames = framesOf(fields)
+          const first = firstOf(entryId, frames)
           // Trimmed under a slow reader: the client resumes and learns the events are gone (410).
           if (first > next) throw new Error('stream events were trimmed before this reader got them')
-          for (let i = next - first; i < fields.length / 2; i++) yield { id: next++, frame: fields[2 * i + 1] as string }
+          for (let i = next - first; i < frames.length; i++) yield { id: next++, frame: frames[i] as string }
         }
       }
     } finally {
