@@ -310,6 +310,20 @@ t.test('redis: entries written one frame per field (as earlier versions did) are
   t.same(frames, ['2=id: old:2\n\n', '3=id: old:3\n\n', '4=id: old:4\n\n'])
 })
 
+t.test('redis: events not yet written when the coordinator closes are written before it quits', async (t) => {
+  const prefix = `test:${randomBytes(6).toString('hex')}:`
+  const runner = await RedisCoordinator.open({
+    ...LIMITS, url: REDIS_URL, keyPrefix: prefix, leaseTtlMs: 30_000, resumeTtlMs: 60_000, maxDurationMs: 60_000, maxEvents: 100, heartbeatMs: 50, followBlockMs: 100,
+    lostFrame: () => '', onError: (err) => { throw err }
+  })
+  const reader = await openRedis(t, { keyPrefix: prefix })
+  const feed = runner.share({ id: 'closing', orgId: 'o', userId: 'u', agentId: 'a', resumeToken: 'x' })
+  feed.append({ id: 1, frame: 'id: closing:1\n\n' })
+  feed.end()
+  await runner.close() // in the same iteration: the writes were still due
+  t.match(await reader.find('closing'), { firstId: 1, lastId: 1, ended: true })
+})
+
 t.test('redis: unreachable Redis refuses new slots with CoordinatorUnavailableError', async (t) => {
   // A port with nothing behind it: take one, then free it.
   const port = await new Promise<number>((resolve) => {

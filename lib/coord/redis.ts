@@ -423,7 +423,10 @@ export class RedisCoordinator implements Coordinator, LeaseOwner {
   async close (): Promise<void> {
     clearInterval(this.#renewer)
     this.#subscriber.disconnect()
-    // quit() lets queued commands (lease releases) go out first; disconnect() stops reconnecting when Redis is away.
+    // The last events, end markers and releases wait in the auto-pipeline for the next iteration,
+    // and QUIT would overtake them: a ping queued behind them answers once they are in.
+    await this.#redis.ping().catch(() => {})
+    // disconnect() stops reconnecting when Redis is away.
     await this.#redis.quit().catch(() => {})
     this.#redis.disconnect()
   }
