@@ -312,10 +312,7 @@ t.test('redis: entries written one frame per field (as earlier versions did) are
 
 t.test('redis: events not yet written when the coordinator closes are written before it quits', async (t) => {
   const prefix = `test:${randomBytes(6).toString('hex')}:`
-  const runner = await RedisCoordinator.open({
-    ...LIMITS, url: REDIS_URL, keyPrefix: prefix, leaseTtlMs: 30_000, resumeTtlMs: 60_000, maxDurationMs: 60_000, maxEvents: 100, heartbeatMs: 50, followBlockMs: 100,
-    lostFrame: () => '', onError: (err) => { throw err }
-  })
+  const runner = await openRedis(t, { keyPrefix: prefix }) // its teardown closes it again: a no-op
   const reader = await openRedis(t, { keyPrefix: prefix })
   const feed = runner.share({ id: 'closing', orgId: 'o', userId: 'u', agentId: 'a', resumeToken: 'x' })
   feed.append({ id: 1, frame: 'id: closing:1\n\n' })
