@@ -1,4 +1,6 @@
 import t from 'tap'
+import { setFlagsFromString } from 'node:v8'
+import { runInNewContext } from 'node:vm'
 import { ToolRegistry, type ToolContext } from '../lib/tools/registry.js'
 import { MemoryService } from '../lib/memory/service.js'
 import { SqliteStore } from '../lib/store/sqlite.js'
@@ -44,4 +46,23 @@ t.test('every failure becomes a failed outcome, never a throw', async (t) => {
   const running = tools.run('stuck', '{"text":"x"}', context(controller.signal))
   controller.abort(new Error('client gone'))
   t.match(await running, { ok: false, error: 'client gone' }, 'a disconnect ends the wait at once')
+})
+
+t.test('the timeout fires even when the collector runs while a handler is stuck', async (t) => {
+  const alive = setInterval(() => {}, 1000)
+  t.teardown(() => clearInterval(alive))
+  setFlagsFromString('--expose-gc')
+  const gc = runInNewContext('gc') as () => void
+  const tools = new ToolRegistry(200)
+  tools.register({ ...echo, name: 'stuck', handler: async () => await new Promise(() => {}) })
+  const running = tools.run('stuck', '{"text":"x"}', context())
+  for (let i = 0; i < 5; i++) {
+    gc()
+    await new Promise((resolve) => setTimeout(resolve, 10))
+  }
+  // With a collected timeout signal the run would never end: fail after 5 s instead of hanging.
+  let guard: NodeJS.Timeout | undefined
+  const stillWaiting = new Promise((resolve) => { guard = setTimeout(resolve, 5000, 'still waiting after 5 s') })
+  t.match(await Promise.race([running, stillWaiting]), { ok: false, error: 'Tool timed out after 200 ms' })
+  clearTimeout(guard)
 })

@@ -66,9 +66,19 @@ export class ToolRegistry {
     if (!tool.validate(args)) {
       return { ok: false, args, error: `Invalid arguments: ${this.#ajv.errorsText(tool.validate.errors)}` }
     }
-    const signal = AbortSignal.any([ctx.signal, AbortSignal.timeout(this.#timeoutMs)])
+    // A timer of our own, not AbortSignal.timeout(): AbortSignal.any() holds its inputs weakly, and
+    // a collected timeout signal never fires, so a stuck handler would hang the turn.
+    const timeout = new AbortController()
+    const timer = setTimeout(() => { timeout.abort(new Error('tool timeout')) }, this.#timeoutMs)
+    const outcome = await this.#call(tool.def, args as Record<string, unknown>, ctx, AbortSignal.any([ctx.signal, timeout.signal]))
+    clearTimeout(timer)
+    return outcome
+  }
+
+  /** The handler's result, or its failure: a throw, the caller's abort, or the timeout. Never throws. */
+  async #call (def: ToolDefinition, args: Record<string, unknown>, ctx: ToolContext, signal: AbortSignal): Promise<ToolOutcome> {
     try {
-      const result = await raceAbort(tool.def.handler(args as Record<string, unknown>, { ...ctx, signal }), signal)
+      const result = await raceAbort(def.handler(args, { ...ctx, signal }), signal)
       return { ok: true, args, result: typeof result === 'string' ? result : JSON.stringify(result) }
     } catch (err) {
       const error = signal.aborted && !ctx.signal.aborted ? `Tool timed out after ${this.#timeoutMs} ms` : (err as Error).message
