@@ -65,13 +65,16 @@ t.test('SIGTERM with 200 streams in flight: each ends cleanly, the process exits
 
   // Restarted on the same file: every turn is in history exactly as its client saw it.
   const again = await startServerProcess(t, env)
-  let intact = 0
-  for (const c of [...long, ...short]) {
+  // Each turn that is not intact is named with what differs, so a failure says which guarantee broke.
+  const broken: Array<Record<string, unknown>> = []
+  for (const [i, c] of [...long, ...short].entries()) {
     const messages = await history(again, agentId, sessionOf(c))
     const outcome = c.last()?.chunk_type === 'done' ? 'done' : 'incomplete'
-    if (messages.length === 2 && messages[0]?.role === 'user' && messages[1]?.content === c.text() && messages[1]?.metadata.outcome === outcome) intact++
+    const reply = messages[1]
+    if (messages.length === 2 && messages[0]?.role === 'user' && reply?.content === c.text() && reply.metadata.outcome === outcome) continue
+    broken.push({ turn: i < 100 ? `long ${i}` : `short ${i - 100}`, saw: c.last()?.code ?? c.last()?.chunk_type, roles: messages.map((m) => m.role), stored: reply?.metadata.outcome, storedChars: reply?.content.length, sawChars: c.text().length })
   }
-  t.equal(intact, 200, 'all 200 turns stored, each reply equal to what its client received')
+  t.same(broken, [], 'all 200 turns stored, each reply equal to what its client received')
 })
 
 t.test('kill -9 mid-turn: the store reopens cleanly, with no half-written message', async (t) => {
