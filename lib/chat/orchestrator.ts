@@ -182,17 +182,19 @@ export class Orchestrator implements TurnServices<ChatPlan> {
     void job.then(() => report?.('ok'), (err: unknown) => report?.('failed', err)).finally(() => this.#background.delete(job))
     let timer: NodeJS.Timeout | undefined
     let onAbort: (() => void) | undefined
-    const deferred = new Promise<'extraction_deferred'>((resolve) => { timer = setTimeout(resolve, extractionTimeoutMs, 'extraction_deferred') })
-    // The stream may end while it waits (client gone, timeout, shutdown): the caller sees its signal aborted.
-    const ended = new Promise<'ended'>((resolve) => {
-      onAbort = () => resolve('ended')
-      streamSignal.addEventListener('abort', onAbort, { once: true })
+    // The wait ends at its bound, or when the stream ends (client gone, timeout, cancel, shutdown;
+    // perhaps while the reply was being stored, before this wait began): the work goes on without it.
+    const deferred = new Promise<'extraction_deferred'>((resolve) => {
+      timer = setTimeout(resolve, extractionTimeoutMs, 'extraction_deferred')
+      onAbort = () => resolve('extraction_deferred')
+      if (streamSignal.aborted) onAbort()
+      else streamSignal.addEventListener('abort', onAbort, { once: true })
     })
     // A failed extraction costs the turn its new memories, not its reply.
-    const ops = await Promise.race([job.catch(() => 'extraction_failed' as const), deferred, ended])
+    const ops = await Promise.race([job.catch(() => 'extraction_failed' as const), deferred])
     clearTimeout(timer)
     streamSignal.removeEventListener('abort', onAbort as () => void)
-    if (typeof ops === 'string') return { content: ops === 'ended' ? null : ops, memories: toolOps }
+    if (typeof ops === 'string') return { content: ops, memories: toolOps }
     return { content: null, memories: [...toolOps, ...ops] }
   }
 }

@@ -186,10 +186,12 @@ export class Turn<P extends TurnPlan = TurnPlan> implements ReplyHandler {
       sink.holdForEnding()
       const text = this.#reply.toString()
       const message = await this.#services.saveReply(plan, text, 'done', this.#usage, this.#reasoning)
+      // Stored as done, so the turn ends with `done` whatever stops it now (shutdown, a timeout, a
+      // cancel, the client leaving): that cuts the wait for extraction, not the outcome. Every reader
+      // and the history then agree, and no client retries a reply that is already kept.
       run.activity()
       await this.#emit(makeChunk('memory_update', { content: 'extracting' }, { memories: [] }))
       const report = await this.#services.extract(plan, text, signal)
-      signal.throwIfAborted()
       run.activity()
       const memoriesCount = report.memories.length
       if (memoriesCount > 0) run.observer.memories?.(report.memories)

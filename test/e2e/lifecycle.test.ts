@@ -7,6 +7,7 @@ import { scrape, startAppWithUpstream } from '../helpers/server.js'
 import { assertSettled, timerCount, until, within } from '../helpers/settle.js'
 import { RawConnection } from '../helpers/raw.js'
 import { StreamClient } from '../helpers/sse-client.js'
+import { SqliteStore } from '../../lib/store/sqlite.js'
 
 const setup = startAppWithUpstream
 
@@ -262,21 +263,87 @@ t.test('graceful close: streams that finish within SHUTDOWN_GRACE_MS end normall
   t.same(ends.map((e) => e.outcome).sort(), ['done', 'server_shutdown'])
 })
 
-t.test('a client that leaves during memory extraction ends the stream as client_gone, released once', async (t) => {
-  const { app, stream, upstream, agentId, ends } = await setup(t)
+t.test('a turn stopped once its reply is stored ends with done: a disconnect, a cancel or a shutdown cuts only the wait for extraction', async (t) => {
+  const { app, stream, upstream, agentId, ends, call, url, token } = await setup(t)
   const baseline = timerCount()
   upstream.script = { tokens: ['I ', 'see'] }
-  // Slower than the drop, faster than EXTRACTION_TIMEOUT_MS (5 s): the stream must not wait it out.
+  // Slower than each stop, faster than EXTRACTION_TIMEOUT_MS (5 s): the stream must not wait it out.
   upstream.jsonScript = { json: { facts: [] }, jsonDelayMs: 1000 }
-  const c = stream('org-a', agentId, { message: 'my name is Ada' })
-  await c.until((x) => x.events.some((e) => e.json.chunk_type === 'memory_update' && e.json.content === 'extracting'))
-  c.destroy()
+  const extracting = async (message: string): Promise<StreamClient> => {
+    const c = stream('org-a', agentId, { message })
+    await c.until((x) => x.events.some((e) => e.json.chunk_type === 'memory_update' && e.json.content === 'extracting'))
+    return c
+  }
+  const stored = async (c: StreamClient): Promise<unknown> => {
+    const { body } = await call('org-a', 'GET', `/api/v1/agents/${agentId}/chat/history?session_id=${String(c.events[0]?.json.session_id)}`)
+    return (body.data as Array<{ role: string, content: string, metadata: { outcome?: string } }>).map((m) => [m.role, m.content, m.metadata.outcome ?? null])
+  }
+  const endsDeferred = (c: StreamClient, how: string): void => {
+    t.same(c.types().slice(-3), ['memory_update', 'memory_update', 'done'], `${how}: the stream ends with done`)
+    t.match(c.events.at(-2)?.json, { content: 'extraction_deferred', memories_count: 0 }, `${how}: the wait for extraction was cut`)
+  }
+
+  const left = await extracting('my name is Ada')
+  const id = String(left.events[0]?.json.stream_id)
+  left.destroy()
   await until(() => app.streams().length === 0, 800, 'released at once, while the extraction still runs')
   t.equal(upstream.jsonRequests.length, 1, 'the extraction was under way')
-  t.equal(ends.at(-1)?.outcome, 'client_gone')
-  t.equal(ends.length, 1, 'released once')
-  // The extraction belongs to the conversation and finishes in the background; then nothing is left.
+  t.same(ends.map((e) => e.outcome), ['done'], 'released once, as done')
+  // The client that dropped resumes and learns its reply is kept, instead of a retryable client_gone.
+  const resumed = new StreamClient(`${url}/api/v1/streams/${id}`, { method: 'GET', headers: { authorization: `Bearer ${token('org-a')}`, 'last-event-id': `${id}:0` } })
+  await resumed.ended
+  endsDeferred(resumed, 'disconnect, then resume')
+  t.same(await stored(left), [['user', 'my name is Ada', null], ['assistant', 'I see', 'done']])
+
+  const cancelled = await extracting('hello again')
+  t.equal((await call('org-a', 'DELETE', `/api/v1/streams/${String(cancelled.events[0]?.json.stream_id)}`)).status, 204)
+  await within(cancelled.ended, 800, 'the cancelled stream to end')
+  endsDeferred(cancelled, 'cancel')
+  t.same(await stored(cancelled), [['user', 'hello again', null], ['assistant', 'I see', 'done']])
+
+  const stopped = await extracting('bye')
+  let closed = false
+  const closing = app.close().then(() => { closed = true })
+  await within(stopped.ended, 800, 'the stream to end at shutdown')
+  t.notOk(closed, 'before the shutdown, which waits for the extraction')
+  endsDeferred(stopped, 'shutdown')
+  await closing
+  t.same(ends.map((e) => e.outcome), ['done', 'done', 'done'])
   await assertSettled(t, app, baseline)
+})
+
+t.test('a turn stopped while its reply is being stored ends with done as soon as it is stored, without waiting for extraction', async (t) => {
+  // The reply's batch waits on a slow disk while the stream is cancelled.
+  const inner = new SqliteStore(':memory:')
+  let disk: Promise<void> | null = null
+  const store = new Proxy(inner, {
+    get (target, prop, receiver) {
+      const value = Reflect.get(target, prop, receiver)
+      if (typeof value !== 'function') return value
+      // Called on the store itself, whose private fields a proxy does not have.
+      if (prop !== 'appendMessages') return value.bind(target)
+      return async (...args: unknown[]) => {
+        if (disk !== null) await disk
+        return await value.apply(target, args)
+      }
+    }
+  })
+  const { app, stream, upstream, agentId, ends, call } = await setup(t, {}, { store })
+  upstream.script = { tokens: ['I ', 'see'] }
+  upstream.jsonScript = { json: { facts: [] }, jsonDelayMs: 3000 }
+  let writeDisk = (): void => {}
+  disk = new Promise((resolve) => { writeDisk = resolve })
+  const c = stream('org-a', agentId, { message: 'hi' })
+  await c.until((x) => x.text() === 'I see')
+  await sleep(50) // the reply reaches the store and waits there
+  t.equal(c.types().includes('memory_update'), false, 'nothing after the reply while it is being stored')
+  t.equal((await call('org-a', 'DELETE', `/api/v1/streams/${String(c.events[0]?.json.stream_id)}`)).status, 204)
+  writeDisk()
+  await within(c.ended, 1000, 'the stream to end once the reply is stored')
+  t.same(c.types().slice(-3), ['memory_update', 'memory_update', 'done'])
+  t.match(c.events.at(-2)?.json, { content: 'extraction_deferred' })
+  t.same(ends.map((e) => e.outcome), ['done'])
+  t.equal(app.streams().length, 0)
 })
 
 t.test('a half-open client (request sent, then its side closed) counts as gone: nothing held, nothing leaked', async (t) => {
