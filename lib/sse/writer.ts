@@ -46,6 +46,9 @@ export const SSE_HEADERS: Readonly<Record<string, string>> = {
 
 const KEEP_ALIVE = frameComment('keep-alive')
 
+/** How long a turn's last events wait for its ending (see `holdForEnding`) before they leave anyway. */
+const ENDING_HOLD_MS = 20
+
 /*
  * Deflate state is about (1 << (windowBits + 2)) + (1 << (memLevel + 9)) bytes: 4 KiB + 4 KiB
  * here instead of 256 KiB with the defaults. SSE events are short and repetitive, so the small
@@ -66,8 +69,8 @@ export class SseWriter implements KeepAliveTarget {
   /** Frames written this tick: they leave in one write when it ends, at once past the high-water mark. */
   #pending = ''
   #flushScheduled = false
-  /** This tick's frames wait to the end of the event-loop turn (see `holdForEnding`). */
-  #held = false
+  /** Set while this tick's frames wait for the next frame or the end (see `holdForEnding`). */
+  #held: NodeJS.Timeout | null = null
   /** `retry:` goes out in the first event's block, so no block of the stream lacks `data:`. */
   #prefix: string
   /** Stored by writeHead but not on the wire until something is written (or they are flushed). */
@@ -106,6 +109,7 @@ export class SseWriter implements KeepAliveTarget {
   keepAlive (): boolean {
     // A full buffer already proves the connection is not idle; piling comments on it would not.
     if (this.#out.writableNeedDrain) return false
+    this.#release()
     this.#pending += KEEP_ALIVE
     this.#flush()
     return true
@@ -119,6 +123,7 @@ export class SseWriter implements KeepAliveTarget {
    * yields is still paused by a full buffer.
    */
   write (frame: string): boolean {
+    this.#release()
     this.#pending += this.#prefix + frame
     this.#prefix = ''
     if (this.#pending.length >= this.#out.writableHighWaterMark) return this.#flush()
@@ -127,13 +132,26 @@ export class SseWriter implements KeepAliveTarget {
   }
 
   /**
-   * What this tick wrote waits for the end of the event-loop turn instead of the tick: the
-   * store's group commit runs then (it was scheduled before), so when it commits at once (SQLite)
-   * the turn's ending follows in the same write as its last events, one syscall instead of two.
-   * Nothing waits longer than this loop turn.
+   * What this tick wrote waits for the turn's ending instead of leaving at the tick's end: the
+   * turn is storing its reply, and its next frame comes once the store answered (the same loop
+   * turn on SQLite, a round trip later on PostgreSQL), so the last events and the ending leave in
+   * one write, one syscall instead of two. Every path after the store writes a frame (the
+   * extraction notice, or the error) or ends the response; a store slower than ENDING_HOLD_MS
+   * does not keep the reply's last words from the reader any longer than that.
    */
   holdForEnding (): void {
-    if (this.#flushScheduled) this.#held = true
+    if (this.#flushScheduled && this.#held === null) this.#held = setTimeout(SseWriter.#holdEnded, ENDING_HOLD_MS, this)
+  }
+
+  static #holdEnded (writer: SseWriter): void {
+    writer.#held = null
+    writer.#flush()
+  }
+
+  #release (): void {
+    if (this.#held === null) return
+    clearTimeout(this.#held)
+    this.#held = null
   }
 
   #flushSoon (): void {
@@ -148,13 +166,8 @@ export class SseWriter implements KeepAliveTarget {
   }
 
   #onTickEnd (): void {
-    if (this.#held) {
-      this.#held = false
-      setImmediate(SseWriter.#tickEnded, this)
-      return
-    }
     this.#flushScheduled = false
-    this.#flush()
+    if (this.#held === null) this.#flush()
   }
 
   /** What is pending, in one write, flushed through gzip when compressing so the reader can decode it at once. */
@@ -219,6 +232,7 @@ export class SseWriter implements KeepAliveTarget {
   /** Ends the response, or tears the socket down when the reader is stuck. */
   end (destroy = false): void {
     this.#opts.keepAlive.delete(this)
+    this.#release()
     if (destroy) {
       this.#pending = ''
       this.#gzip?.destroy()

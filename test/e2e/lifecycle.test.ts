@@ -3,7 +3,7 @@ import { once } from 'node:events'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { Writable } from 'node:stream'
 import { pino } from 'pino'
-import { scrape, startAppWithUpstream } from '../helpers/server.js'
+import { scrape, startApp, startAppWithUpstream } from '../helpers/server.js'
 import { assertSettled, timerCount, until, within } from '../helpers/settle.js'
 import { RawConnection } from '../helpers/raw.js'
 import { StreamClient } from '../helpers/sse-client.js'
@@ -312,10 +312,11 @@ t.test('a turn stopped once its reply is stored ends with done: a disconnect, a 
   await assertSettled(t, app, baseline)
 })
 
-t.test('a turn stopped while its reply is being stored ends with done as soon as it is stored, without waiting for extraction', async (t) => {
-  // The reply's batch waits on a slow disk while the stream is cancelled.
+/** The real SQLite store, its reply batches held at a gate (a slow disk) while the gate is closed. */
+function gatedStore (): { store: SqliteStore, close: () => void, open: () => void } {
   const inner = new SqliteStore(':memory:')
-  let disk: Promise<void> | null = null
+  let gate: Promise<void> | null = null
+  let open = (): void => {}
   const store = new Proxy(inner, {
     get (target, prop, receiver) {
       const value = Reflect.get(target, prop, receiver)
@@ -323,27 +324,60 @@ t.test('a turn stopped while its reply is being stored ends with done as soon as
       // Called on the store itself, whose private fields a proxy does not have.
       if (prop !== 'appendMessages') return value.bind(target)
       return async (...args: unknown[]) => {
-        if (disk !== null) await disk
+        if (gate !== null) await gate
         return await value.apply(target, args)
       }
     }
   })
-  const { app, stream, upstream, agentId, ends, call } = await setup(t, {}, { store })
+  return {
+    store,
+    close: () => { gate = new Promise((resolve) => { open = resolve }) },
+    open: () => { gate = null; open() }
+  }
+}
+
+t.test('a turn stopped while its reply is being stored ends with done as soon as it is stored, without waiting for extraction', async (t) => {
+  const disk = gatedStore()
+  const { app, stream, upstream, agentId, ends, call } = await setup(t, {}, { store: disk.store })
   upstream.script = { tokens: ['I ', 'see'] }
   upstream.jsonScript = { json: { facts: [] }, jsonDelayMs: 3000 }
-  let writeDisk = (): void => {}
-  disk = new Promise((resolve) => { writeDisk = resolve })
+  disk.close()
   const c = stream('org-a', agentId, { message: 'hi' })
-  await c.until((x) => x.text() === 'I see')
-  await sleep(50) // the reply reaches the store and waits there
-  t.equal(c.types().includes('memory_update'), false, 'nothing after the reply while it is being stored')
-  t.equal((await call('org-a', 'DELETE', `/api/v1/streams/${String(c.events[0]?.json.stream_id)}`)).status, 204)
-  writeDisk()
+  try {
+    await within(c.until((x) => x.text() === 'I see'), 1000, 'the reply')
+    await sleep(50) // the reply reaches the store and waits there
+    t.equal(c.types().includes('memory_update'), false, 'nothing after the reply while it is being stored')
+    t.equal((await call('org-a', 'DELETE', `/api/v1/streams/${String(c.events[0]?.json.stream_id)}`)).status, 204)
+  } finally {
+    disk.open()
+  }
   await within(c.ended, 1000, 'the stream to end once the reply is stored')
   t.same(c.types().slice(-3), ['memory_update', 'memory_update', 'done'])
   t.match(c.events.at(-2)?.json, { content: 'extraction_deferred' })
   t.same(ends.map((e) => e.outcome), ['done'])
   t.equal(app.streams().length, 0)
+})
+
+t.test('a reply\'s last words, held to leave with its ending, reach the reader while a slow store keeps the ending', async (t) => {
+  const disk = gatedStore()
+  // The built-in model at no delay: the last words and the end of the reply come in one tick.
+  const { stream, createAgent } = await startApp(t, {}, { store: disk.store })
+  const agentId = await createAgent('org-a')
+  const quick = stream('org-a', agentId, { message: 'hi' })
+  await quick.ended
+  const reply = quick.text()
+  t.ok(reply.length > 0)
+  disk.close()
+  const slow = stream('org-a', agentId, { message: 'hi' })
+  try {
+    await within(slow.until((x) => x.text() === reply), 1000, 'the whole reply while the store holds it')
+    await sleep(50)
+    t.notOk(slow.types().includes('done'), 'done waits for the store')
+  } finally {
+    disk.open()
+  }
+  await within(slow.ended, 1000, 'done once stored')
+  t.equal(slow.last()?.chunk_type, 'done')
 })
 
 t.test('a half-open client (request sent, then its side closed) counts as gone: nothing held, nothing leaked', async (t) => {
