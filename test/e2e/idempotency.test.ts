@@ -151,7 +151,7 @@ for (const [layout, setup] of Object.entries(layouts)) {
     t.equal((await historyOf(a, agentId)).length, 2)
   })
 
-  t.test(`${layout}: a key whose turn failed before it started is given up, so a retry runs`, async (t) => {
+  t.test(`${layout}: a key whose turn failed before it started is given up, so a retry runs; once it started the key keeps it`, async (t) => {
     const { a, b, upstream, agentId } = await setup(t)
     const headers = { 'idempotency-key': 'retry-me' }
     upstream.queue.push({ status: 500 })
@@ -169,6 +169,21 @@ for (const [layout, setup] of Object.entries(layouts)) {
     const retriedChat = chat(b, agentId, { message: 'go' }, { 'idempotency-key': 'chat-retry' })
     await retriedChat.ended
     t.equal(retriedChat.status, 200)
+
+    // Once the stream began, the key keeps its turn whatever the ending, a retryable error too.
+    upstream.queue.push({ tokens: TOKENS, tokenDelayMs: 20, dieAfterTokens: 2 })
+    const cut = a.stream('org-a', agentId, { message: 'again' }, { headers: { 'idempotency-key': 'cut' } })
+    await cut.ended
+    t.equal(cut.status, 200)
+    t.match(cut.last(), { chunk_type: 'error', code: 'upstream_error', retryable: true })
+    const requests = upstream.requests.length
+    const replayed = b.stream('org-a', agentId, { message: 'again' }, { headers: { 'idempotency-key': 'cut' } })
+    await replayed.ended
+    t.same(replayed.events.map((e) => e.data), cut.events.map((e) => e.data), 'the same key replays that turn, its error included')
+    t.equal(upstream.requests.length, requests, 'and runs nothing')
+    const fresh = b.stream('org-a', agentId, { message: 'again' }, { headers: { 'idempotency-key': 'cut-2' } })
+    await fresh.ended
+    t.equal(fresh.last()?.chunk_type, 'done', 'a new key runs the turn again')
   })
 }
 
