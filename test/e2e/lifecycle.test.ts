@@ -267,8 +267,8 @@ t.test('a turn stopped once its reply is stored ends with done: a disconnect, a 
   const { app, stream, upstream, agentId, ends, call, url, token } = await setup(t)
   const baseline = timerCount()
   upstream.script = { tokens: ['I ', 'see'] }
-  // Slower than each stop, faster than EXTRACTION_TIMEOUT_MS (5 s): the stream must not wait it out.
-  upstream.jsonScript = { json: { facts: [] }, jsonDelayMs: 1000 }
+  // Slower than each stop by far, faster than EXTRACTION_TIMEOUT_MS (5 s): the stream must not wait it out.
+  upstream.jsonScript = { json: { facts: [] }, jsonDelayMs: 3000 }
   const extracting = async (message: string): Promise<StreamClient> => {
     const c = stream('org-a', agentId, { message })
     await c.until((x) => x.events.some((e) => e.json.chunk_type === 'memory_update' && e.json.content === 'extracting'))
@@ -286,7 +286,7 @@ t.test('a turn stopped once its reply is stored ends with done: a disconnect, a 
   const left = await extracting('my name is Ada')
   const id = String(left.events[0]?.json.stream_id)
   left.destroy()
-  await until(() => app.streams().length === 0, 800, 'released at once, while the extraction still runs')
+  await until(() => app.streams().length === 0, 2000, 'released at once, while the extraction still runs')
   t.equal(upstream.jsonRequests.length, 1, 'the extraction was under way')
   t.same(ends.map((e) => e.outcome), ['done'], 'released once, as done')
   // The client that dropped resumes and learns its reply is kept, instead of a retryable client_gone.
@@ -297,14 +297,14 @@ t.test('a turn stopped once its reply is stored ends with done: a disconnect, a 
 
   const cancelled = await extracting('hello again')
   t.equal((await call('org-a', 'DELETE', `/api/v1/streams/${String(cancelled.events[0]?.json.stream_id)}`)).status, 204)
-  await within(cancelled.ended, 800, 'the cancelled stream to end')
+  await within(cancelled.ended, 2000, 'the cancelled stream to end')
   endsDeferred(cancelled, 'cancel')
   t.same(await stored(cancelled), [['user', 'hello again', null], ['assistant', 'I see', 'done']])
 
   const stopped = await extracting('bye')
   let closed = false
   const closing = app.close().then(() => { closed = true })
-  await within(stopped.ended, 800, 'the stream to end at shutdown')
+  await within(stopped.ended, 2000, 'the stream to end at shutdown')
   t.notOk(closed, 'before the shutdown, which waits for the extraction')
   endsDeferred(stopped, 'shutdown')
   await closing
@@ -351,7 +351,7 @@ t.test('a turn stopped while its reply is being stored ends with done as soon as
   } finally {
     disk.open()
   }
-  await within(c.ended, 1000, 'the stream to end once the reply is stored')
+  await within(c.ended, 2000, 'the stream to end once the reply is stored')
   t.same(c.types().slice(-3), ['memory_update', 'memory_update', 'done'])
   t.match(c.events.at(-2)?.json, { content: 'extraction_deferred' })
   t.same(ends.map((e) => e.outcome), ['done'])
