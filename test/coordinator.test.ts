@@ -169,14 +169,38 @@ t.test('local: a cache change has nobody else to tell', async (t) => {
   await t.resolves(new LocalCoordinator(LIMITS).cacheChanged('agent', 'o\0a'))
 })
 
-t.test('redis: a stream shared before its first event, and one ended without any', async (t) => {
+t.test('redis: a stream shared findable at once, before its first event, and one ended without any', async (t) => {
   const c = await openRedis(t)
-  const feed = c.share({ id: 'empty', orgId: 'o', userId: 'u', agentId: 'a', resumeToken: 'x' })
+  const feed = c.share({ id: 'empty', orgId: 'o', userId: 'u', agentId: 'a', resumeToken: 'x', findableAtOnce: true })
   await until(async () => (await c.find('empty')) !== null, 5000, '(await c.find(\'empty\')) !== null')
   t.match(await c.find('empty'), { lastId: 0, firstId: 1, ended: false }, 'known, with nothing to replay yet')
   feed.end()
   await until(async () => (await c.find('empty'))?.ended === true, 5000, '(await c.find(\'empty\'))?.ended === true')
   t.match(await c.find('empty'), { lastId: 0, firstId: 1, ended: true })
+})
+
+t.test('redis: a stream shared without findableAtOnce is announced with its first events', async (t) => {
+  const prefix = `test:${randomBytes(6).toString('hex')}:`
+  const c = await openRedis(t, { keyPrefix: prefix })
+  const raw = new Redis(REDIS_URL)
+  t.teardown(() => { raw.disconnect() })
+  const feed = c.share({ id: 'later', orgId: 'o', userId: 'u', agentId: 'a', resumeToken: 'x', leaseId: 'l' })
+  await c.ping() // behind anything share() sent
+  t.equal(await c.find('later'), null, 'nobody knows its id before its start event, so nothing is written yet')
+  feed.append({ id: 1, frame: 'id: later:1\ndata: {}\n\n' })
+  await until(async () => (await c.find('later')) !== null, 5000, 'the stream to be found with its first event')
+  t.match(await c.find('later'), { orgId: 'o', userId: 'u', agentId: 'a', lastId: 1, firstId: 1, ended: false })
+  t.ok((await c.find('later'))?.matchesToken('x'), 'with its resume token\'s hash')
+  t.equal(await raw.hget(`${prefix}stream:{later}:meta`, 'lease'), 'l')
+  feed.end()
+  await until(async () => (await c.find('later'))?.ended === true, 5000, 'the end marker')
+  const ttl = await raw.pttl(`${prefix}stream:{later}:meta`)
+  t.ok(ttl > 0 && ttl <= 60_000, `the meta, written with the first events, lives as long as a resume may come once it ended (${ttl} ms)`)
+  // Ended with no event at all: announced by the ending.
+  const none = c.share({ id: 'none', orgId: 'o', userId: 'u', agentId: 'a', resumeToken: 'x' })
+  none.end()
+  await until(async () => (await c.find('none'))?.ended === true, 5000, 'the stream that ended without events to be found')
+  t.match(await c.find('none'), { lastId: 0, firstId: 1, ended: true, orgId: 'o' })
 })
 
 t.test('redis: a follower stops when its reader leaves, and when the stream expired unended', async (t) => {
@@ -296,7 +320,7 @@ t.test('redis: entries written one frame per field (as earlier versions did) are
   const prefix = `test:${randomBytes(6).toString('hex')}:`
   const runner = await openRedis(t, { keyPrefix: prefix })
   const reader = await openRedis(t, { keyPrefix: prefix })
-  runner.share({ id: 'old', orgId: 'o', userId: 'u', agentId: 'a', resumeToken: 'x' })
+  runner.share({ id: 'old', orgId: 'o', userId: 'u', agentId: 'a', resumeToken: 'x', findableAtOnce: true })
   const raw = new Redis(REDIS_URL)
   t.teardown(() => raw.disconnect())
   const events = `${prefix}stream:{old}:events`

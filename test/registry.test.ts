@@ -17,7 +17,7 @@ function endedStream (registry: StreamRegistry): LocalStream {
     timeouts: { firstTokenMs: 60_000, idleMs: 60_000, maxDurationMs: 60_000 }, onEnd: () => {}
   })
   run.release('done')
-  const stream = registry.open(run, 'user')
+  const stream = registry.open(run, 'user', false)
   registry.ended(stream)
   return stream
 }

@@ -48,6 +48,12 @@ export interface SharedStreamInfo {
   resumeToken: string
   /** The producer's lease, whose expiry tells readers elsewhere that its instance died. */
   leaseId?: string
+  /**
+   * Findable from now on, not only once its first events are written: a request with the same
+   * Idempotency-Key looks the stream up before then. Without one, nobody knows its id until the
+   * start event, so the stream is announced with its first events, in the same command.
+   */
+  findableAtOnce?: boolean
 }
 
 /** Where a running stream copies its framed events for the other instances. */

@@ -65,12 +65,18 @@ return 0`
 
 /**
  * One call per stream per tick: the tick's frames as one entry, numbered by its last event; the
- * events' key gets its lifetime with the first events, and the end marker goes with the last.
+ * events' key gets its lifetime with the first events (and the meta, unless it was written at
+ * once), and the end marker goes with the last.
  * KEYS: the stream's events, its meta. ARGV: [1] the lifetime ms when this call writes the first
  * events, else ''; [2] the resume ttl ms when it ends the stream, else ''; [3] the trim bound
- * (MINID); [4] the entry's id; [5] the frames, joined ('' for none).
+ * (MINID); [4] the entry's id; [5] the frames, joined ('' for none); [6...] the meta's fields and
+ * values, when this call writes it.
  */
-const FLUSH = `if ARGV[5] ~= '' then redis.call('XADD', KEYS[1], 'MINID', '~', ARGV[3], ARGV[4], 'f', ARGV[5]) end
+const FLUSH = `if #ARGV > 5 then
+  redis.call('HSET', KEYS[2], unpack(ARGV, 6))
+  redis.call('PEXPIRE', KEYS[2], ARGV[1])
+end
+if ARGV[5] ~= '' then redis.call('XADD', KEYS[1], 'MINID', '~', ARGV[3], ARGV[4], 'f', ARGV[5]) end
 if ARGV[1] ~= '' then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
 if ARGV[2] ~= '' then
   redis.call('XADD', KEYS[1], '1-0', 'end', '1')
@@ -86,7 +92,7 @@ declare module 'ioredis' {
     amLost: (events: string, global: string, lease: string, before: string, after: string, resumeTtlMs: number) => Result<number, Context>
     amRelease: (global: string, tenant: string, lease: string) => Result<number, Context>
     amOpen: (meta: string, lifetimeMs: number, ...fields: string[]) => Result<number, Context>
-    amFlush: (events: string, meta: string, lifetimeMs: number | '', resumeTtlMs: number | '', minId: string, entryId: string, frames: string) => Result<number, Context>
+    amFlush: (events: string, meta: string, lifetimeMs: number | '', resumeTtlMs: number | '', minId: string, entryId: string, frames: string, ...metaFields: string[]) => Result<number, Context>
   }
 }
 
@@ -114,6 +120,8 @@ export interface RedisCoordinatorOptions extends ConcurrencyLimits {
   /** Hears Redis go away (once per outage, with the first failure) and come back. */
   onOutage?: (state: 'down' | 'up', err?: unknown) => void
 }
+
+const NOTHING: string[] = []
 
 /** Entry `0-n` holds the events of one tick, the last of them event n; the end marker `1-0` sorts after every event. */
 const END_ID = '1-0'
@@ -261,10 +269,15 @@ export class RedisCoordinator implements Coordinator, LeaseOwner {
     const lifetime = maxDurationMs + resumeTtlMs
     // A stream outlives a Redis outage; it only stops being resumable elsewhere. Said once per outage.
     const report = this.#failed
-    // Before the first event: a request racing this one (the same Idempotency-Key) finds the stream.
-    this.#redis.amOpen(
-      meta, lifetime, 'org', stream.orgId, 'user', stream.userId, 'agent', stream.agentId, 'lease', stream.leaseId ?? '', 'token', hashToken(stream.resumeToken).toString('hex')
-    ).catch(report)
+    const fields = [
+      'org', stream.orgId, 'user', stream.userId, 'agent', stream.agentId, 'lease', stream.leaseId ?? '', 'token', hashToken(stream.resumeToken).toString('hex')
+    ]
+    /** The meta's fields until the first call writes them with the first events (one command fewer), unless written now. */
+    let announce = fields
+    if (stream.findableAtOnce === true) {
+      this.#redis.amOpen(meta, lifetime, ...fields).catch(report)
+      announce = NOTHING
+    }
     let written = false
     /** The events of this tick, written at its end. */
     let pending: LoggedEvent[] = []
@@ -276,9 +289,10 @@ export class RedisCoordinator implements Coordinator, LeaseOwner {
       // Entries wholly older than the newest maxEvents go.
       const last = batch.at(-1)?.id ?? 0
       this.#redis.amFlush(
-        events, meta, written ? '' : lifetime, ending ? resumeTtlMs : '', `0-${Math.max(last - maxEvents, 0)}`, `0-${last}`, frames
+        events, meta, written ? '' : lifetime, ending ? resumeTtlMs : '', `0-${Math.max(last - maxEvents, 0)}`, `0-${last}`, frames, ...announce
       ).catch(report)
       written = true
+      announce = NOTHING
     }
     const flush = (): void => {
       if (pending.length > 0) write(false)

@@ -98,7 +98,8 @@ export function chatRoutes (router: Router, app: AppContext, resumer: Resumer, i
     const { request, key } = prepared
     const { run, opened, onClose } = await releasingOnFailure(key, async () => await openTurn(res, agentId, principal, request))
     res.off('close', onClose)
-    const stream = app.registry.open(run, principal.userId)
+    // With an Idempotency-Key a request racing this one looks the stream up before its first event.
+    const stream = app.registry.open(run, principal.userId, key !== null)
     // Said before the first byte, so a request racing this one finds the stream it attaches to.
     await key?.settle({ stream: run.id })
     // The POST reads its stream as every resume does, from the start.

@@ -144,13 +144,16 @@ export class StreamRegistry {
     })
   }
 
-  /** Makes `run` a stream with a replay log, findable here and (with a shared coordinator) on every instance. */
-  open (run: StreamRun, userId: string): LocalStream {
+  /**
+   * Makes `run` a stream with a replay log, findable here and (with a shared coordinator) on every
+   * instance: at once when `findableAtOnce` (see `SharedStreamInfo`), else with its first events.
+   */
+  open (run: StreamRun, userId: string, findableAtOnce: boolean): LocalStream {
     const { replayLimits, liveReplay, graceMs, onSlowReader, coordinator } = this.#opts
     const stream = new LocalStream(run, userId, new ReplayLog(replayLimits, eventIdPrefix(run.id), liveReplay), graceMs, onSlowReader)
     this.#streams.set(run.id, stream)
     const { id, orgId, agentId, resumeToken } = stream
-    stream.sink.feed = coordinator.share({ id, orgId, userId, agentId, resumeToken, leaseId: run.leaseId })
+    stream.sink.feed = coordinator.share({ id, orgId, userId, agentId, resumeToken, leaseId: run.leaseId, findableAtOnce })
     return stream
   }
 
