@@ -59,8 +59,9 @@ t.test('comments and retry', async (t) => {
   t.throws(() => frameRetry(1.5), FramingError)
 })
 
-t.test('a stream\'s numbered framer writes what frameEvent writes, and checks its prefix once', async (t) => {
+t.test('a stream\'s numbered framer writes what frameEvent writes for a line of JSON, and checks its prefix once', async (t) => {
   const framer = new NumberedFramer('abc:')
-  for (const data of ['{"a":1}', 'two\nlines', 'cr\rand\r\ncrlf']) t.equal(framer.frame(7, data), frameEvent(data, { id: 'abc:7' }))
+  // Its data is JSON text, which holds no raw line break (the fuzz tests pin that for every chunk).
+  for (const line of ['{"a":1}', '"two\\nlines"', '']) t.equal(framer.frame(7, line), frameEvent(line, { id: 'abc:7' }))
   t.throws(() => new NumberedFramer('bad\nprefix'), FramingError)
 })

@@ -102,9 +102,10 @@ export class ReplayLog {
     return this.#totalBytes
   }
 
-  append (data: string): LoggedEvent {
+  /** Frames and keeps the next event; `line` is its data, one line of JSON (see `NumberedFramer.frame`). */
+  append (line: string): LoggedEvent {
     const id = this.#nextId++
-    const frame = this.#framer.frame(id, data)
+    const frame = this.#framer.frame(id, line)
     // Built by concatenation, a frame is a tree of string pieces: ~290 bytes of heap for a
     // 100-character event. Reading a character flattens it in place (~170 bytes).
     frame.charCodeAt(0)

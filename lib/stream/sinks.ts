@@ -82,8 +82,8 @@ export class BroadcastSink implements ChunkSink {
     if (this.#readers.length === 0 && !this.log.ended) this.#owner.readersGone(reason)
   }
 
-  #broadcast (data: string): Promise<void> | undefined {
-    const event = this.log.append(data)
+  #broadcast (json: string): Promise<void> | undefined {
+    const event = this.log.append(json)
     this.feed?.append(event)
     const frame = event.frame
     let waits: Array<Promise<void>> | undefined
