@@ -23,8 +23,6 @@ export interface TurnContext {
 export interface ChatPlan extends TurnPlan {
   readonly scope: MemoryScope
   readonly userMessage: string
-  /** The reply's stored record, but for its role, content and metadata. */
-  readonly record: Omit<MessageInput, 'role' | 'content' | 'metadata'>
   /** The memories extraction decides against. */
   readonly related: Memory[]
   /** Settles once the question is stored, with the messages of its event-loop turn; the reply waits for it. */
@@ -56,6 +54,11 @@ const EXTRACTION_CONTEXT = 10
 
 /** A question whose commit failed fails its reply's save; until then nobody waits on it. */
 const noWait = (): void => {}
+
+/** A message of the turn's conversation, made from its scope when stored, so a live turn holds no copy of those ids. */
+function messageOf (scope: MemoryScope, sessionId: string, role: MessageInput['role'], content: string, metadata: Record<string, unknown>): MessageInput {
+  return { organization_id: scope.orgId, agent_id: scope.agentId, user_id: scope.userId, session_id: sessionId, role, content, metadata }
+}
 
 /** Bound on extraction that outlived its stream; it then gives up rather than hang a shutdown. */
 const BACKGROUND_EXTRACTION_MS = 60_000
@@ -122,12 +125,11 @@ export class Orchestrator implements TurnServices<ChatPlan> {
     const { model, temperature, max_tokens: maxTokens, top_p: topP } = agent.llm_config
     const llmRequest = { messages, model, temperature, maxTokens, topP, tools: tools.specs(), signal }
     const reply = await llm.open(llmRequest)
-    const record = { organization_id: scope.orgId, agent_id: agent.id, user_id: scope.userId, session_id: sessionId }
     // Stored only once the model accepted the turn, so a 502 leaves no orphan question behind; the
     // first byte does not wait for its commit (it goes with the batch of this event-loop turn), the
     // reply does, so `done` still means both are stored. Failing, it fails the reply (see saveReply).
     // Resolved with nothing: a turn that waits long for its upstream need not hold the stored record.
-    const question = this.#messages.append({ ...record, role: 'user', content: request.message, metadata: request.metadata ?? {} }).then(noWait)
+    const question = this.#messages.append(messageOf(scope, sessionId, 'user', request.message, request.metadata ?? {})).then(noWait)
     question.catch(noWait)
     const plan: ChatPlan = {
       sessionId,
@@ -137,7 +139,6 @@ export class Orchestrator implements TurnServices<ChatPlan> {
       tools: { signal, scope, sessionId, memories, memoryOps: [] },
       scope,
       userMessage: request.message,
-      record,
       related: found.slice(0, EXTRACTION_CONTEXT),
       question
     }
@@ -152,7 +153,7 @@ export class Orchestrator implements TurnServices<ChatPlan> {
   async saveReply (plan: ChatPlan, content: string, outcome: 'done' | 'incomplete', usage: TokenUsage | null, reasoning: string): Promise<Message> {
     const store = this.#opts.memories.store
     try {
-      const reply = this.#messages.append({ ...plan.record, role: 'assistant', content, metadata: reasoning === '' ? { outcome, usage } : { outcome, usage, reasoning } })
+      const reply = this.#messages.append(messageOf(plan.scope, plan.sessionId, 'assistant', content, reasoning === '' ? { outcome, usage } : { outcome, usage, reasoning }))
       return (await Promise.all([plan.question, reply]))[1]
     } catch (err) {
       // Deleting the agent took its conversation: say so instead of a bare internal error.
