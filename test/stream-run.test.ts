@@ -2,7 +2,7 @@ import t from 'tap'
 import { StreamRun } from '../lib/stream/run.js'
 import { ConcurrencyLimiter } from '../lib/limits/concurrency.js'
 import type { StreamOutcome } from '../lib/stream/outcomes.js'
-import { timerCount } from './helpers/settle.js'
+import { timerCount, within } from './helpers/settle.js'
 
 t.test('release frees slot, timers and signal once, however often it is called', async (t) => {
   const limiter = new ConcurrencyLimiter({ maxPerTenant: 1, maxTotal: 1 })
@@ -26,4 +26,24 @@ t.test('release frees slot, timers and signal once, however often it is called',
   t.equal(timerCount(), before, 'timers cleared')
   t.ok(run.signal.aborted, 'the upstream signal is aborted on release')
   t.equal(run.bufferedBytes, 0, 'no sink, nothing buffered')
+})
+
+t.test('an idle bound later than the first-token one still holds when the first token did not re-arm the timer', async (t) => {
+  const limiter = new ConcurrencyLimiter({ maxPerTenant: 1, maxTotal: 1 })
+  const acquired = limiter.tryAcquire('o')
+  if (!acquired.ok) throw new Error('slot expected')
+  const run = new StreamRun({
+    orgId: 'o',
+    lease: acquired.lease,
+    timeouts: { firstTokenMs: 50, idleMs: 200, maxDurationMs: 10_000 },
+    onEnd: () => {}
+  })
+  t.teardown(() => { run.release('done') })
+  const tokenAt = performance.now()
+  run.token()
+  const aborted = new Promise<unknown>((resolve) => run.signal.addEventListener('abort', () => { resolve(run.signal.reason) }))
+  const reason = await within(aborted, 2000, 'the idle timeout')
+  const after = performance.now() - tokenAt
+  t.match(reason, { name: 'StreamTimeoutError', kind: 'idle', ms: 200 }, 'the idle bound ended it, not the first-token one')
+  t.ok(after >= 199, `not before the idle bound (${after.toFixed(0)} ms after the token)`)
 })

@@ -56,7 +56,10 @@ export class StreamRun {
   readonly #controller = new AbortController()
   readonly #opts: StreamRunOptions
   /** One timer for all three bounds, armed for the nearest; activity only records the time. */
-  #timer: NodeJS.Timeout
+  // Set by #arm() in the constructor.
+  #timer!: NodeJS.Timeout
+  /** The deadline (performance.now() time) the timer is armed for. */
+  #armedFor = 0
   /** When the last token or event came; -1 until the first. */
   #lastActivity = -1
   #sawToken = false
@@ -72,7 +75,12 @@ export class StreamRun {
     this.requestId = opts.requestId
     this.observer = opts.observer ?? {}
     // The first-token clock starts now: it also bounds opening the upstream.
-    this.#timer = setTimeout(StreamRun.#timerFired, this.#nextDeadline() - this.startedAt, this)
+    this.#arm(this.#nextDeadline(), this.startedAt)
+  }
+
+  #arm (deadline: number, now: number): void {
+    this.#armedFor = deadline
+    this.#timer = setTimeout(StreamRun.#timerFired, deadline - now, this)
   }
 
   /** The nearest bound: max duration, and first token or idle depending on whether anything came yet. */
@@ -95,7 +103,7 @@ export class StreamRun {
     const now = performance.now()
     const deadline = this.#nextDeadline()
     if (now < deadline) {
-      this.#timer = setTimeout(StreamRun.#timerFired, deadline - now, this)
+      this.#arm(deadline, now)
       return
     }
     const { firstTokenMs, idleMs, maxDurationMs } = this.#opts.timeouts
@@ -157,9 +165,13 @@ export class StreamRun {
     const first = this.#lastActivity < 0
     this.#lastActivity = now
     if (!first) return
-    // The idle bound may be nearer than the first-token one the timer is armed for.
+    // The idle bound may be nearer than the first-token one the timer is armed for: then it is
+    // re-armed. A later one (the default: idle 60 s, first token 30 s) waits for the timer, which
+    // re-arms when it fires, so a short turn sets one timer, not two.
+    const deadline = this.#nextDeadline()
+    if (deadline >= this.#armedFor) return
     clearTimeout(this.#timer)
-    this.#timer = setTimeout(StreamRun.#timerFired, this.#nextDeadline() - now, this)
+    this.#arm(deadline, now)
   }
 
   /** Frees slot, timers and upstream request. Safe to call from every exit path; acts once. */
