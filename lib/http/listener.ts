@@ -44,7 +44,9 @@ export function createListener (opts: ListenerOptions): http.Server {
   function logRequest (this: AppResponse): void {
     const req = this.req
     // The path only: query strings can carry resume tokens.
-    const path = (req.url as string).split('?', 1)[0]
+    const url = req.url as string
+    const query = url.indexOf('?')
+    const path = query === -1 ? url : url.slice(0, query)
     // No status when the client left before any answer: none was sent.
     const status = this.headersSent ? this.statusCode : null
     logger.info({ req_id: this.requestId, method: req.method, path, status, ms: Math.round(performance.now() - this.startedAt) }, 'request')
