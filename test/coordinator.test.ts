@@ -120,7 +120,10 @@ t.test('redis: a shared stream is found, replayed and followed live on another i
   const info = { id: 'stream-1', orgId: 'org', userId: 'user', agentId: 'agent', resumeToken: 'secret-token', leaseId: leaseOf(await runner.acquire('org')).id }
   const feed = runner.share(info)
   const log = new ReplayLog({ maxEvents: 100, maxBytes: 1 << 20 })
-  const append = (data: string): void => feed.append(log.append(data))
+  const append = (data: string): void => {
+    const frame = log.append(data)
+    feed.append(log.lastId, frame)
+  }
   append('{"n":1}')
   append('{"n":2}')
   await until(async () => (await reader.find('stream-1'))?.lastId === 2, 5000, '(await reader.find(\'stream-1\'))?.lastId === 2')
@@ -187,7 +190,7 @@ t.test('redis: a stream shared without findableAtOnce is announced with its firs
   const feed = c.share({ id: 'later', orgId: 'o', userId: 'u', agentId: 'a', resumeToken: 'x', leaseId: 'l' })
   await c.ping() // behind anything share() sent
   t.equal(await c.find('later'), null, 'nobody knows its id before its start event, so nothing is written yet')
-  feed.append({ id: 1, frame: 'id: later:1\ndata: {}\n\n' })
+  feed.append(1, 'id: later:1\ndata: {}\n\n')
   await until(async () => (await c.find('later')) !== null, 5000, 'the stream to be found with its first event')
   t.match(await c.find('later'), { orgId: 'o', userId: 'u', agentId: 'a', lastId: 1, firstId: 1, ended: false })
   t.ok((await c.find('later'))?.matchesToken('x'), 'with its resume token\'s hash')
@@ -207,7 +210,7 @@ t.test('redis: a follower stops when its reader leaves, and when the stream expi
   const prefix = `test:${randomBytes(6).toString('hex')}:`
   const runner = await openRedis(t, { keyPrefix: prefix, maxDurationMs: 300, resumeTtlMs: 100 })
   const feed = runner.share({ id: 's', orgId: 'o', userId: 'u', agentId: 'a', resumeToken: 'x', leaseId: leaseOf(await runner.acquire('o')).id })
-  feed.append({ id: 1, frame: 'id: 1\ndata: {}\n\n' })
+  feed.append(1, 'id: 1\ndata: {}\n\n')
   await until(async () => (await runner.find('s')) !== null, 5000, '(await runner.find(\'s\')) !== null')
   const found = await runner.find('s') as RemoteStream
   const leaving = new AbortController()
@@ -233,7 +236,7 @@ t.test('redis: a stream whose producer died ends for every reader, and for later
   const lease = leaseOf(await runner.acquire('o'))
   const feed = runner.share({ id: 'p', orgId: 'o', userId: 'u', agentId: 'a', resumeToken: 'x', leaseId: lease.id })
   const log = new ReplayLog({ maxEvents: 100, maxBytes: 1 << 20 })
-  feed.append(log.append('{"n":1}'))
+  feed.append(1, log.append('{"n":1}'))
   await until(async () => (await reader.find('p'))?.lastId === 1, 5000, '(await reader.find(\'p\'))?.lastId === 1')
   const found = await reader.find('p') as RemoteStream
   const frames = async (): Promise<string[]> => {
@@ -257,7 +260,7 @@ t.test('redis: events trimmed under a slow reader are reported, not skipped', as
   const feed = c.share({ id: 's', orgId: 'o', userId: 'u', agentId: 'a', resumeToken: 'x' })
   // One event per tick, one entry each; MINID ~ trims whole nodes: write enough that the first ones surely go.
   for (let id = 1; id <= 300; id++) {
-    feed.append({ id, frame: `id: ${id}\n\n` })
+    feed.append(id, `id: ${id}\n\n`)
     await new Promise((resolve) => setImmediate(resolve))
   }
   await until(async () => ((await c.find('s'))?.lastId === 300), 5000, '((await c.find(\'s\'))?.lastId === 300)')
@@ -272,9 +275,9 @@ t.test('redis: the events of one tick are one entry, replayed one by one from an
   const runner = await openRedis(t, { keyPrefix: prefix })
   const reader = await openRedis(t, { keyPrefix: prefix })
   const feed = runner.share({ id: 'tick', orgId: 'o', userId: 'u', agentId: 'a', resumeToken: 'x' })
-  for (let id = 1; id <= 5; id++) feed.append({ id, frame: `id: tick:${id}\n\n` })
+  for (let id = 1; id <= 5; id++) feed.append(id, `id: tick:${id}\n\n`)
   await new Promise((resolve) => setImmediate(resolve))
-  feed.append({ id: 6, frame: 'id: tick:6\n\n' })
+  feed.append(6, 'id: tick:6\n\n')
   feed.end()
   const raw = new Redis(REDIS_URL)
   t.teardown(() => raw.disconnect())
@@ -301,7 +304,7 @@ t.test('redis: a tick of thousands of events is one entry, replayed from a curso
   const feed = runner.share({ id: 'big', orgId: 'o', userId: 'u', agentId: 'a', resumeToken: 'x' })
   // A frame's data may span lines; the blank line after it is the only one in it.
   const frame = (id: number): string => `id: big:${id}\ndata: line one\ndata: \ndata: line three\n\n`
-  for (let id = 1; id <= 5000; id++) feed.append({ id, frame: frame(id) })
+  for (let id = 1; id <= 5000; id++) feed.append(id, frame(id))
   feed.end()
   await until(async () => (await reader.find('big'))?.ended === true, 5000, 'the stream to end in Redis')
   const raw = new Redis(REDIS_URL)
@@ -339,7 +342,7 @@ t.test('redis: events not yet written when the coordinator closes are written be
   const runner = await openRedis(t, { keyPrefix: prefix }) // its teardown closes it again: a no-op
   const reader = await openRedis(t, { keyPrefix: prefix })
   const feed = runner.share({ id: 'closing', orgId: 'o', userId: 'u', agentId: 'a', resumeToken: 'x' })
-  feed.append({ id: 1, frame: 'id: closing:1\n\n' })
+  feed.append(1, 'id: closing:1\n\n')
   feed.end()
   await runner.close() // in the same iteration: the writes were still due
   t.match(await reader.find('closing'), { firstId: 1, lastId: 1, ended: true })
@@ -362,7 +365,7 @@ t.test('redis: unreachable Redis refuses new slots with CoordinatorUnavailableEr
   await t.rejects(c.cancel('s'), CoordinatorUnavailableError)
   await t.rejects(c.ping())
   const feed = c.share({ id: 's', orgId: 'o', userId: 'u', agentId: 'a', resumeToken: 'x' })
-  feed.append({ id: 1, frame: 'x' })
+  feed.append(1, 'x')
   feed.end()
   await sleep(100)
   t.equal(outages.length, 1, 'said once per outage, not per request, stream or event')
@@ -394,7 +397,7 @@ t.test('redis: a stream\'s keys expire with its lifetime while it runs and with 
   t.equal(await raw.zcard(`${prefix}{limits}:all`), 1)
   t.equal(await raw.zcard(`${prefix}{limits}:tenant:t`), 1)
   const feed = c.share({ id: 'ttl', orgId: 'o', userId: 'u', agentId: 'a', resumeToken: 'x', leaseId: lease.id })
-  feed.append({ id: 1, frame: 'id: ttl:1\ndata: {}\n\n' })
+  feed.append(1, 'id: ttl:1\ndata: {}\n\n')
   const [meta, events] = [`${prefix}stream:{ttl}:meta`, `${prefix}stream:{ttl}:events`]
   await until(async () => await raw.exists(events) === 1, 5000, 'the first event is in Redis')
   for (const key of [meta, events]) {

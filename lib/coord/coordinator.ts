@@ -58,7 +58,8 @@ export interface SharedStreamInfo {
 
 /** Where a running stream copies its framed events for the other instances. */
 export interface StreamFeed {
-  append: (event: LoggedEvent) => void
+  /** Event `id`, framed. */
+  append: (id: number, frame: string) => void
   end: () => void
 }
 

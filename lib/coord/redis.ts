@@ -279,15 +279,13 @@ export class RedisCoordinator implements Coordinator, LeaseOwner {
       announce = NOTHING
     }
     let written = false
-    /** The events of this tick, written at its end. */
-    let pending: LoggedEvent[] = []
+    /** The frames of this tick, written at its end, and the id of the last of them. */
+    let pending = ''
+    let last = 0
     const write = (ending: boolean): void => {
-      const batch = pending
-      pending = []
-      let frames = ''
-      for (const event of batch) frames += event.frame
-      // Entries wholly older than the newest maxEvents go.
-      const last = batch.at(-1)?.id ?? 0
+      const frames = pending
+      pending = ''
+      // Entries wholly older than the newest maxEvents go (with no frames, nothing is added or trimmed).
       this.#redis.amFlush(
         events, meta, written ? '' : lifetime, ending ? resumeTtlMs : '', `0-${Math.max(last - maxEvents, 0)}`, `0-${last}`, frames, ...announce
       ).catch(report)
@@ -295,12 +293,14 @@ export class RedisCoordinator implements Coordinator, LeaseOwner {
       announce = NOTHING
     }
     const flush = (): void => {
-      if (pending.length > 0) write(false)
+      if (pending !== '') write(false)
     }
     return {
       // Redis per tick, not per event: all events a stream makes in one tick are one call.
-      append: (event) => {
-        if (pending.push(event) === 1) process.nextTick(flush)
+      append: (id, frame) => {
+        if (pending === '') process.nextTick(flush)
+        pending += frame
+        last = id
       },
       end: () => { write(true) }
     }

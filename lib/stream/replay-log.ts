@@ -5,8 +5,8 @@ export interface ReplayLimits {
   maxBytes: number
 }
 
-/** What an event holds beside its characters (record, slot, string header), measured at about 75 bytes. */
-const EVENT_OVERHEAD = 80
+/** What an event holds beside its characters (its array slot, its string's header), measured at about 33 bytes. */
+const EVENT_OVERHEAD = 40
 const cost = (frame: string): number => frame.length + EVENT_OVERHEAD
 
 /**
@@ -69,8 +69,13 @@ export class ReplayLog {
   /** Written before each event's number in its `id:` line (the stream's id, see event-id.ts). */
   readonly #framer: NumberedFramer
   readonly #budget: ReplayBudget | undefined
-  /** Dropped events' slots are cleared, so the array holds only what the bounds allow. */
-  #events: Array<LoggedEvent | undefined> = []
+  /**
+   * The frames, an event's id being its index plus `#base`: a frame needs no record of its own
+   * (some 40 bytes each, for as long as the stream is resumable). Dropped events' slots are
+   * cleared, so the array holds only what the bounds allow.
+   */
+  #frames: Array<string | undefined> = []
+  #base = 1
   #head = 0
   #bytes = 0
   #totalBytes = 0
@@ -102,35 +107,35 @@ export class ReplayLog {
     return this.#totalBytes
   }
 
-  /** Frames and keeps the next event; `line` is its data, one line of JSON (see `NumberedFramer.frame`). */
-  append (line: string): LoggedEvent {
+  /** Frames and keeps the next event (its id is `lastId` now); `line` is its data, one line of JSON (see `NumberedFramer.frame`). */
+  append (line: string): string {
     const id = this.#nextId++
     const frame = this.#framer.frame(id, line)
     // Built by concatenation, a frame is a tree of string pieces: ~290 bytes of heap for a
     // 100-character event. Reading a character flattens it in place (~170 bytes).
     frame.charCodeAt(0)
-    const event = { id, frame }
-    this.#events.push(event)
+    this.#frames.push(frame)
     const bytes = cost(frame)
     this.#bytes += bytes
     this.#budget?.charge(bytes)
     this.#totalBytes += frame.length
-    while (this.#events.length - this.#head > this.#limits.maxEvents || this.#bytes > this.#limits.maxBytes) {
+    while (this.#frames.length - this.#head > this.#limits.maxEvents || this.#bytes > this.#limits.maxBytes) {
       if (!this.#dropOldest()) break
     }
     this.#budget?.reclaim()
-    return event
+    return frame
   }
 
   /** Drops the oldest event; false when only the newest is left (it always stays, however large). */
   #dropOldest (): boolean {
-    if (this.#events.length - this.#head <= 1) return false
-    const bytes = cost((this.#events[this.#head] as LoggedEvent).frame)
+    if (this.#frames.length - this.#head <= 1) return false
+    const bytes = cost(this.#frames[this.#head] as string)
     this.#bytes -= bytes
     this.#budget?.charge(-bytes)
-    this.#events[this.#head++] = undefined
-    if (this.#head > 1024 && this.#head * 2 > this.#events.length) {
-      this.#events = this.#events.slice(this.#head)
+    this.#frames[this.#head++] = undefined
+    if (this.#head > 1024 && this.#head * 2 > this.#frames.length) {
+      this.#frames = this.#frames.slice(this.#head)
+      this.#base += this.#head
       this.#head = 0
     }
     return true
@@ -145,11 +150,12 @@ export class ReplayLog {
 
   /** Events after `cursor`, or null when the ones right after it were already dropped. */
   after (cursor: number): LoggedEvent[] | null {
-    const first = this.#events[this.#head]?.id ?? this.#nextId
+    // The oldest kept event's id (the next one's while the log is empty).
+    const first = this.#base + this.#head
     if (cursor >= this.lastId) return []
     if (cursor < first - 1) return null
     // Slots from the head on are all set: only dropped ones (before the head) are cleared.
-    return this.#events.slice(this.#head + cursor - first + 1) as LoggedEvent[]
+    return this.#frames.slice(cursor + 1 - this.#base).map((frame, i) => ({ id: cursor + 1 + i, frame: frame as string }))
   }
 
   end (): void {

@@ -83,9 +83,8 @@ export class BroadcastSink implements ChunkSink {
   }
 
   #broadcast (json: string): Promise<void> | undefined {
-    const event = this.log.append(json)
-    this.feed?.append(event)
-    const frame = event.frame
+    const frame = this.log.append(json)
+    this.feed?.append(this.log.lastId, frame)
     let waits: Array<Promise<void>> | undefined
     for (const reader of this.#readers) {
       if (reader.write(frame)) continue
