@@ -70,12 +70,11 @@ export class ReplayLog {
   readonly #framer: NumberedFramer
   readonly #budget: ReplayBudget | undefined
   /**
-   * The frames, an event's id being its index plus `#base`: a frame needs no record of its own
-   * (some 40 bytes each, for as long as the stream is resumable). Dropped events' slots are
-   * cleared, so the array holds only what the bounds allow.
+   * The frames, without a record each (some 40 bytes, for as long as the stream is resumable):
+   * the kept ones, from the head, are the newest, so their ids follow from `#nextId`. Dropped
+   * events' slots are cleared, so the array holds only what the bounds allow.
    */
   #frames: Array<string | undefined> = []
-  #base = 1
   #head = 0
   #bytes = 0
   #totalBytes = 0
@@ -135,7 +134,6 @@ export class ReplayLog {
     this.#frames[this.#head++] = undefined
     if (this.#head > 1024 && this.#head * 2 > this.#frames.length) {
       this.#frames = this.#frames.slice(this.#head)
-      this.#base += this.#head
       this.#head = 0
     }
     return true
@@ -151,11 +149,11 @@ export class ReplayLog {
   /** Events after `cursor`, or null when the ones right after it were already dropped. */
   after (cursor: number): LoggedEvent[] | null {
     // The oldest kept event's id (the next one's while the log is empty).
-    const first = this.#base + this.#head
+    const first = this.#nextId - (this.#frames.length - this.#head)
     if (cursor >= this.lastId) return []
     if (cursor < first - 1) return null
     // Slots from the head on are all set: only dropped ones (before the head) are cleared.
-    return this.#frames.slice(cursor + 1 - this.#base).map((frame, i) => ({ id: cursor + 1 + i, frame: frame as string }))
+    return this.#frames.slice(this.#head + cursor + 1 - first).map((frame, i) => ({ id: cursor + 1 + i, frame: frame as string }))
   }
 
   end (): void {
