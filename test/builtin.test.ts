@@ -1,16 +1,19 @@
 import t from 'tap'
-import { BuiltinProvider, composeReply, countTokens, tokenize } from '../lib/llm/builtin.js'
+import { BuiltinProvider, composeReply, countTokens } from '../lib/llm/builtin.js'
 import { memoryBlock } from '../lib/chat/prompt.js'
 import { record, RecordingHandler, type Pushed } from './helpers/reply.js'
 
-t.test('tokens concatenate back to the reply exactly', async (t) => {
-  for (const text of ['You said: hi', '  leading and trailing  ', 'multi\nline\ttext', '']) {
-    t.equal(tokenize(text).join(''), text)
+t.test('its tokens concatenate back to the reply exactly, as many as countTokens counts', async (t) => {
+  const llm = new BuiltinProvider({ tokenDelayMs: 0 })
+  for (const message of ['hi', '  leading and trailing  ', 'multi\nline\ttext', '', 'one', '\u00a0nbsp\u2028sep', 'ends in spaces   ']) {
+    const out = await record(await llm.open({ messages: [{ role: 'user', content: message }], signal: new AbortController().signal }))
+    const texts = out.flatMap((p) => p.type === 'text' ? [p.text] : [])
+    const reply = `You said: ${message}`
+    t.equal(texts.join(''), reply, `tokens of ${encodeURIComponent(message)}`)
+    t.equal(texts.length, countTokens(reply), 'counted as streamed')
+    t.match(out.at(-1), { type: 'usage', usage: { completion_tokens: texts.length } }, 'and reported as the completion')
   }
-  t.same(tokenize('a b'), ['a ', 'b'])
-  for (const text of ['You said: hi', '  leading and trailing  ', 'multi\nline\ttext', '', 'one', '\u00a0nbsp\u2028sep']) {
-    t.equal(countTokens(text), tokenize(text).length, `counted as tokenized: ${encodeURIComponent(text)}`)
-  }
+  t.equal(countTokens(''), 0)
   t.equal(countTokens('a b c'), 3, 'and again: the shared expression starts over each time')
 })
 

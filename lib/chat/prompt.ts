@@ -38,18 +38,21 @@ export function readMemoryBlock (text: string): string[] {
  * (newest kept), then the user's message. Pure, so what the model sees is testable without a model.
  */
 export function buildPrompt (parts: PromptParts): ChatMessage[] {
-  const messages: ChatMessage[] = []
-  if (parts.system !== null && parts.system !== '') messages.push({ role: 'system', content: parts.system })
-  if (parts.context !== null) messages.push({ role: 'system', content: parts.context })
-  const kept: ChatMessage[] = []
+  const { history } = parts
+  // The newest history that fits the budget: from `first` on.
   let budget = parts.historyCharBudget
-  for (let i = parts.history.length - 1; i >= 0; i--) {
-    const m = parts.history[i] as Message
-    budget -= m.content.length
+  let first = history.length
+  while (first > 0) {
+    budget -= (history[first - 1] as Message).content.length
     if (budget < 0) break
-    kept.push(m.role === 'user' ? { role: 'user', content: m.content } : { role: 'assistant', content: m.content })
+    first--
   }
-  for (let i = kept.length - 1; i >= 0; i--) messages.push(kept[i] as ChatMessage)
-  messages.push({ role: 'user', content: parts.message })
-  return messages
+  const head: ChatMessage[] = []
+  if (parts.system !== null && parts.system !== '') head.push({ role: 'system', content: parts.system })
+  if (parts.context !== null) head.push({ role: 'system', content: parts.context })
+  // The stream keeps this array for its life: concat sizes it exactly, where pushing even one
+  // message onto an empty array reserves 17 slots (184 bytes).
+  return head.concat(history.slice(first).map(asPromptMessage), { role: 'user', content: parts.message })
 }
+
+const asPromptMessage = (m: Message): ChatMessage => m.role === 'user' ? { role: 'user', content: m.content } : { role: 'assistant', content: m.content }

@@ -46,8 +46,10 @@ class BuiltinReply implements LlmReply {
   readonly #request: LlmRequest
   readonly #delayMs: number
   #handler: ReplyHandler | null = null
-  #tokens: string[] = []
-  #next = 0
+  /** The reply, cut into tokens as they go out: an idle stream holds its text, not an array of its words. */
+  #text = ''
+  #at = 0
+  #sent = 0
   #timer: NodeJS.Timeout | null = null
   #listening = false
   // Set by pipe() before anything can settle the reply.
@@ -71,7 +73,7 @@ class BuiltinReply implements LlmReply {
       this.#reportUsage(1)
       return Promise.resolve()
     }
-    this.#tokens = tokenize(composeReply(messages))
+    this.#text = composeReply(messages)
     return new Promise<void>((resolve, reject) => {
       this.#resolve = resolve
       this.#reject = reject
@@ -85,8 +87,8 @@ class BuiltinReply implements LlmReply {
     const handler = this.#handler as ReplyHandler
     while (!this.#settled) {
       if (signal.aborted) return this.#fail(signal.reason)
-      if (this.#next === this.#tokens.length) return this.#succeed()
-      handler.onText(this.#tokens[this.#next++] as string)
+      if (this.#at === this.#text.length) return this.#succeed()
+      handler.onText(this.#nextToken())
       // Paused after the last token too: the reply ends once the reader caught up, as a relayed one does.
       const paused = handler.paused
       if (paused !== null) {
@@ -94,14 +96,23 @@ class BuiltinReply implements LlmReply {
         paused.then(() => { this.#afterToken() }, (err: unknown) => { this.#fail(err) })
         return
       }
-      if (this.#delayMs > 0 && this.#next < this.#tokens.length) return this.#afterToken()
+      if (this.#delayMs > 0 && this.#at < this.#text.length) return this.#afterToken()
     }
+  }
+
+  /** The token at `#at` (a reply never ends inside one: TOKEN matches any non-empty rest). */
+  #nextToken (): string {
+    TOKEN_AT.lastIndex = this.#at
+    const token = (TOKEN_AT.exec(this.#text) as RegExpExecArray)[0]
+    this.#at = TOKEN_AT.lastIndex
+    this.#sent++
+    return token
   }
 
   /** The next token (or the end): after the delay, or at once. */
   #afterToken (): void {
     if (this.#settled) return
-    if (this.#delayMs === 0 || this.#next === this.#tokens.length) return this.#emit()
+    if (this.#delayMs === 0 || this.#at === this.#text.length) return this.#emit()
     this.#listen()
     // One timer for the whole reply, re-armed per token.
     if (this.#timer === null) this.#timer = setTimeout(BuiltinReply.#timerFired, this.#delayMs, this)
@@ -128,7 +139,7 @@ class BuiltinReply implements LlmReply {
   /** Only from #emit's loop, which runs while the reply is unsettled. */
   #succeed (): void {
     this.#settle()
-    this.#reportUsage(this.#tokens.length)
+    this.#reportUsage(this.#sent)
     this.#resolve()
   }
 
@@ -162,14 +173,12 @@ function planCall (messages: ChatMessage[], offered: Set<string>): PlannedCall |
   return null
 }
 
-const TOKEN = /\S+\s*|\s+/g
-
 /** Words with their trailing space, so the concatenated tokens equal the reply exactly. */
-export function tokenize (text: string): string[] {
-  return text.match(TOKEN) ?? []
-}
+const TOKEN = /\S+\s*|\s+/g
+/** The same tokens, one at a time from a given index. */
+const TOKEN_AT = /\S+\s*|\s+/y
 
-/** How many tokens `tokenize` would make, without making them (`test` builds no match arrays). */
+/** How many tokens the reply `text` is streamed as (`test` builds no match arrays). */
 export function countTokens (text: string): number {
   TOKEN.lastIndex = 0
   let n = 0

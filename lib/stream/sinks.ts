@@ -41,7 +41,8 @@ export class BroadcastSink implements ChunkSink {
   feed: StreamFeed | null = null
   /**
    * Replaced, not changed, when a reader comes or goes (rare): most streams have one reader for
-   * life, and an array of one is some 40 bytes where a Set is some 150.
+   * life, and an array of one is some 56 bytes where a Set is some 150 (made by `concat`, which
+   * sizes it exactly: a spread or a push reserves 17 slots, 184 bytes).
    */
   #readers: readonly SseWriter[] = []
   /** An object rather than two callbacks: no closures per stream. */
@@ -69,7 +70,7 @@ export class BroadcastSink implements ChunkSink {
     writer.open()
     for (const e of missed) writer.write(e.frame)
     if (this.log.ended) writer.end()
-    else this.#readers = [...this.#readers, writer]
+    else this.#readers = this.#readers.concat(writer)
     return true
   }
 
