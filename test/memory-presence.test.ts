@@ -41,7 +41,7 @@ async function setup (t: Tap.Test, opts: { ttlMs?: number, withPresence?: boolea
   const at = { ...scope, agentId: agent.id }
   return {
     service, store, calls, announced, at,
-    find: async (query: string) => (await service.retrieve(at, query, 10, signal)).map((m) => m.content),
+    find: async (query: string) => (await service.retrieve(at, query, 10, { signal })).map((m) => m.content),
     holdProbes: () => { let release = (): void => {}; hold = new Promise((resolve) => { release = () => { hold = null; resolve() } }); return release },
     fromElsewhere: (type: 'memories' | 'agent', id: string) => { for (const l of listeners) l({ type, id }) }
   }
@@ -56,7 +56,7 @@ t.test('a user with no memories: one probe, then no search at all until a memory
   t.same(s.announced, [`memories:o/${s.at.agentId}/u1`], 'the other instances are told')
   t.same(await s.find('pizza'), ['User likes pizza'], 'found on the very next turn')
   t.same(s.calls, { probes: 1, searches: 1 }, 'known to have memories: searched without another probe')
-  t.same(await s.service.retrieve({ ...s.at, userId: 'u2' }, 'pizza', 10, signal), [], 'another user of the agent has none')
+  t.same(await s.service.retrieve({ ...s.at, userId: 'u2' }, 'pizza', 10, { signal }), [], 'another user of the agent has none')
 })
 
 t.test('a memory added on another instance: the announcement drops what this one knew', async (t) => {

@@ -1,9 +1,10 @@
 import { setMaxListeners } from 'node:events'
 import { uuidV7 } from '../random.js'
 import type { Principal } from '../auth/jwt.js'
-import type { LlmProvider, LlmReply, TokenUsage } from '../llm/provider.js'
+import type { AbortSource, CancelView, CancelWatcher } from '../cancel.js'
+import type { ChatMessage, LlmProvider, LlmReply, LlmRequest, TokenUsage, ToolSpec } from '../llm/provider.js'
 import type { MemoryExtractor } from '../memory/extractor.js'
-import type { MemoryScope, MemoryService } from '../memory/service.js'
+import type { MemoryOp, MemoryScope, MemoryService } from '../memory/service.js'
 import type { ChatRequest } from '../schemas.js'
 import type { Agent, Memory, Message, MessageInput } from '../store/store.js'
 import type { ToolContext, ToolOutcome, ToolRegistry } from '../tools/registry.js'
@@ -16,7 +17,8 @@ export interface TurnContext {
   principal: Principal
   agent: Agent
   request: ChatRequest
-  signal: AbortSignal
+  /** The stream's cancellation: its signal is made only for what needs one (an upstream request, a tool). */
+  cancel: CancelView
 }
 
 /** A chat turn's plan: what the pipeline reads, and what storing and extraction need. */
@@ -58,6 +60,51 @@ const noWait = (): void => {}
 /** A message of the turn's conversation, made from its scope when stored, so a live turn holds no copy of those ids. */
 function messageOf (scope: MemoryScope, sessionId: string, role: MessageInput['role'], content: string, metadata: Record<string, unknown>): MessageInput {
   return { organization_id: scope.orgId, agent_id: scope.agentId, user_id: scope.userId, session_id: sessionId, role, content, metadata }
+}
+
+/** A turn's request to its model: `signal` is made when a provider first reads it; the built-in model watches `cancel`. */
+class TurnRequest implements LlmRequest {
+  readonly messages: ChatMessage[]
+  readonly model: string | undefined
+  readonly temperature: number | undefined
+  readonly maxTokens: number | undefined
+  readonly topP: number | undefined
+  readonly tools: readonly ToolSpec[]
+  readonly cancel: CancelView
+
+  constructor (messages: ChatMessage[], config: Agent['llm_config'], tools: readonly ToolSpec[], cancel: CancelView) {
+    this.messages = messages
+    this.model = config.model
+    this.temperature = config.temperature
+    this.maxTokens = config.max_tokens
+    this.topP = config.top_p
+    this.tools = tools
+    this.cancel = cancel
+  }
+
+  get signal (): AbortSignal {
+    return this.cancel.signal
+  }
+}
+
+/** What the turn's tools may use; their signal too is made when a tool first reads it. */
+class TurnTools implements ToolContext {
+  readonly scope: MemoryScope
+  readonly sessionId: string
+  readonly memories: MemoryService
+  readonly memoryOps: MemoryOp[] = []
+  readonly #abort: AbortSource
+
+  constructor (abort: AbortSource, scope: MemoryScope, sessionId: string, memories: MemoryService) {
+    this.#abort = abort
+    this.scope = scope
+    this.sessionId = sessionId
+    this.memories = memories
+  }
+
+  get signal (): AbortSignal {
+    return this.#abort.signal
+  }
 }
 
 /** Bound on extraction that outlived its stream; it then gives up rather than hang a shutdown. */
@@ -102,7 +149,7 @@ export class Orchestrator implements TurnServices<ChatPlan> {
 
   /** Everything before the first byte: history, memories, prompt, and the upstream accepting the turn. */
   async open (ctx: TurnContext): Promise<OpenedTurn> {
-    const { principal, agent, request, signal } = ctx
+    const { principal, agent, request, cancel } = ctx
     const { memories, llm, tools } = this.#opts
     const store = memories.store
     // Time-ordered, as record ids are: a new session lands at the end of the history index.
@@ -113,7 +160,7 @@ export class Orchestrator implements TurnServices<ChatPlan> {
       : await store.listMessages(scope.orgId, agent.id, { sessionId, userId: scope.userId, limit: this.#opts.historyMessages ?? 20 })
     // One search serves both the prompt (top max_memories) and extraction (top 10, what it decides against).
     const maxMemories = request.max_memories ?? 10
-    const found = await memories.retrieve(scope, request.message, Math.max(maxMemories, EXTRACTION_CONTEXT), signal)
+    const found = await memories.retrieve(scope, request.message, Math.max(maxMemories, EXTRACTION_CONTEXT), cancel)
     const retrieved = found.slice(0, maxMemories)
     const messages = buildPrompt({
       system: agent.system,
@@ -122,8 +169,7 @@ export class Orchestrator implements TurnServices<ChatPlan> {
       message: request.message,
       historyCharBudget: this.#opts.historyCharBudget ?? 16_000
     })
-    const { model, temperature, max_tokens: maxTokens, top_p: topP } = agent.llm_config
-    const llmRequest = { messages, model, temperature, maxTokens, topP, tools: tools.specs(), signal }
+    const llmRequest = new TurnRequest(messages, agent.llm_config, tools.specs(), cancel)
     const reply = await llm.open(llmRequest)
     // Stored only once the model accepted the turn, so a 502 leaves no orphan question behind; the
     // first byte does not wait for its commit (it goes with the batch of this event-loop turn), the
@@ -136,7 +182,7 @@ export class Orchestrator implements TurnServices<ChatPlan> {
       memoriesRetrieved: retrieved.length,
       includeReasoning: request.include_reasoning === true,
       request: llmRequest,
-      tools: { signal, scope, sessionId, memories, memoryOps: [] },
+      tools: new TurnTools(cancel, scope, sessionId, memories),
       scope,
       userMessage: request.message,
       related: found.slice(0, EXTRACTION_CONTEXT),
@@ -166,7 +212,7 @@ export class Orchestrator implements TurnServices<ChatPlan> {
    * Starts extraction and waits for it at most `extractionTimeoutMs`, or until the stream ends:
    * extraction belongs to the conversation, not the connection, so it goes on either way.
    */
-  async extract (plan: ChatPlan, reply: string, streamSignal: AbortSignal): Promise<ExtractionReport> {
+  async extract (plan: ChatPlan, reply: string, cancel: CancelView): Promise<ExtractionReport> {
     const { memories, extractor, extractionTimeoutMs } = this.#opts
     const { scope, sessionId } = plan
     const toolOps = plan.tools.memoryOps
@@ -182,19 +228,19 @@ export class Orchestrator implements TurnServices<ChatPlan> {
     const report = this.#opts.onExtraction
     void job.then(() => report?.('ok'), (err: unknown) => report?.('failed', err)).finally(() => this.#background.delete(job))
     let timer: NodeJS.Timeout | undefined
-    let onAbort: (() => void) | undefined
+    let watcher: CancelWatcher | undefined
     // The wait ends at its bound, or when the stream ends (client gone, timeout, cancel, shutdown;
     // perhaps while the reply was being stored, before this wait began): the work goes on without it.
     const deferred = new Promise<'extraction_deferred'>((resolve) => {
       timer = setTimeout(resolve, extractionTimeoutMs, 'extraction_deferred')
-      onAbort = () => resolve('extraction_deferred')
-      if (streamSignal.aborted) onAbort()
-      else streamSignal.addEventListener('abort', onAbort, { once: true })
+      watcher = { cancelled: () => { resolve('extraction_deferred') } }
+      if (cancel.aborted) resolve('extraction_deferred')
+      else cancel.watch(watcher)
     })
     // A failed extraction costs the turn its new memories, not its reply.
     const ops = await Promise.race([job.catch(() => 'extraction_failed' as const), deferred])
     clearTimeout(timer)
-    streamSignal.removeEventListener('abort', onAbort as () => void)
+    cancel.unwatch(watcher as CancelWatcher)
     if (typeof ops === 'string') return { content: ops, memories: toolOps }
     return { content: null, memories: [...toolOps, ...ops] }
   }

@@ -1,5 +1,6 @@
 import type { ChatMessage, LlmProvider, LlmReply, LlmRequest, ReplyHandler } from './provider.js'
 import { readMemoryBlock } from '../chat/prompt.js'
+import { Cancel, type CancelView, type CancelWatcher } from '../cancel.js'
 
 export interface BuiltinProviderOptions {
   tokenDelayMs: number
@@ -32,8 +33,10 @@ export class BuiltinProvider implements LlmProvider {
   }
 
   async open (request: LlmRequest): Promise<LlmReply> {
-    request.signal.throwIfAborted()
-    return new BuiltinReply(request, this.#delayMs)
+    // The server's requests carry their Cancel: reading `signal` would make an AbortSignal to no end.
+    const cancel = request.cancel ?? Cancel.following(request.signal)
+    cancel.throwIfAborted()
+    return new BuiltinReply(request, cancel, this.#delayMs)
   }
 }
 
@@ -42,8 +45,9 @@ export class BuiltinProvider implements LlmProvider {
  * a stream waiting for its next token holds this object and one timer, not a suspended frame
  * with its promises (the idle-capacity scenario holds thousands of them).
  */
-class BuiltinReply implements LlmReply {
+class BuiltinReply implements LlmReply, CancelWatcher {
   readonly #request: LlmRequest
+  readonly #cancel: CancelView
   readonly #delayMs: number
   #handler: ReplyHandler | null = null
   /** The reply, cut into tokens as they go out: an idle stream holds its text, not an array of its words. */
@@ -57,8 +61,9 @@ class BuiltinReply implements LlmReply {
   #reject!: (err: unknown) => void
   #settled = false
 
-  constructor (request: LlmRequest, delayMs: number) {
+  constructor (request: LlmRequest, cancel: CancelView, delayMs: number) {
     this.#request = request
+    this.#cancel = cancel
     this.#delayMs = delayMs
   }
 
@@ -83,10 +88,10 @@ class BuiltinReply implements LlmReply {
 
   /** Pushes tokens until one has to wait: for a paused handler, or for the delay between tokens. */
   #emit (): void {
-    const { signal } = this.#request
+    const cancel = this.#cancel
     const handler = this.#handler as ReplyHandler
     while (!this.#settled) {
-      if (signal.aborted) return this.#fail(signal.reason)
+      if (cancel.aborted) return this.#fail(cancel.reason)
       if (this.#at === this.#text.length) return this.#succeed()
       handler.onText(this.#nextToken())
       // Paused after the last token too: the reply ends once the reader caught up, as a relayed one does.
@@ -124,16 +129,16 @@ class BuiltinReply implements LlmReply {
     reply.#emit()
   }
 
-  /** An abort ends a wait at once; the listener is added only when there is a wait to end. */
+  /** An abort ends a wait at once; the reply watches only when there is a wait to end. */
   #listen (): void {
     if (this.#listening) return
     this.#listening = true
-    this.#request.signal.addEventListener('abort', this)
+    this.#cancel.watch(this)
   }
 
-  /** The signal's abort: the reply itself is the listener, so there is no function of ours to make for it. */
-  handleEvent (): void {
-    this.#fail(this.#request.signal.reason)
+  /** The abort: the reply itself is the watcher, so there is no function of ours to make for it. */
+  cancelled (reason: unknown): void {
+    this.#fail(reason)
   }
 
   /** Only from #emit's loop, which runs while the reply is unsettled. */
@@ -152,7 +157,7 @@ class BuiltinReply implements LlmReply {
     if (this.#settled) return false
     this.#settled = true
     if (this.#timer !== null) clearTimeout(this.#timer)
-    if (this.#listening) this.#request.signal.removeEventListener('abort', this)
+    if (this.#listening) this.#cancel.unwatch(this)
     return true
   }
 

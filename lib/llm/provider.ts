@@ -1,3 +1,5 @@
+import type { CancelView } from '../cancel.js'
+
 /**
  * The seam between the chat orchestrator and any model. Opening is separate from reading
  * so an upstream that refuses (401, 429, 500) becomes an HTTP error before the SSE 200 goes out.
@@ -65,7 +67,13 @@ export interface LlmRequest {
   maxTokens?: number
   topP?: number
   tools?: readonly ToolSpec[]
-  signal: AbortSignal
+  /** Aborted when the turn is cancelled (disconnect, timeout, shutdown). */
+  readonly signal: AbortSignal
+  /**
+   * The same cancellation, where the caller has it without an AbortSignal: the server's requests
+   * make `signal` on first read, so a provider that needs none (the built-in model) watches this.
+   */
+  readonly cancel?: CancelView
 }
 
 export interface JsonRequest {

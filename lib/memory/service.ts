@@ -1,3 +1,4 @@
+import type { AbortSource } from '../cancel.js'
 import type { Embedder } from '../llm/provider.js'
 import { AnnouncedCache, type AnnouncedCacheOptions } from '../store/announced-cache.js'
 import type { Memory, MemoryInput, MemoryPatch, Store } from '../store/store.js'
@@ -80,13 +81,14 @@ export class MemoryService {
     return ops
   }
 
-  async retrieve (scope: MemoryScope, query: string, limit: number, signal: AbortSignal): Promise<Memory[]> {
+  /** `abort`'s signal is read only to embed the query: a scope with no memories, or no embedder, needs none. */
+  async retrieve (scope: MemoryScope, query: string, limit: number, abort: AbortSource): Promise<Memory[]> {
     const { orgId, agentId, userId } = scope
     const presence = this.#presence
     if (presence !== undefined && !await presence.cache.get(scopeKey(scope), async () => await presence.probe(orgId, agentId, userId))) return []
     const byText = await this.store.searchMemories(orgId, agentId, { query, userId, limit: limit * 2 })
     if (this.#embedder === undefined) return byText.slice(0, limit)
-    const queryVector = await this.#embed(query, signal) as number[]
+    const queryVector = await this.#embed(query, abort.signal) as number[]
     const vectors = await this.store.memoryVectors(orgId, agentId, userId, VECTOR_SCAN)
     const byVector = vectors
       .map((v) => ({ id: v.id, score: cosineSimilarity(queryVector, v.embedding) }))

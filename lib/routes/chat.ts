@@ -52,10 +52,10 @@ export function chatRoutes (router: Router, app: AppContext, resumer: Resumer, i
     }
     res.on('close', onClose)
     try {
-      const opened = await orchestrator.open({ principal, agent, request, signal: run.signal })
+      const opened = await orchestrator.open({ principal, agent, request, cancel: run.cancel })
       return { run, opened, onClose }
     } catch (err) {
-      const reason = run.signal.aborted ? run.signal.reason : err
+      const reason = run.cancel.aborted ? run.cancel.reason : err
       run.release(classifyFailure(reason).outcome)
       throw openFailure(reason)
     }

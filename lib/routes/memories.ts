@@ -69,7 +69,7 @@ export function memoryRoutes (router: Router, app: AppContext): void {
       : [await agentOf(principal.orgId, request.agent_id)]
     const found: Scored[] = []
     for (const agentId of agents) {
-      const ranked = await memories.retrieve({ orgId: principal.orgId, agentId, userId }, request.query, want, signal())
+      const ranked = await memories.retrieve({ orgId: principal.orgId, agentId, userId }, request.query, want, { signal: signal() })
       ranked.forEach((m, rank) => found.push({ ...m, score: 1 / (rank + 1) }))
     }
     return found

@@ -1,3 +1,4 @@
+import type { AbortSource } from '../cancel.js'
 import type { Writable } from 'node:stream'
 import { constants as zlibConstants, createGzip, type Gzip } from 'node:zlib'
 import { frameComment, frameRetry } from './frame.js'
@@ -28,8 +29,8 @@ export interface SseWriterOptions {
   /** Sends this stream a comment every interval while it is open. */
   keepAlive: KeepAliveTicker
   drainTimeoutMs: number
-  /** Aborting it stops any wait for drain at once. */
-  signal: AbortSignal
+  /** Aborting it stops any wait for drain at once; its signal is read only when a wait begins. */
+  abort: AbortSource
   /** Sent once as `retry:` (in the first event's block), so clients reconnect promptly. */
   retryMs: number
   /** gzip the stream, flushing after every event so each one arrives as soon as it is written. */
@@ -208,7 +209,8 @@ export class SseWriter implements KeepAliveTarget {
   drained (): Promise<void> {
     const out = this.#out
     const res = this.#res
-    const { signal, drainTimeoutMs } = this.#opts
+    const { abort, drainTimeoutMs } = this.#opts
+    const signal = abort.signal
     return new Promise<void>((resolve, reject) => {
       signal.throwIfAborted()
       const settle = (err?: unknown): void => {

@@ -1,3 +1,4 @@
+import type { AbortSource } from '../cancel.js'
 import type { IncomingMessage } from 'node:http'
 import type { AppResponse } from '../http/response.js'
 import { acceptsGzip } from '../http/accept-encoding.js'
@@ -5,8 +6,8 @@ import { SlotBudget } from '../limits/budget.js'
 import type { KeepAliveTicker } from './keep-alive.js'
 import { SseWriter } from './writer.js'
 
-/** An SSE writer for a response; aborting `signal` stops its waits for drain. */
-export type WriterFactory = (req: IncomingMessage, res: AppResponse, signal: AbortSignal) => SseWriter
+/** An SSE writer for a response; aborting `abort` stops its waits for drain. */
+export type WriterFactory = (req: IncomingMessage, res: AppResponse, abort: AbortSource) => SseWriter
 
 export interface WriterFactoryOptions {
   keepAlive: KeepAliveTicker
@@ -20,9 +21,9 @@ export interface WriterFactoryOptions {
 export function writerFactory (opts: WriterFactoryOptions): WriterFactory {
   const compression = new SlotBudget(opts.maxCompressed)
   const { keepAlive, drainTimeoutMs, retryMs } = opts
-  return (req, res, signal) => {
+  return (req, res, abort) => {
     const release = acceptsGzip(req.headers['accept-encoding']) ? compression.tryTake() : null
     if (release !== null) res.once('close', release)
-    return new SseWriter(res, { keepAlive, drainTimeoutMs, retryMs, signal, gzip: release !== null })
+    return new SseWriter(res, { keepAlive, drainTimeoutMs, retryMs, abort, gzip: release !== null })
   }
 }

@@ -64,7 +64,7 @@ export class SharedStream implements StreamHandle {
     if (cursor < this.#remote.firstId - 1) throw noLongerKept()
     const reading = new AbortController()
     res.once('close', () => reading.abort(new ClientGoneError()))
-    const writer = newWriter(req, res, reading.signal)
+    const writer = newWriter(req, res, reading)
     writer.open()
     try {
       for await (const event of this.#remote.follow(cursor, reading.signal)) {

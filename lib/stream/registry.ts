@@ -54,7 +54,7 @@ export class LocalStream implements StreamHandle, SinkOwner {
   }
 
   async follow (req: IncomingMessage, res: AppResponse, cursor: number, newWriter: WriterFactory): Promise<void> {
-    const writer = newWriter(req, res, this.run.signal)
+    const writer = newWriter(req, res, this.run)
     if (!this.sink.attach(writer, cursor)) throw noLongerKept()
     if (this.sink.log.ended) return
     // A reader is back: the stream is wanted again.

@@ -1,6 +1,7 @@
 import type { Lease } from '../limits/concurrency.js'
 import type { TokenUsage } from '../llm/provider.js'
 import { newStreamId } from './token.js'
+import { Cancel } from '../cancel.js'
 import { StreamStateMachine } from '../protocol/state-machine.js'
 import { StreamTimeoutError, type StreamOutcome } from './outcomes.js'
 import type { ChunkSink } from './sinks.js'
@@ -41,7 +42,7 @@ export interface StreamRunOptions {
 }
 
 /**
- * One stream's lifetime: its abort signal (which reaches the upstream request), its timer (first
+ * One stream's lifetime: its cancellation (whose signal reaches the upstream request), its timer (first
  * token, idle and total bounds), its concurrency slot and its state machine. Whatever ends it
  * (done, error, timeout, disconnect, shutdown), `#release` runs once and frees all of them.
  */
@@ -53,7 +54,8 @@ export class StreamRun {
   readonly startedAt = performance.now()
   readonly state = new StreamStateMachine()
   readonly observer: RunObserver
-  readonly #controller = new AbortController()
+  /** Aborted by whatever ends the stream early; its AbortSignal is made only for what needs one. */
+  readonly cancel = new Cancel()
   readonly #opts: StreamRunOptions
   /** One timer for all three bounds, armed for the nearest; activity only records the time. */
   // Set by #arm() in the constructor.
@@ -117,8 +119,9 @@ export class StreamRun {
     return this.#opts.lease.id
   }
 
+  /** The cancellation's AbortSignal (made on first read). */
   get signal (): AbortSignal {
-    return this.#controller.signal
+    return this.cancel.signal
   }
 
   get bufferedBytes (): number {
@@ -135,7 +138,7 @@ export class StreamRun {
   }
 
   abort (reason: Error): void {
-    this.#controller.abort(reason)
+    this.cancel.abort(reason)
   }
 
   /** Where the run's chunks go (for its buffered and sent counts). */
@@ -183,7 +186,7 @@ export class StreamRun {
     this.#opts.lease.release()
     // On every path but a clean finish this cuts the upstream request. After `done` the upstream
     // has ended already, and dispatching an abort nobody needs is the dearest part of a release.
-    if (outcome !== 'done' && !this.signal.aborted) this.#controller.abort(RELEASED)
+    if (outcome !== 'done') this.cancel.abort(RELEASED)
     this.#opts.onEnd(this, outcome)
   }
 }

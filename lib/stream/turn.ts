@@ -1,3 +1,4 @@
+import type { CancelView } from '../cancel.js'
 import type { ChatMessage, LlmProvider, LlmReply, LlmRequest, ReplyHandler, TokenUsage, ToolCall } from '../llm/provider.js'
 import type { MemoryOp } from '../memory/service.js'
 import { makeChunk, type StreamChunk, type ToolCallInfo } from '../protocol/chunk.js'
@@ -36,8 +37,8 @@ export interface TurnServices<P extends TurnPlan> {
   runTool: (name: string, args: string, ctx: ToolContext) => Promise<ToolOutcome>
   /** Stores the assistant's reply: `done`, or `incomplete` with what was said before it broke off. */
   saveReply: (plan: P, content: string, outcome: 'done' | 'incomplete', usage: TokenUsage | null, reasoning: string) => Promise<Message>
-  /** Memories from the stored reply; resolves once the stream should stop waiting (the work may go on). */
-  extract: (plan: P, reply: string, signal: AbortSignal) => Promise<ExtractionReport>
+  /** Memories from the stored reply; resolves once the stream should stop waiting (the work may go on), or once `cancel` is aborted. */
+  extract: (plan: P, reply: string, cancel: CancelView) => Promise<ExtractionReport>
 }
 
 const noWait = (): void => {}
@@ -167,7 +168,8 @@ export class Turn<P extends TurnPlan = TurnPlan> implements ReplyHandler {
     }
     // The last round offers no tools, so the model has to answer in words.
     const last = round + 1 >= services.maxToolRounds
-    this.#next = await services.llm.open({ ...request, messages, tools: last ? undefined : request.tools })
+    // `signal` named: a request may make it on first read (a getter a spread would not copy).
+    this.#next = await services.llm.open({ ...request, signal: request.signal, messages, tools: last ? undefined : request.tools })
     // Returned, not awaited: this frame ends here instead of waiting, suspended, for the next round.
     return this.#pipeRound()
   }
@@ -176,11 +178,11 @@ export class Turn<P extends TurnPlan = TurnPlan> implements ReplyHandler {
   async #finish (): Promise<StreamOutcome> {
     const run = this.#run
     const sink = this.#sink
-    const { state, signal } = run
+    const { state, cancel } = run
     const plan = this.plan
     try {
       // A provider that stops quietly on abort must not turn a cut reply into `done`.
-      signal.throwIfAborted()
+      cancel.throwIfAborted()
       // Stored before `done` goes out, so a client that saw `done` finds the reply in history.
       this.#persisted = true
       sink.holdForEnding()
@@ -191,7 +193,7 @@ export class Turn<P extends TurnPlan = TurnPlan> implements ReplyHandler {
       // and the history then agree, and no client retries a reply that is already kept.
       run.activity()
       await this.#emit(makeChunk('memory_update', { content: 'extracting' }, { memories: [] }))
-      const report = await this.#services.extract(plan, text, signal)
+      const report = await this.#services.extract(plan, text, cancel)
       run.activity()
       const memoriesCount = report.memories.length
       if (memoriesCount > 0) run.observer.memories?.(report.memories)
@@ -208,8 +210,8 @@ export class Turn<P extends TurnPlan = TurnPlan> implements ReplyHandler {
   /** Any failure, from the start event to `done`: the partial reply kept, one `error` event. */
   async #fail (err: unknown): Promise<StreamOutcome> {
     const run = this.#run
-    const { state, signal } = run
-    const failure = classifyFailure(signal.aborted ? signal.reason : err)
+    const { state, cancel } = run
+    const failure = classifyFailure(cancel.aborted ? cancel.reason : err)
     // A partial reply is kept (marked incomplete) so history shows what the user saw.
     if (!this.#persisted && this.#reply.length > 0) {
       await this.#services.saveReply(this.plan, this.#reply.toString(), 'incomplete', this.#usage, '').catch(noWait)

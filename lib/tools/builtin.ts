@@ -13,7 +13,7 @@ export const builtinTools: ToolDefinition[] = [
       additionalProperties: false
     },
     handler: async (args, ctx) => {
-      const found = await ctx.memories.retrieve(ctx.scope, args.query as string, 5, ctx.signal)
+      const found = await ctx.memories.retrieve(ctx.scope, args.query as string, 5, ctx)
       return found.map((m) => ({ id: m.id, content: m.content, memory_type: m.memory_type }))
     }
   },
