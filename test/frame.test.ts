@@ -1,6 +1,6 @@
 import t from 'tap'
 import { createParser, type EventSourceMessage } from 'eventsource-parser'
-import { frameComment, frameEvent, frameRetry, FramingError, NumberedFramer } from '../lib/sse/frame.js'
+import { frameComment, frameEvent, frameNumbered, frameRetry, FramingError, idLineOf } from '../lib/sse/frame.js'
 
 function parse (wire: string): { events: EventSourceMessage[], comments: string[], retry: number[] } {
   const out = { events: [] as EventSourceMessage[], comments: [] as string[], retry: [] as number[] }
@@ -59,9 +59,9 @@ t.test('comments and retry', async (t) => {
   t.throws(() => frameRetry(1.5), FramingError)
 })
 
-t.test('a stream\'s numbered framer writes what frameEvent writes for a line of JSON, and checks its prefix once', async (t) => {
-  const framer = new NumberedFramer('abc:')
+t.test('a stream\'s numbered frames are what frameEvent writes for a line of JSON; the prefix is checked once', async (t) => {
+  const idLine = idLineOf('abc:')
   // Its data is JSON text, which holds no raw line break (the fuzz tests pin that for every chunk).
-  for (const line of ['{"a":1}', '"two\\nlines"', '']) t.equal(framer.frame(7, line), frameEvent(line, { id: 'abc:7' }))
-  t.throws(() => new NumberedFramer('bad\nprefix'), FramingError)
+  for (const line of ['{"a":1}', '"two\\nlines"', '']) t.equal(frameNumbered(idLine, 7, line), frameEvent(line, { id: 'abc:7' }))
+  t.throws(() => idLineOf('bad\nprefix'), FramingError)
 })

@@ -44,25 +44,22 @@ function dataLines (data: string): string {
 }
 
 /**
- * Frames the numbered events of one stream, ids `<prefix><n>`: the prefix is checked once here,
- * and a number needs no check, so each event costs no field check and no options object.
+ * The numbered events of one stream, ids `<prefix><n>`: the prefix is checked once, into the
+ * `id:` line's start that `frameNumbered` takes, and a number needs no check, so each event costs
+ * no field check, no options object, and a stream no framer object.
  */
-export class NumberedFramer {
-  readonly #idLine: string
+export function idLineOf (idPrefix: string): string {
+  checkField('id', idPrefix)
+  return `id: ${idPrefix}`
+}
 
-  constructor (idPrefix: string) {
-    checkField('id', idPrefix)
-    this.#idLine = `id: ${idPrefix}`
-  }
-
-  /**
-   * The frame of `line`, which the caller knows holds no CR or LF: JSON text, as every event of a
-   * stream is (JSON.stringify escapes both). Unchecked, so a line built of pieces is flattened
-   * once, with its frame, instead of once more by a check.
-   */
-  frame (n: number, line: string): string {
-    return `${this.#idLine}${n}\ndata: ${line}\n\n`
-  }
+/**
+ * The frame of event `n` whose data is `line`, which the caller knows holds no CR or LF: JSON
+ * text, as every event of a stream is (JSON.stringify escapes both). Unchecked, so a line built of
+ * pieces is flattened once, with its frame, instead of once more by a check.
+ */
+export function frameNumbered (idLine: string, n: number, line: string): string {
+  return `${idLine}${n}\ndata: ${line}\n\n`
 }
 
 /**

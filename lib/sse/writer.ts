@@ -64,7 +64,10 @@ const GZIP_OPTIONS = { level: 6, windowBits: 10, memLevel: 3, chunkSize: 1024 }
  */
 export class SseWriter implements KeepAliveTarget {
   readonly #res: AppResponse
-  readonly #opts: SseWriterOptions
+  // The options' lasting fields, not the options object (64 bytes a stream).
+  readonly #keepAlive: KeepAliveTicker
+  readonly #abort: AbortSource
+  readonly #drainTimeoutMs: number
   readonly #gzip: Gzip | undefined
   readonly #out: Writable
   /** Frames written this tick: they leave in one write when it ends, at once past the high-water mark. */
@@ -79,7 +82,9 @@ export class SseWriter implements KeepAliveTarget {
 
   constructor (res: AppResponse, opts: SseWriterOptions) {
     this.#res = res
-    this.#opts = opts
+    this.#keepAlive = opts.keepAlive
+    this.#abort = opts.abort
+    this.#drainTimeoutMs = opts.drainTimeoutMs
     this.#gzip = opts.gzip === true ? createGzip(GZIP_OPTIONS) : undefined
     this.#out = this.#gzip ?? res
     this.#prefix = frameRetry(opts.retryMs)
@@ -103,7 +108,7 @@ export class SseWriter implements KeepAliveTarget {
       this.#flushSoon()
     }
     this.#gzip?.pipe(res)
-    this.#opts.keepAlive.add(this)
+    this.#keepAlive.add(this)
   }
 
   /** Called by the ticker, in a tick of its own: the comment leaves at once. */
@@ -209,8 +214,8 @@ export class SseWriter implements KeepAliveTarget {
   drained (): Promise<void> {
     const out = this.#out
     const res = this.#res
-    const { abort, drainTimeoutMs } = this.#opts
-    const signal = abort.signal
+    const drainTimeoutMs = this.#drainTimeoutMs
+    const signal = this.#abort.signal
     return new Promise<void>((resolve, reject) => {
       signal.throwIfAborted()
       const settle = (err?: unknown): void => {
@@ -233,7 +238,7 @@ export class SseWriter implements KeepAliveTarget {
 
   /** Ends the response, or tears the socket down when the reader is stuck. */
   end (destroy = false): void {
-    this.#opts.keepAlive.delete(this)
+    this.#keepAlive.delete(this)
     this.#release()
     if (destroy) {
       this.#pending = ''

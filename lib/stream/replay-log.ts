@@ -1,4 +1,4 @@
-import { NumberedFramer, type LoggedEvent } from '../sse/frame.js'
+import { frameNumbered, idLineOf, type LoggedEvent } from '../sse/frame.js'
 
 export interface ReplayLimits {
   maxEvents: number
@@ -67,7 +67,7 @@ export class ReplayBudget {
 export class ReplayLog {
   readonly #limits: ReplayLimits
   /** Written before each event's number in its `id:` line (the stream's id, see event-id.ts). */
-  readonly #framer: NumberedFramer
+  readonly #idLine: string
   readonly #budget: ReplayBudget | undefined
   /**
    * The frames, without a record each (some 40 bytes, for as long as the stream is resumable):
@@ -83,7 +83,7 @@ export class ReplayLog {
 
   constructor (limits: ReplayLimits, idPrefix = '', budget?: ReplayBudget) {
     this.#limits = limits
-    this.#framer = new NumberedFramer(idPrefix)
+    this.#idLine = idLineOf(idPrefix)
     this.#budget = budget
     budget?.join(this)
   }
@@ -106,10 +106,10 @@ export class ReplayLog {
     return this.#totalBytes
   }
 
-  /** Frames and keeps the next event (its id is `lastId` now); `line` is its data, one line of JSON (see `NumberedFramer.frame`). */
+  /** Frames and keeps the next event (its id is `lastId` now); `line` is its data, one line of JSON (see `frameNumbered`). */
   append (line: string): string {
     const id = this.#nextId++
-    const frame = this.#framer.frame(id, line)
+    const frame = frameNumbered(this.#idLine, id, line)
     // Built by concatenation, a frame is a tree of string pieces: ~290 bytes of heap for a
     // 100-character event. Reading a character flattens it in place (~170 bytes).
     frame.charCodeAt(0)

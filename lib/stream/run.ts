@@ -56,7 +56,10 @@ export class StreamRun {
   readonly observer: RunObserver
   /** Aborted by whatever ends the stream early; its AbortSignal is made only for what needs one. */
   readonly cancel = new Cancel()
-  readonly #opts: StreamRunOptions
+  // The options' three lasting fields, not the options object (80 bytes a stream).
+  readonly #lease: Lease
+  readonly #timeouts: StreamTimeouts
+  readonly #onEnd: StreamRunOptions['onEnd']
   /** One timer for all three bounds, armed for the nearest; activity only records the time. */
   // Set by #arm() in the constructor.
   #timer!: NodeJS.Timeout
@@ -71,7 +74,9 @@ export class StreamRun {
   #outcome: StreamOutcome | undefined
 
   constructor (opts: StreamRunOptions) {
-    this.#opts = opts
+    this.#lease = opts.lease
+    this.#timeouts = opts.timeouts
+    this.#onEnd = opts.onEnd
     this.orgId = opts.orgId
     this.agentId = opts.agentId
     this.requestId = opts.requestId
@@ -87,7 +92,7 @@ export class StreamRun {
 
   /** The nearest bound: max duration, and first token or idle depending on whether anything came yet. */
   #nextDeadline (): number {
-    const { firstTokenMs, idleMs, maxDurationMs } = this.#opts.timeouts
+    const { firstTokenMs, idleMs, maxDurationMs } = this.#timeouts
     const quiet = this.#lastActivity < 0 ? this.startedAt + firstTokenMs : this.#lastActivity + idleMs
     return Math.min(quiet, this.startedAt + maxDurationMs)
   }
@@ -108,7 +113,7 @@ export class StreamRun {
       this.#arm(deadline, now)
       return
     }
-    const { firstTokenMs, idleMs, maxDurationMs } = this.#opts.timeouts
+    const { firstTokenMs, idleMs, maxDurationMs } = this.#timeouts
     if (now - this.startedAt >= maxDurationMs) this.abort(new StreamTimeoutError('max_duration', maxDurationMs))
     else if (this.#lastActivity < 0) this.abort(new StreamTimeoutError('first_token', firstTokenMs))
     else this.abort(new StreamTimeoutError('idle', idleMs))
@@ -116,7 +121,7 @@ export class StreamRun {
 
   /** The slot's lease id, where the coordinator names leases. */
   get leaseId (): string | undefined {
-    return this.#opts.lease.id
+    return this.#lease.id
   }
 
   /** The cancellation's AbortSignal (made on first read). */
@@ -183,10 +188,10 @@ export class StreamRun {
     this.#outcome = outcome
     this.#usage = usage
     clearTimeout(this.#timer)
-    this.#opts.lease.release()
+    this.#lease.release()
     // On every path but a clean finish this cuts the upstream request. After `done` the upstream
     // has ended already, and dispatching an abort nobody needs is the dearest part of a release.
     if (outcome !== 'done') this.cancel.abort(RELEASED)
-    this.#opts.onEnd(this, outcome)
+    this.#onEnd(this, outcome)
   }
 }

@@ -8,7 +8,8 @@ const FOLD_EVERY = 256
  * 256, so a long reply costs little more than its characters.
  */
 export class TextBuffer {
-  readonly #folded: string[] = []
+  /** The folded tokens, one string (a fold adds one concatenation node, not a token's). */
+  #folded = ''
   /** Made with its first token: the first push onto an empty array reserves 17 slots (184 bytes), an idle stream's one token needs one. */
   #tokens: string[] | null = null
   #length = 0
@@ -26,11 +27,11 @@ export class TextBuffer {
     }
     tokens.push(token)
     if (tokens.length < FOLD_EVERY) return
-    this.#folded.push(tokens.join(''))
+    this.#folded += tokens.join('')
     tokens.length = 0
   }
 
   toString (): string {
-    return this.#folded.join('') + (this.#tokens?.join('') ?? '')
+    return this.#folded + (this.#tokens?.join('') ?? '')
   }
 }

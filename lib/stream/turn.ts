@@ -43,6 +43,9 @@ export interface TurnServices<P extends TurnPlan> {
 
 const noWait = (): void => {}
 
+/** A round's calls until it makes one (most make none): shared, so a turn holds no empty array. */
+const NO_CALLS: readonly ToolCall[] = []
+
 /**
  * One chat turn, from its open upstream to its terminal event. The provider pushes text,
  * reasoning, whole tool calls and usage into it (it is the provider's `ReplyHandler`); it writes
@@ -59,7 +62,7 @@ export class Turn<P extends TurnPlan = TurnPlan> implements ReplyHandler {
   readonly #reply = new TextBuffer()
   #reasoning = ''
   #usage: TokenUsage | null = null
-  #calls: ToolCall[] = []
+  #calls = NO_CALLS
   /** The tool rounds so far, and where this round's words began in the reply. */
   #round = 0
   #saidBefore = 0
@@ -95,7 +98,7 @@ export class Turn<P extends TurnPlan = TurnPlan> implements ReplyHandler {
 
   onToolCall (call: ToolCall): void {
     this.#run.activity()
-    this.#calls.push(call)
+    this.#calls = this.#calls.concat(call)
   }
 
   onUsage (usage: TokenUsage): void {
@@ -135,7 +138,7 @@ export class Turn<P extends TurnPlan = TurnPlan> implements ReplyHandler {
   /** Pipes the model's reply of this round; the calls it made are run after it. */
   #pipeRound (): Promise<void> {
     this.#saidBefore = this.#reply.length
-    this.#calls = []
+    this.#calls = NO_CALLS
     return this.#next.pipe(this).then(() => this.#afterRound())
   }
 
