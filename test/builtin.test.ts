@@ -1,7 +1,7 @@
 import t from 'tap'
 import { BuiltinProvider, composeReply, countTokens } from '../lib/llm/builtin.js'
 import { memoryBlock } from '../lib/chat/prompt.js'
-import { record, RecordingHandler, type Pushed } from './helpers/reply.js'
+import { piped, record, RecordingHandler, type Pushed } from './helpers/reply.js'
 
 t.test('its tokens concatenate back to the reply exactly, as many as countTokens counts', async (t) => {
   const llm = new BuiltinProvider({ tokenDelayMs: 0 })
@@ -56,7 +56,7 @@ t.test('a paused handler gets nothing more until its promise settles', async (t)
   const handler = new RecordingHandler((h) => {
     if (h.pushed.length === 1) h.paused = new Promise((resolve) => { resume = () => { h.paused = null; resolve() } })
   })
-  const piping = llm.open({ messages: [{ role: 'user', content: 'a b' }], signal: new AbortController().signal }).then(async (r) => { await r.pipe(handler) })
+  const piping = llm.open({ messages: [{ role: 'user', content: 'a b' }], signal: new AbortController().signal }).then(async (r) => { await piped(r, handler) })
   await new Promise((resolve) => setTimeout(resolve, 20))
   t.same(handler.pushed, [{ type: 'text', text: 'You ' }], 'one token, then it waits')
   resume()
@@ -101,7 +101,7 @@ t.test('with a delay, tokens come one per delay and an abort ends the wait at on
   const controller = new AbortController()
   const reply = await slow.open({ messages: [{ role: 'user', content: 'a b' }], signal: controller.signal })
   const handler = new RecordingHandler()
-  const piping = reply.pipe(handler)
+  const piping = piped(reply, handler)
   t.same(handler.pushed, [{ type: 'text', text: 'You ' }], 'the first token at once, then the wait')
   const startedAt = performance.now()
   setTimeout(() => { controller.abort(new Error('gone')) }, 10)
@@ -115,13 +115,15 @@ t.test('an abort while the handler is paused ends the reply; a rejected pause re
   const controller = new AbortController()
   let fail = (_: Error): void => {}
   const never = new RecordingHandler((h) => { h.paused = new Promise((_resolve, reject) => { fail = reject }) })
-  const piping = (await llm.open({ messages: [{ role: 'user', content: 'a b' }], signal: controller.signal })).pipe(never)
+  const piping = piped(await llm.open({ messages: [{ role: 'user', content: 'a b' }], signal: controller.signal }), never)
   controller.abort(new Error('left'))
   fail(new Error('the pause failed later'))
   await t.rejects(piping, /left/, 'the abort decides; the later failure changes nothing')
   t.equal(never.pushed.length, 1)
+  await new Promise((resolve) => setImmediate(resolve))
+  t.equal(never.ends, 1, 'one end: the pause that failed after it said nothing more')
   const broken = new RecordingHandler((h) => { h.paused = Promise.reject(new Error('sink broke')) })
-  await t.rejects((await llm.open({ messages: [{ role: 'user', content: 'a b' }], signal: new AbortController().signal })).pipe(broken), /sink broke/)
+  await t.rejects(piped(await llm.open({ messages: [{ role: 'user', content: 'a b' }], signal: new AbortController().signal }), broken), /sink broke/)
   t.equal(broken.pushed.length, 1, 'no token after the failed pause')
 })
 
@@ -132,7 +134,7 @@ t.test('a pause after the last token holds the end of the reply until it settles
     if (h.pushed.length === 4) h.paused = new Promise((resolve) => { resume = () => { h.paused = null; resolve() } })
   })
   let ended = false
-  const piping = (await llm.open({ messages: [{ role: 'user', content: 'a b' }], signal: new AbortController().signal })).pipe(handler).then(() => { ended = true })
+  const piping = piped(await llm.open({ messages: [{ role: 'user', content: 'a b' }], signal: new AbortController().signal }), handler).then(() => { ended = true })
   await new Promise((resolve) => setTimeout(resolve, 20))
   t.same(handler.pushed.map((p) => p.type), ['text', 'text', 'text', 'text'], 'all four tokens, no usage yet')
   t.equal(ended, false, 'not ended while the reader catches up')
@@ -140,6 +142,16 @@ t.test('a pause after the last token holds the end of the reply until it settles
   await piping
   t.same(handler.pushed.map((p) => p.type), ['text', 'text', 'text', 'text', 'usage'])
   const controller = new AbortController()
-  const nullReason = (await llm.open({ messages: [{ role: 'user', content: 'a b' }], signal: controller.signal })).pipe(new RecordingHandler((h) => { if (h.pushed.length === 1) controller.abort(null) }))
+  const nullReason = piped(await llm.open({ messages: [{ role: 'user', content: 'a b' }], signal: controller.signal }), new RecordingHandler((h) => { if (h.pushed.length === 1) controller.abort(null) }))
   await t.rejects(nullReason, 'an abort whose reason is null still fails the reply')
+})
+
+t.test('a handler that throws ends the reply with its error, once, even from the timer between tokens', async (t) => {
+  for (const tokenDelayMs of [0, 5]) {
+    const llm = new BuiltinProvider({ tokenDelayMs })
+    const handler = new RecordingHandler((h) => { if (h.pushed.length === 2) throw new Error('handler broke') })
+    await t.rejects(piped(await llm.open({ messages: [{ role: 'user', content: 'a b c' }], signal: new AbortController().signal }), handler), /handler broke/, `delay ${tokenDelayMs}`)
+    await new Promise((resolve) => setTimeout(resolve, 20))
+    t.same([handler.ends, handler.pushedAfterEnd, handler.pushed.length], [1, 0, 2], 'one end, nothing after it')
+  }
 })

@@ -38,6 +38,11 @@ class RecordingSink implements ChunkSink {
 }
 
 type Script = (h: ReplyHandler, request: LlmRequest) => Promise<void>
+
+/** A reply that plays `script` and ends as it settles, as a provider does: onComplete, or onError with the reason. */
+const scripted = (script: Script, request: LlmRequest): LlmReply => ({
+  pipe: (h) => { script(h, request).then(() => { h.onComplete() }, (err: unknown) => { h.onError(err) }) }
+})
 const USAGE: TokenUsage = { prompt_tokens: 3, completion_tokens: 2, total_tokens: 5 }
 
 /** A provider that plays one script per reply it opens, and the services around it, recording what they were asked. */
@@ -51,7 +56,7 @@ function fakeServices (scripts: Script[], report: ExtractionReport = { content: 
   const log: string[] = []
   const reply = (request: LlmRequest): LlmReply => {
     const script = scripts.shift() as Script
-    return { pipe: async (h) => { await script(h, request) } }
+    return scripted(script, request)
   }
   return {
     requests,
@@ -97,7 +102,7 @@ function setup (scripts: Script[], opts: { report?: ExtractionReport, includeRea
   }
   const first = scripts[0] as Script
   const sink = new RecordingSink()
-  const turn = new Turn(run, sink, plan, { pipe: async (h) => { await first(h, request) } }, services)
+  const turn = new Turn(run, sink, plan, scripted(first, request), services)
   return { run, sink, services, turn, ends }
 }
 
@@ -273,13 +278,23 @@ t.test('a partial reply that cannot be stored still ends the stream with its own
   t.equal(started, 1)
 })
 
-t.test('a reply whose pipe throws instead of rejecting still ends the stream with one error', async (t) => {
+t.test('a reply whose pipe throws instead of calling onError still ends the stream with one error', async (t) => {
   const internal: unknown[] = []
   const { run, sink, services, turn, ends } = setup([async () => {}], { observer: { internalError: (err) => internal.push(err) } })
-  const boom = new Error('not a promise')
+  const boom = new Error('thrown, not told')
   const throwing = new Turn(run, sink, turn.plan, { pipe: () => { throw boom } }, services)
   t.equal(await throwing.stream(), 'internal_error')
   t.same(sink.types(), ['start', 'error'])
   t.same(internal, [boom])
+  t.same(ends, ['internal_error'], 'the run released once')
+})
+
+t.test('a start that throws (an observer failing) ends the stream with one error, and the reply is never piped', async (t) => {
+  const boom = new Error('metrics broke')
+  let piped = false
+  const { sink, turn, ends } = setup([async () => { piped = true }], { observer: { started: () => { throw boom } } })
+  t.equal(await turn.stream(), 'internal_error')
+  t.same(sink.types(), ['start', 'error'])
+  t.equal(piped, false)
   t.same(ends, ['internal_error'], 'the run released once')
 })

@@ -56,9 +56,6 @@ class BuiltinReply implements LlmReply, CancelWatcher {
   #sent = 0
   #timer: NodeJS.Timeout | null = null
   #listening = false
-  // Set by pipe() before anything can settle the reply.
-  #resolve!: () => void
-  #reject!: (err: unknown) => void
   #settled = false
 
   constructor (request: LlmRequest, cancel: CancelView, delayMs: number) {
@@ -67,41 +64,43 @@ class BuiltinReply implements LlmReply, CancelWatcher {
     this.#delayMs = delayMs
   }
 
-  // Not async: the promise below is the whole wait, with no suspended frame around it.
-  pipe (handler: ReplyHandler): Promise<void> {
+  pipe (handler: ReplyHandler): void {
     const { messages, tools } = this.#request
     this.#handler = handler
     const offered = new Set(tools?.map((t) => t.name))
     const call = messages.at(-1)?.role === 'user' ? planCall(messages, offered) : null
     if (call !== null) {
       handler.onToolCall({ id: `call-builtin-${Date.now()}`, name: call.name, arguments: JSON.stringify(call.arguments) })
+      this.#settled = true
       this.#reportUsage(1)
-      return Promise.resolve()
+      handler.onComplete()
+      return
     }
     this.#text = composeReply(messages)
-    return new Promise<void>((resolve, reject) => {
-      this.#resolve = resolve
-      this.#reject = reject
-      this.#emit()
-    })
+    this.#emit()
   }
 
   /** Pushes tokens until one has to wait: for a paused handler, or for the delay between tokens. */
   #emit (): void {
     const cancel = this.#cancel
     const handler = this.#handler as ReplyHandler
-    while (!this.#settled) {
-      if (cancel.aborted) return this.#fail(cancel.reason)
-      if (this.#at === this.#text.length) return this.#succeed()
-      handler.onText(this.#nextToken())
-      // Paused after the last token too: the reply ends once the reader caught up, as a relayed one does.
-      const paused = handler.paused
-      if (paused !== null) {
-        this.#listen()
-        paused.then(() => { this.#afterToken() }, (err: unknown) => { this.#fail(err) })
-        return
+    try {
+      while (!this.#settled) {
+        if (cancel.aborted) return this.#fail(cancel.reason)
+        if (this.#at === this.#text.length) return this.#succeed()
+        handler.onText(this.#nextToken())
+        // Paused after the last token too: the reply ends once the reader caught up, as a relayed one does.
+        const paused = handler.paused
+        if (paused !== null) {
+          this.#listen()
+          paused.then(() => { this.#afterToken() }, (err: unknown) => { this.#fail(err) })
+          return
+        }
+        if (this.#delayMs > 0 && this.#at < this.#text.length) return this.#afterToken()
       }
-      if (this.#delayMs > 0 && this.#at < this.#text.length) return this.#afterToken()
+    } catch (err) {
+      // A handler must not throw; one that does ends the reply rather than a timer's callback.
+      this.#fail(err)
     }
   }
 
@@ -145,11 +144,11 @@ class BuiltinReply implements LlmReply, CancelWatcher {
   #succeed (): void {
     this.#settle()
     this.#reportUsage(this.#sent)
-    this.#resolve()
+    ;(this.#handler as ReplyHandler).onComplete()
   }
 
   #fail (err: unknown): void {
-    if (this.#settle()) this.#reject(err)
+    if (this.#settle()) (this.#handler as ReplyHandler).onError(err)
   }
 
   /** Stops the timer and the listening, once; false when the reply had settled already. */

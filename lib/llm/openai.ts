@@ -52,8 +52,11 @@ export class OpenAiProvider implements JsonCapableProvider, Embedder {
     } catch (err) {
       throw toUpstreamError(err)
     }
-    // Not an async wrapper: a suspended frame less for every stream that waits on its upstream.
-    return { pipe: (handler) => pipeChunks(stream, request.signal, handler) }
+    return {
+      pipe: (handler) => {
+        pipeChunks(stream, request.signal, handler).then(() => { handler.onComplete() }, (err: unknown) => { handler.onError(err) })
+      }
+    }
   }
 
   /**

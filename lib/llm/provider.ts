@@ -40,9 +40,12 @@ export interface ToolCall {
 
 /**
  * What an upstream reply is pushed into, in the style of undici's dispatch handlers: each `on…`
- * runs synchronously and does not throw. While the handler cannot take more (its reader is slow)
+ * runs synchronously and does not throw, and the reply ends with exactly one `onComplete` or
+ * `onError`, never followed by anything. While the handler cannot take more (its reader is slow)
  * `paused` holds a promise, and the provider reads nothing more from its upstream until it settles,
- * so a slow reader slows the upstream instead of growing a buffer.
+ * so a slow reader slows the upstream instead of growing a buffer. No promise spans the reply: a
+ * stream waiting on its model holds the handler and the reply, not a chain of reactions (some
+ * 600 bytes a stream when the end was a promise the turn chained on).
  */
 export interface ReplyHandler {
   readonly paused: Promise<void> | null
@@ -52,12 +55,16 @@ export interface ReplyHandler {
   /** Pushed once the call's arguments are complete. */
   onToolCall: (call: ToolCall) => void
   onUsage: (usage: TokenUsage) => void
+  /** The whole reply was pushed. */
+  onComplete: () => void
+  /** The reply broke off: UpstreamError, or the signal's reason once aborted. */
+  onError: (err: unknown) => void
 }
 
 /** An upstream reply that was accepted and is not read yet. */
 export interface LlmReply {
-  /** Pushes the whole reply into `handler`; rejects with UpstreamError, or with the signal's reason once aborted. */
-  pipe: (handler: ReplyHandler) => Promise<void>
+  /** Pushes the whole reply into `handler`, ending with `onComplete` or `onError` (perhaps before it returns). */
+  pipe: (handler: ReplyHandler) => void
 }
 
 export interface LlmRequest {

@@ -104,9 +104,9 @@ export function chatRoutes (router: Router, app: AppContext, resumer: Resumer, i
     await key?.settle({ stream: run.id })
     // The POST reads its stream as every resume does, from the start.
     await stream.follow(req, res, 0, app.newWriter)
-    // Not awaited: the request handler is done once the stream runs (stream() never throws), so an
-    // idle stream holds no suspended handler frames, and their closures over req and res, beside it.
-    void new Turn(run, stream.sink, opened.plan, opened.reply, orchestrator).stream({ resume_token: stream.resumeToken })
+    // Started, not awaited: the request handler is done once the stream runs (start() never throws),
+    // so an idle stream holds no suspended handler frames, and their closures over req and res, beside it.
+    new Turn(run, stream.sink, opened.plan, opened.reply, orchestrator).start({ resume_token: stream.resumeToken })
   }))
 
   router.on('POST', '/api/v1/agents/:id/chat', authed(app, async ({ req, res, params, principal }) => {

@@ -70,6 +70,8 @@ export class Turn<P extends TurnPlan = TurnPlan> implements ReplyHandler {
   #messages: ChatMessage[] | null = null
   /** The reply was handed to storage as done: a failure after that keeps no incomplete copy. */
   #persisted = false
+  /** Set by `stream()`, for a caller that waits for the outcome. */
+  #reportOutcome: ((outcome: StreamOutcome) => void) | null = null
 
   constructor (run: StreamRun, sink: ChunkSink, plan: P, first: LlmReply, services: TurnServices<P>) {
     this.#run = run
@@ -117,37 +119,59 @@ export class Turn<P extends TurnPlan = TurnPlan> implements ReplyHandler {
   }
 
   /**
-   * Streams the turn into its sink and ends the run; never throws. While the model's reply is
-   * piped nothing here is suspended: the rounds are a chain of promises, so a stream waiting on
-   * its model holds the Turn and its pipe's promise, not async frames and their registers.
+   * Streams the turn into its sink and ends the run; never throws. Nothing is suspended while a
+   * reply is piped and no promise waits on it: the provider ends each round by calling
+   * `onComplete` or `onError`, so a stream waiting on its model holds the Turn and the reply.
    */
-  stream (startExtras: Record<string, unknown> = {}): Promise<StreamOutcome> {
+  start (startExtras: Record<string, unknown> = {}): void {
     const run = this.#run
-    let rounds: Promise<void>
     try {
       run.state.transition('start')
       this.#sink.start(makeChunk('start', {}, { stream_id: run.id, session_id: this.plan.sessionId, memories_retrieved: this.plan.memoriesRetrieved, ...startExtras }))
       run.observer.started?.()
-      rounds = this.#pipeRound()
     } catch (err) {
-      rounds = Promise.reject(err)
+      void this.#fail(err)
+      return
     }
-    return rounds.then(() => this.#finish(), (err: unknown) => this.#fail(err))
+    this.#pipeRound()
   }
 
-  /** Pipes the model's reply of this round; the calls it made are run after it. */
-  #pipeRound (): Promise<void> {
+  /** `start`, for a caller that waits for the outcome (the one-shot route, tests). */
+  stream (startExtras: Record<string, unknown> = {}): Promise<StreamOutcome> {
+    const outcome = new Promise<StreamOutcome>((resolve) => { this.#reportOutcome = resolve })
+    this.start(startExtras)
+    return outcome
+  }
+
+  /** Pipes the model's reply of this round; `onComplete` runs the calls it made. */
+  #pipeRound (): void {
     this.#saidBefore = this.#reply.length
     this.#calls = NO_CALLS
-    return this.#next.pipe(this).then(() => this.#afterRound())
+    try {
+      this.#next.pipe(this)
+    } catch (err) {
+      this.onError(err)
+    }
   }
 
-  /** Runs the calls the model made, sends the results back and pipes the next round; resolves at once when it made none. */
-  async #afterRound (): Promise<void> {
+  /** The round's reply ended whole: its calls run and the next round is piped, or the turn finishes. */
+  onComplete (): void {
+    const round = this.#round++
+    if (this.#calls.length === 0 || round >= this.#services.maxToolRounds) {
+      void this.#finish()
+      return
+    }
+    this.#runCalls(round).then(() => { this.#pipeRound() }, (err: unknown) => { this.onError(err) })
+  }
+
+  onError (err: unknown): void {
+    void this.#fail(err)
+  }
+
+  /** Runs the calls the model made in `round`, sends the results back and opens the next reply. */
+  async #runCalls (round: number): Promise<void> {
     const services = this.#services
     const made = this.#calls
-    const round = this.#round++
-    if (made.length === 0 || round >= services.maxToolRounds) return
     const request = this.plan.request
     const messages = this.#messages ??= [...request.messages]
     made.forEach((c, i) => { if (c.id === '') c.id = `call-${round}-${i}` })
@@ -173,8 +197,6 @@ export class Turn<P extends TurnPlan = TurnPlan> implements ReplyHandler {
     const last = round + 1 >= services.maxToolRounds
     // `signal` named: a request may make it on first read (a getter a spread would not copy).
     this.#next = await services.llm.open({ ...request, signal: request.signal, messages, tools: last ? undefined : request.tools })
-    // Returned, not awaited: this frame ends here instead of waiting, suspended, for the next round.
-    return this.#pipeRound()
   }
 
   /** After the last round: the reply stored, extraction waited for, `done`. */
@@ -233,6 +255,7 @@ export class Turn<P extends TurnPlan = TurnPlan> implements ReplyHandler {
     this.#sink.end(outcome === 'slow_consumer')
     if (run.state.terminated) run.state.close()
     run.release(outcome, this.#usage)
+    this.#reportOutcome?.(outcome)
     return outcome
   }
 
