@@ -1,6 +1,7 @@
 import type { ChatMessage, LlmProvider, LlmReply, LlmRequest, ReplyHandler } from './provider.js'
 import { readMemoryBlock } from '../chat/prompt.js'
 import { Cancel, type CancelView, type CancelWatcher } from '../cancel.js'
+import { deadlines, type Deadline, type DeadlineOwner } from '../timers/deadlines.js'
 
 export interface BuiltinProviderOptions {
   tokenDelayMs: number
@@ -41,11 +42,11 @@ export class BuiltinProvider implements LlmProvider {
 }
 
 /**
- * One reply of the built-in model, pushed by a timer rather than by a loop in an async function:
- * a stream waiting for its next token holds this object and one timer, not a suspended frame
+ * One reply of the built-in model, pushed by a deadline rather than by a loop in an async function:
+ * a stream waiting for its next token holds this object and one deadline, not a suspended frame
  * with its promises (the idle-capacity scenario holds thousands of them).
  */
-class BuiltinReply implements LlmReply, CancelWatcher {
+class BuiltinReply implements LlmReply, CancelWatcher, DeadlineOwner {
   readonly #request: LlmRequest
   readonly #cancel: CancelView
   readonly #delayMs: number
@@ -54,7 +55,8 @@ class BuiltinReply implements LlmReply, CancelWatcher {
   #text = ''
   #at = 0
   #sent = 0
-  #timer: NodeJS.Timeout | null = null
+  /** When the next token is due: made on the first wait (with no delay there is none). */
+  #due: Deadline<DeadlineOwner> | null = null
   #listening = false
   #settled = false
 
@@ -99,7 +101,7 @@ class BuiltinReply implements LlmReply, CancelWatcher {
         if (this.#delayMs > 0 && this.#at < this.#text.length) return this.#afterToken()
       }
     } catch (err) {
-      // A handler must not throw; one that does ends the reply rather than a timer's callback.
+      // A handler must not throw; one that does ends the reply rather than a deadline's callback.
       this.#fail(err)
     }
   }
@@ -118,14 +120,13 @@ class BuiltinReply implements LlmReply, CancelWatcher {
     if (this.#settled) return
     if (this.#delayMs === 0 || this.#at === this.#text.length) return this.#emit()
     this.#listen()
-    // One timer for the whole reply, re-armed per token.
-    if (this.#timer === null) this.#timer = setTimeout(BuiltinReply.#timerFired, this.#delayMs, this)
-    else this.#timer.refresh()
+    // One deadline for the whole reply, set again per token.
+    deadlines.set(this.#due ??= deadlines.for(this), performance.now() + this.#delayMs)
   }
 
-  /** The reply rides as the timer's argument, so waiting costs no closure. */
-  static #timerFired (reply: BuiltinReply): void {
-    reply.#emit()
+  /** The next token is due. */
+  deadlineReached (): void {
+    this.#emit()
   }
 
   /** An abort ends a wait at once; the reply watches only when there is a wait to end. */
@@ -151,11 +152,11 @@ class BuiltinReply implements LlmReply, CancelWatcher {
     if (this.#settle()) (this.#handler as ReplyHandler).onError(err)
   }
 
-  /** Stops the timer and the listening, once; false when the reply had settled already. */
+  /** Clears the deadline and stops watching, once; false when the reply had settled already. */
   #settle (): boolean {
     if (this.#settled) return false
     this.#settled = true
-    if (this.#timer !== null) clearTimeout(this.#timer)
+    if (this.#due !== null) deadlines.clear(this.#due)
     if (this.#listening) this.#cancel.unwatch(this)
     return true
   }

@@ -2,6 +2,7 @@ import type { Lease } from '../limits/concurrency.js'
 import type { TokenUsage } from '../llm/provider.js'
 import { newStreamId } from './token.js'
 import { Cancel } from '../cancel.js'
+import { deadlines, type DeadlineOwner } from '../timers/deadlines.js'
 import { StreamStateMachine } from '../protocol/state-machine.js'
 import { StreamTimeoutError, type StreamOutcome } from './outcomes.js'
 import type { ChunkSink } from './sinks.js'
@@ -42,11 +43,11 @@ export interface StreamRunOptions {
 }
 
 /**
- * One stream's lifetime: its cancellation (whose signal reaches the upstream request), its timer (first
+ * One stream's lifetime: its cancellation (whose signal reaches the upstream request), its deadline (first
  * token, idle and total bounds), its concurrency slot and its state machine. Whatever ends it
  * (done, error, timeout, disconnect, shutdown), `#release` runs once and frees all of them.
  */
-export class StreamRun {
+export class StreamRun implements DeadlineOwner {
   readonly id = newStreamId()
   readonly orgId: string
   readonly agentId: string
@@ -60,11 +61,8 @@ export class StreamRun {
   readonly #lease: Lease
   readonly #timeouts: StreamTimeouts
   readonly #onEnd: StreamRunOptions['onEnd']
-  /** One timer for all three bounds, armed for the nearest; activity only records the time. */
-  // Set by #arm() in the constructor.
-  #timer!: NodeJS.Timeout
-  /** The deadline (performance.now() time) the timer is armed for. */
-  #armedFor = 0
+  /** One deadline for all three bounds, set for the nearest; activity only records the time. */
+  readonly #deadline = deadlines.for(this)
   /** When the last token or event came; -1 until the first. */
   #lastActivity = -1
   #sawToken = false
@@ -82,12 +80,11 @@ export class StreamRun {
     this.requestId = opts.requestId
     this.observer = opts.observer ?? {}
     // The first-token clock starts now: it also bounds opening the upstream.
-    this.#arm(this.#nextDeadline(), this.startedAt)
+    this.#arm(this.#nextDeadline())
   }
 
-  #arm (deadline: number, now: number): void {
-    this.#armedFor = deadline
-    this.#timer = setTimeout(StreamRun.#timerFired, deadline - now, this)
+  #arm (deadline: number): void {
+    deadlines.set(this.#deadline, deadline)
   }
 
   /** The nearest bound: max duration, and first token or idle depending on whether anything came yet. */
@@ -98,19 +95,14 @@ export class StreamRun {
   }
 
   /**
-   * Checks the bounds when the timer fires: activity since it was armed moved the idle bound
-   * later, so it re-arms for that instead of aborting. A token costs a clock read, not a timer update.
+   * Checks the bounds when the deadline is reached: activity since it was set moved the idle bound
+   * later, so it is set again for that instead of aborting. A token costs a clock read, not a timer update.
    */
-  /** The run rides as the timer's argument: no closure per run. */
-  static #timerFired (run: StreamRun): void {
-    run.#onTimer()
-  }
-
-  #onTimer (): void {
+  deadlineReached (): void {
     const now = performance.now()
     const deadline = this.#nextDeadline()
     if (now < deadline) {
-      this.#arm(deadline, now)
+      this.#arm(deadline)
       return
     }
     const { firstTokenMs, idleMs, maxDurationMs } = this.#timeouts
@@ -173,13 +165,11 @@ export class StreamRun {
     const first = this.#lastActivity < 0
     this.#lastActivity = now
     if (!first) return
-    // The idle bound may be nearer than the first-token one the timer is armed for: then it is
-    // re-armed. A later one (the default: idle 60 s, first token 30 s) waits for the timer, which
-    // re-arms when it fires, so a short turn sets one timer, not two.
+    // The idle bound may be nearer than the first-token one the deadline is set for: then it is
+    // moved. A later one (the default: idle 60 s, first token 30 s) waits for the deadline, which
+    // is set again when reached, so a short turn sets it once.
     const deadline = this.#nextDeadline()
-    if (deadline >= this.#armedFor) return
-    clearTimeout(this.#timer)
-    this.#arm(deadline, now)
+    if (deadline < this.#deadline.at) this.#arm(deadline)
   }
 
   /** Frees slot, timers and upstream request. Safe to call from every exit path; acts once. */
@@ -187,7 +177,7 @@ export class StreamRun {
     if (this.#outcome !== undefined) return
     this.#outcome = outcome
     this.#usage = usage
-    clearTimeout(this.#timer)
+    deadlines.clear(this.#deadline)
     this.#lease.release()
     // On every path but a clean finish this cuts the upstream request. After `done` the upstream
     // has ended already, and dispatching an abort nobody needs is the dearest part of a release.
