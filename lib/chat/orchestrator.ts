@@ -185,7 +185,7 @@ export class Orchestrator implements TurnServices<ChatPlan> {
       tools: new TurnTools(cancel, scope, sessionId, memories),
       scope,
       userMessage: request.message,
-      related: found.length > EXTRACTION_CONTEXT ? found.slice(0, EXTRACTION_CONTEXT) : found,
+      related: found.slice(0, EXTRACTION_CONTEXT),
       question
     }
     return { plan, reply }

@@ -40,8 +40,12 @@ function originForm (url: string): string {
  */
 export function createListener (opts: ListenerOptions): http.Server {
   const { router, cors, logger, onError } = opts
-  /** The request's log line when its response closes: one function for every response (`this`), no closure per request. */
-  function logRequest (this: AppResponse): void {
+  /**
+   * A response closed: its watcher told (an SSE reader), then the request's log line. One
+   * function for every response (`this`), no closure per request.
+   */
+  function responseClosed (this: AppResponse): void {
+    this.closeWatcher?.responseClosed()
     const req = this.req
     // The path only: query strings can carry resume tokens.
     const url = req.url as string
@@ -67,7 +71,7 @@ export function createListener (opts: ListenerOptions): http.Server {
     res.requestId = requestIdFrom(req.headers['x-request-id'], randomUUID)
     res.carry('X-Request-Id', res.requestId)
     // `on`, not `once`: a response closes once, and once's wrapper would stay with every open stream.
-    res.on('close', logRequest)
+    res.on('close', responseClosed)
     cors?.decorate(req, res)
     try {
       if (opts.closing()) throw serviceUnavailable('Server is shutting down')

@@ -7,11 +7,18 @@ import { ServerResponse, type IncomingMessage, type OutgoingHttpHeader, type Out
  * some 0.6 KB) for the life of the response, so every open stream held it. What `writeHead` is
  * given is dropped once the head is written.
  */
+/** Told when a response's connection closed (an SSE reader): by the one close listener every response has. */
+export interface CloseWatcher {
+  responseClosed: () => void
+}
+
 export class AppResponse<Request extends IncomingMessage = IncomingMessage> extends ServerResponse<Request> {
   /** This request's id (X-Request-Id), set before any route runs. */
   requestId = ''
   /** When the request arrived (performance.now()), for its log line. */
   startedAt = 0
+  /** What must hear that this response closed, besides its log line: a field, not a listener closure per stream. */
+  closeWatcher: CloseWatcher | null = null
   /** Headers waiting for `writeHead`; null once the head is written. */
   #carried: Record<string, string> | null = {}
 

@@ -2,7 +2,7 @@ import type { AbortSource } from '../cancel.js'
 import type { Writable } from 'node:stream'
 import { constants as zlibConstants, createGzip, type Gzip } from 'node:zlib'
 import { frameComment, frameRetry } from './frame.js'
-import type { AppResponse } from '../http/response.js'
+import type { AppResponse, CloseWatcher } from '../http/response.js'
 import type { KeepAliveTarget, KeepAliveTicker } from './keep-alive.js'
 
 /** Raised when a reader leaves the socket buffer full for longer than the drain bound. */
@@ -23,6 +23,11 @@ export class ClientGoneError extends Error {
     super('Client disconnected')
     this.name = 'ClientGoneError'
   }
+}
+
+/** What a reader is attached to (a stream's sink): told when the reader's connection closed. */
+export interface ReaderOwner {
+  detach: (writer: SseWriter, reason: Error) => void
 }
 
 export interface SseWriterOptions {
@@ -62,7 +67,7 @@ const GZIP_OPTIONS = { level: 6, windowBits: 10, memLevel: 3, chunkSize: 1024 }
  * `drained()` before pulling more tokens, so per-stream memory stays at one socket buffer
  * plus one event however slow the reader.
  */
-export class SseWriter implements KeepAliveTarget {
+export class SseWriter implements KeepAliveTarget, CloseWatcher {
   readonly #res: AppResponse
   // The options' lasting fields, not the options object (64 bytes a stream).
   readonly #keepAlive: KeepAliveTicker
@@ -79,6 +84,8 @@ export class SseWriter implements KeepAliveTarget {
   #prefix: string
   /** Stored by writeHead but not on the wire until something is written (or they are flushed). */
   #headersPending = false
+  /** What this reader leaves when its connection closes (see `detachOnClose`). */
+  #owner: ReaderOwner | null = null
 
   constructor (res: AppResponse, opts: SseWriterOptions) {
     this.#res = res
@@ -88,6 +95,19 @@ export class SseWriter implements KeepAliveTarget {
     this.#gzip = opts.gzip === true ? createGzip(GZIP_OPTIONS) : undefined
     this.#out = this.#gzip ?? res
     this.#prefix = frameRetry(opts.retryMs)
+  }
+
+  /**
+   * From now on the connection closing before the response finished detaches this reader from
+   * `owner`: the response's watcher, told by its one close listener, not a closure of its own.
+   */
+  detachOnClose (owner: ReaderOwner): void {
+    this.#owner = owner
+    this.#res.closeWatcher = this
+  }
+
+  responseClosed (): void {
+    if (!this.#res.writableFinished) (this.#owner as ReaderOwner).detach(this, new ClientGoneError())
   }
 
   get bufferedBytes (): number {

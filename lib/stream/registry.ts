@@ -2,7 +2,6 @@ import type { IncomingMessage } from 'node:http'
 import type { AppResponse } from '../http/response.js'
 import { tokenMatches } from '../auth/constant-time.js'
 import type { Coordinator } from '../coord/coordinator.js'
-import { ClientGoneError } from '../sse/writer.js'
 import { eventIdPrefix } from '../protocol/event-id.js'
 import type { WriterFactory } from '../sse/writers.js'
 import { noLongerKept, type StreamHandle } from './handle.js'
@@ -59,8 +58,7 @@ export class LocalStream implements StreamHandle, SinkOwner {
     if (this.sink.log.ended) return
     // A reader is back: the stream is wanted again.
     this.stopGrace()
-    // `on`: a response closes once (see the request log's listener).
-    res.on('close', () => { if (!res.writableFinished) this.sink.detach(writer, new ClientGoneError()) })
+    writer.detachOnClose(this.sink)
   }
 
   async cancel (): Promise<boolean> {
