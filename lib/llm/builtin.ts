@@ -106,13 +106,14 @@ class BuiltinReply implements LlmReply, CancelWatcher, DeadlineOwner {
     }
   }
 
-  /** The token at `#at` (a reply never ends inside one: TOKEN matches any non-empty rest). */
+  /** The token at `#at` (a reply never ends inside one: TOKEN matches any non-empty rest); `test` builds no match array. */
   #nextToken (): string {
-    TOKEN_AT.lastIndex = this.#at
-    const token = (TOKEN_AT.exec(this.#text) as RegExpExecArray)[0]
+    const at = this.#at
+    TOKEN_AT.lastIndex = at
+    TOKEN_AT.test(this.#text)
     this.#at = TOKEN_AT.lastIndex
     this.#sent++
-    return token
+    return this.#text.slice(at, this.#at)
   }
 
   /** The next token (or the end): after the delay, or at once. */
