@@ -298,3 +298,46 @@ t.test('a start that throws (an observer failing) ends the stream with one error
   t.equal(piped, false)
   t.same(ends, ['internal_error'], 'the run released once')
 })
+
+t.test('a provider that ends a reply twice ends the turn once, as the first end said: one reply stored, one terminal event', async (t) => {
+  const twice = setup([async (h) => {
+    h.onText('hi')
+    // The scripted reply calls onComplete again as this resolves.
+    h.onComplete()
+  }])
+  t.equal(await twice.turn.stream(), 'done')
+  await new Promise((resolve) => setTimeout(resolve, 20))
+  t.equal(twice.services.saved.length, 1, 'the reply stored once')
+  t.same(twice.sink.types(), ['start', 'content', 'memory_update', 'memory_update', 'done'])
+  t.same(twice.ends, ['done'], 'the run released once')
+  const late = setup([async (h) => {
+    h.onText('hi')
+    setImmediate(() => { h.onError(new UpstreamError('late', 502)) })
+  }])
+  t.equal(await late.turn.stream(), 'done')
+  await new Promise((resolve) => setTimeout(resolve, 20))
+  t.same(late.sink.types(), ['start', 'content', 'memory_update', 'memory_update', 'done'], 'an error after the end changes nothing')
+  t.same(late.ends, ['done'])
+})
+
+t.test('a tool round that fails after its reply completed still ends the turn with one error', async (t) => {
+  const { sink, services, turn, ends } = setup([async (h) => {
+    h.onToolCall({ id: 'c1', name: 'x', arguments: '{}' })
+  }])
+  services.runTool = async () => { throw new Error('registry broke') }
+  t.equal(await turn.stream(), 'internal_error')
+  t.match(sink.types(), ['start', 'tool_call', 'error'])
+  t.same(ends, ['internal_error'])
+})
+
+t.test('a provider that ends a reply twice (an error, then complete) ends the turn with the one error', async (t) => {
+  const { sink, turn, ends } = setup([async (h) => {
+    h.onText('hi')
+    setImmediate(() => { h.onComplete() })
+    throw new UpstreamError('broke', 502)
+  }])
+  t.equal(await turn.stream(), 'upstream_error')
+  await new Promise((resolve) => setTimeout(resolve, 20))
+  t.same(sink.types(), ['start', 'content', 'error'])
+  t.same(ends, ['upstream_error'], 'the run released once')
+})

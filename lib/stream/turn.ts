@@ -70,6 +70,8 @@ export class Turn<P extends TurnPlan = TurnPlan> implements ReplyHandler {
   #messages: ChatMessage[] | null = null
   /** The reply was handed to storage as done: a failure after that keeps no incomplete copy. */
   #persisted = false
+  /** A reply is being piped: its first end counts, and any after it is ignored (a provider of someone else's may misbehave). */
+  #piping = false
   /** Set by `stream()`, for a caller that waits for the outcome. */
   #reportOutcome: ((outcome: StreamOutcome) => void) | null = null
 
@@ -147,6 +149,7 @@ export class Turn<P extends TurnPlan = TurnPlan> implements ReplyHandler {
   #pipeRound (): void {
     this.#saidBefore = this.#reply.length
     this.#calls = NO_CALLS
+    this.#piping = true
     try {
       this.#next.pipe(this)
     } catch (err) {
@@ -156,15 +159,19 @@ export class Turn<P extends TurnPlan = TurnPlan> implements ReplyHandler {
 
   /** The round's reply ended whole: its calls run and the next round is piped, or the turn finishes. */
   onComplete (): void {
+    if (!this.#piping) return
+    this.#piping = false
     const round = this.#round++
     if (this.#calls.length === 0 || round >= this.#services.maxToolRounds) {
       void this.#finish()
       return
     }
-    this.#runCalls(round).then(() => { this.#pipeRound() }, (err: unknown) => { this.onError(err) })
+    this.#runCalls(round).then(() => { this.#pipeRound() }, (err: unknown) => { void this.#fail(err) })
   }
 
   onError (err: unknown): void {
+    if (!this.#piping) return
+    this.#piping = false
     void this.#fail(err)
   }
 
