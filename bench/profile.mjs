@@ -5,7 +5,8 @@
 // for agentmem-stream, where it goes by area, the hottest functions, and what an idle stream
 // holds. The .cpuprofile files land in bench/profiles/ (git-ignored) for Chrome DevTools.
 // `--before <checkout>` profiles an older build too (a checkout with its dist/ built), in the
-// same run, and adds a before/after table: CPU per stream, promises per token, what an idle stream holds.
+// same run, and adds a before/after table: CPU per stream (under the profiler, and the process's
+// without it, the builds alternated), promises per token, what an idle stream holds.
 // A short stream's allocations (garbage included) are sampled too, by area.
 import { execFileSync, fork } from 'node:child_process'
 import { once } from 'node:events'
@@ -70,12 +71,12 @@ const scriptOf = (name, checkout) => checkout === null ? serverScript(name) : ne
  * `name` (from `checkout`) under --cpu-prof with `env`, driven by `drive(server)` until it
  * resolves with how many streams completed; then the profile summarized.
  */
-async function profiled (name, checkout, env, drive, label = name) {
+async function profiled (name, checkout, env, drive, label = name, cpuProf = true) {
   const dir = `${root}${label}${checkout === null ? '' : '-before'}/`
   rmSync(dir, { recursive: true, force: true })
   mkdirSync(dir, { recursive: true })
   const child = fork(scriptOf(name, checkout), [], {
-    execArgv: ['--cpu-prof', `--cpu-prof-dir=${dir}`],
+    execArgv: cpuProf ? ['--cpu-prof', `--cpu-prof-dir=${dir}`] : [],
     env: { PATH: process.env.PATH, PORT: '0', JWT_SECRET: SECRET, DATABASE_URL: 'sqlite::memory:', BUILTIN_TOKEN_DELAY_MS: '0', STREAM_MAX_PER_TENANT: '100000', ...env },
     stdio: ['ignore', 'ignore', 'inherit', 'ipc']
   })
@@ -96,6 +97,7 @@ async function profiled (name, checkout, env, drive, label = name) {
   const processUs = await cpu() - from
   child.send({ type: 'exit' })
   await once(child, 'exit')
+  if (!cpuProf) return { streams, rate, processUs }
   const file = readdirSync(dir).find((f) => f.endsWith('.cpuprofile'))
   return { streams, rate, processUs, ...summarize(JSON.parse(readFileSync(dir + file, 'utf8'))) }
 }
@@ -111,15 +113,15 @@ function shortLoad (server, duration) {
 }
 
 /** Scenario 1's load: autocannon, 100 connections, short streams from the built-in model. */
-async function profile (name, checkout = null) {
+async function profile (name, checkout = null, cpuProf = true) {
   return await profiled(name, checkout, {}, async (server) => {
     const result = await shortLoad(server, seconds)
     return { streams: result.requests.total, rate: result.requests.average }
-  })
+  }, name, cpuProf)
 }
 
 /** Scenario 3's load at 100 streams: turns relayed from the OpenAI-compatible mock (10 tokens 100 ms apart), back to back. */
-async function relayed (name, checkout = null) {
+async function relayed (name, checkout = null, cpuProf = true) {
   const mock = await startMock()
   Object.assign(mock, { tokens: 10, tokenDelayMs: 100, firstTokenDelayMs: 50, firstTokenJitterMs: 50 })
   const out = await profiled(name, checkout, upstreamEnv(mock), async (server) => {
@@ -132,9 +134,25 @@ async function relayed (name, checkout = null) {
     }))
     agent.destroy()
     return { streams, rate: streams / seconds }
-  }, `${name}-relayed`)
+  }, `${name}-relayed`, cpuProf)
   mock.close()
   return out
+}
+
+/**
+ * Process CPU µs per stream of `load` for this build and the one before, without the profiler
+ * (which weighs code shapes unevenly), the builds alternated: the median of three of each.
+ */
+async function unprofiled (load) {
+  const runs = { now: [], before: [] }
+  for (let r = 0; r < 3; r++) {
+    for (const [key, checkout] of [['now', null], ['before', before]]) {
+      const out = await load('agentmem', checkout, false)
+      runs[key].push(out.processUs / out.streams)
+    }
+  }
+  const median = (values) => values.sort((a, b) => a - b)[1]
+  return { now: median(runs.now), before: median(runs.before) }
 }
 
 /** Self time per function, and per area: each sample goes to the nearest agentmem-stream frame on its stack. */
@@ -222,7 +240,7 @@ const heapTotal = (rows) => rows.reduce((n, r) => n + r.bytes, 0)
 const tokensNow = await perToken()
 const was = before === null
   ? null
-  : { cpu: await profile('agentmem', before), alloc: await allocations('agentmem', before), heap: await idleHeap('agentmem', IDLE, before), tokens: await perToken(new URL('dist/lib/index.js', before)), relayed: await relayed('agentmem', before) }
+  : { cpu: await profile('agentmem', before), alloc: await allocations('agentmem', before), heap: await idleHeap('agentmem', IDLE, before), tokens: await perToken(new URL('dist/lib/index.js', before)), relayed: await relayed('agentmem', before), plainShort: await unprofiled(profile), plainRelayed: await unprofiled(relayed) }
 /** Per idle stream: entries whose name says what they are. */
 const entry = (rows, pattern) => rows.filter((r) => pattern.test(r.key)).reduce((n, r) => ({ count: n.count + r.count, bytes: n.bytes + r.bytes }), { count: 0, bytes: 0 })
 const COMPARED = [['closures', /^closure/], ['generators', /Generator|AsyncGenerator|#rounds|#generate|readDeltas/], ['promises', /^object Promise$/], ['AbortSignal / AbortController', /Abort(Signal|Controller)/]]
@@ -252,6 +270,8 @@ const lines = [
         `| CPU µs per short stream (under the profiler) | ${us(perStream(was.cpu, was.cpu.busy))} | ${us(perStream(ours, ours.busy))} |`,
         `| CPU µs per relayed turn (under the profiler) | ${us(perStream(was.relayed, was.relayed.busy))} | ${us(perStream(relayedOurs, relayedOurs.busy))} |`,
         `| process CPU µs per relayed turn (user + system, under the profiler) | ${us(perStream(was.relayed, was.relayed.processUs))} | ${us(perStream(relayedOurs, relayedOurs.processUs))} |`,
+        `| process CPU µs per short stream (no profiler; builds alternated, median of 3) | ${us(was.plainShort.before)} | ${us(was.plainShort.now)} |`,
+        `| process CPU µs per relayed turn (no profiler; builds alternated, median of 3) | ${us(was.plainRelayed.before)} | ${us(was.plainRelayed.now)} |`,
         `| bytes allocated per short stream (garbage included) | ${us(perStream(was.alloc, was.alloc.bytes))} | ${us(perStream(allocOurs, allocOurs.bytes))} |`,
         `| promises per token | ${was.tokens.promisesPerToken.toFixed(2)} | ${tokensNow.promisesPerToken.toFixed(2)} |`,
         `| promises per turn (20 tokens) | ${was.tokens.promisesPerTurn} | ${tokensNow.promisesPerTurn} |`,
