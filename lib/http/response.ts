@@ -1,5 +1,10 @@
 import { ServerResponse, type IncomingMessage, type OutgoingHttpHeader, type OutgoingHttpHeaders } from 'node:http'
 
+/** Told when a response's connection closed (an SSE reader): by the one close listener every response has. */
+export interface CloseWatcher {
+  responseClosed: () => void
+}
+
 /**
  * The server's response. The headers every answer carries whatever its route (the request id,
  * Vary, CORS, Allow) are added with `carry` and join the headers of its one `writeHead`, instead
@@ -7,11 +12,6 @@ import { ServerResponse, type IncomingMessage, type OutgoingHttpHeader, type Out
  * some 0.6 KB) for the life of the response, so every open stream held it. What `writeHead` is
  * given is dropped once the head is written.
  */
-/** Told when a response's connection closed (an SSE reader): by the one close listener every response has. */
-export interface CloseWatcher {
-  responseClosed: () => void
-}
-
 export class AppResponse<Request extends IncomingMessage = IncomingMessage> extends ServerResponse<Request> {
   /** This request's id (X-Request-Id), set before any route runs. */
   requestId = ''
