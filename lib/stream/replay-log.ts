@@ -88,6 +88,11 @@ export class ReplayLog {
     budget?.join(this)
   }
 
+  /** How many events are kept: the slots from the head on. */
+  get #kept (): number {
+    return this.#frames.length - this.#head
+  }
+
   get lastId (): number {
     return this.#nextId - 1
   }
@@ -118,7 +123,7 @@ export class ReplayLog {
     this.#bytes += bytes
     this.#budget?.charge(bytes)
     this.#totalBytes += frame.length
-    while (this.#frames.length - this.#head > this.#limits.maxEvents || this.#bytes > this.#limits.maxBytes) {
+    while (this.#kept > this.#limits.maxEvents || this.#bytes > this.#limits.maxBytes) {
       if (!this.#dropOldest()) break
     }
     this.#budget?.reclaim()
@@ -127,7 +132,7 @@ export class ReplayLog {
 
   /** Drops the oldest event; false when only the newest is left (it always stays, however large). */
   #dropOldest (): boolean {
-    if (this.#frames.length - this.#head <= 1) return false
+    if (this.#kept <= 1) return false
     const bytes = cost(this.#frames[this.#head] as string)
     this.#bytes -= bytes
     this.#budget?.charge(-bytes)
@@ -149,7 +154,7 @@ export class ReplayLog {
   /** Events after `cursor`, or null when the ones right after it were already dropped. */
   after (cursor: number): LoggedEvent[] | null {
     // The oldest kept event's id (the next one's while the log is empty).
-    const first = this.#nextId - (this.#frames.length - this.#head)
+    const first = this.#nextId - this.#kept
     if (cursor >= this.lastId) return []
     if (cursor < first - 1) return null
     // Slots from the head on are all set: only dropped ones (before the head) are cleared.
