@@ -3,18 +3,22 @@ import { setFlagsFromString } from 'node:v8'
 import { runInNewContext } from 'node:vm'
 import { frameEvent } from '../lib/sse/frame.js'
 import { ReplayBudget, ReplayLog } from '../lib/stream/replay-log.js'
+import { makeChunk, serializeChunk, serializeContent } from '../lib/protocol/chunk.js'
 import { acceptsGzip } from '../lib/http/accept-encoding.js'
 
 setFlagsFromString('--expose-gc')
 const gc = runInNewContext('gc') as () => void
 
+/** An event's data line: every event of a stream is a JSON object. */
+const line = (d: string): string => JSON.stringify({ d })
+
 t.test('numbers events from 1 and replays what came after a cursor', async (t) => {
   const log = new ReplayLog({ maxEvents: 100, maxBytes: 1 << 20 })
   t.same(log.after(0), [], 'nothing yet')
-  for (const d of ['a', 'b', 'c']) log.append(d)
+  for (const d of ['a', 'b', 'c']) log.append(line(d))
   t.equal(log.lastId, 3)
   t.same(log.after(0)?.map((e) => e.id), [1, 2, 3])
-  t.same(log.after(1)?.map((e) => e.frame), ['id: 2\ndata: b\n\n', 'id: 3\ndata: c\n\n'])
+  t.same(log.after(1)?.map((e) => e.frame), ['id: 2\ndata: {"d":"b"}\n\n', 'id: 3\ndata: {"d":"c"}\n\n'])
   t.same(log.after(3), [])
   t.notOk(log.ended)
   log.end()
@@ -23,23 +27,23 @@ t.test('numbers events from 1 and replays what came after a cursor', async (t) =
 
 t.test('bounded by count and bytes; a cursor that fell off is reported, the newest event always kept', async (t) => {
   const byCount = new ReplayLog({ maxEvents: 2, maxBytes: 1 << 20 })
-  for (let i = 0; i < 5; i++) byCount.append(String(i))
+  for (let i = 0; i < 5; i++) byCount.append(line(String(i)))
   t.same(byCount.after(3)?.map((e) => e.id), [4, 5])
   t.equal(byCount.after(2), null, 'event 3 is gone')
-  const byBytes = new ReplayLog({ maxEvents: 100, maxBytes: 40 })
-  byBytes.append('x'.repeat(10))
-  byBytes.append('y'.repeat(10))
+  const byBytes = new ReplayLog({ maxEvents: 100, maxBytes: 60 })
+  byBytes.append(line('x'.repeat(10)))
+  byBytes.append(line('y'.repeat(10)))
   t.equal(byBytes.after(0), null)
   t.same(byBytes.after(1)?.map((e) => e.id), [2])
-  byBytes.append('z'.repeat(100))
+  byBytes.append(line('z'.repeat(100)))
   t.same(byBytes.after(2)?.map((e) => e.id), [3], 'an event larger than the bound still stays')
-  t.ok(byBytes.bytes > 40)
+  t.ok(byBytes.bytes > 60)
 })
 
 t.test('long streams compact the dropped prefix and keep ids right', async (t) => {
   const log = new ReplayLog({ maxEvents: 10, maxBytes: 1 << 20 })
-  for (let i = 1; i <= 5000; i++) log.append(String(i))
-  t.same(log.after(4990)?.map((e) => e.frame), Array.from({ length: 10 }, (_, i) => `id: ${4991 + i}\ndata: ${4991 + i}\n\n`))
+  for (let i = 1; i <= 5000; i++) log.append(line(String(i)))
+  t.same(log.after(4990)?.map((e) => e.frame), Array.from({ length: 10 }, (_, i) => `id: ${4991 + i}\ndata: ${line(String(4991 + i))}\n\n`))
   t.equal(log.after(4989), null)
 })
 
@@ -52,13 +56,14 @@ t.test('Accept-Encoding: gzip only when allowed', async (t) => {
 })
 
 t.test('the byte bound counts each event\'s bookkeeping, not only its characters', async (t) => {
-  const size = frameEvent('x'.repeat(20), { id: '1' }).length + 40
+  const data = line('x'.repeat(20))
+  const size = data.length + 40
   const log = new ReplayLog({ maxEvents: 100, maxBytes: 3 * size })
-  for (let i = 0; i < 4; i++) log.append('x'.repeat(20))
+  for (let i = 0; i < 4; i++) log.append(data)
   t.equal(log.after(0), null, 'four events of that size do not fit, though their characters would')
   t.same(log.after(1)?.map((e) => e.id), [2, 3, 4])
   t.equal(log.bytes, 3 * size)
-  t.equal(log.totalBytes, 4 * (size - 40), 'the byte count of what was sent is characters only')
+  t.equal(log.totalBytes, 4 * frameEvent(data, { id: '1' }).length, 'the byte count of what was sent is its frames\' characters')
 })
 
 t.test('a dropped event is let go at once, not kept until the array is compacted', async (t) => {
@@ -68,9 +73,9 @@ t.test('a dropped event is let go at once, not kept until the array is compacted
   }
   const log = new ReplayLog({ maxEvents: 3, maxBytes: 64 << 20 })
   const base = heap()
-  log.append('x'.repeat(16 << 20))
+  log.append(line('x'.repeat(16 << 20)))
   t.ok(heap() - base > 15 << 20, 'a 16 MiB event is held while it is in the log')
-  for (let i = 0; i < 10; i++) log.append(`next ${i}`)
+  for (let i = 0; i < 10; i++) log.append(line(`next ${i}`))
   t.equal(log.after(0), null, 'the first event is out of the log')
   // A macrotask between collections, as V8 may keep what the running job touched.
   await new Promise((resolve) => setImmediate(resolve))
@@ -83,14 +88,14 @@ t.test('live logs share one budget: past it the longest give up their oldest eve
   const limits = { maxEvents: 10_000, maxBytes: 1 << 20 }
   const short = new ReplayLog(limits, 's2:', budget)
   const long = new ReplayLog(limits, 's1:', budget)
-  const data = 'x'.repeat(100)
-  for (let i = 0; i < 60; i++) long.append(data)
+  const data = line('x'.repeat(92))
+  for (let i = 0; i < 80; i++) long.append(data)
   for (let i = 0; i < 10; i++) short.append(data)
   t.ok(budget.bytes <= 10_000, `within the budget (${budget.bytes})`)
   t.equal(budget.bytes, long.bytes + short.bytes, 'the budget counts what the logs hold')
   t.same(short.after(0)?.map((e) => e.id), Array.from({ length: 10 }, (_, i) => i + 1), 'the short log kept all its events')
   t.equal(long.after(0), null, 'the long one lost its oldest: a resume from its start gets 410')
-  t.equal(long.after(long.lastId - 1)?.[0]?.id, 60, 'its newest are kept')
+  t.equal(long.after(long.lastId - 1)?.[0]?.id, 80, 'its newest are kept')
 
   // Equal logs shrink together.
   const even = new ReplayBudget(10_000)
@@ -110,7 +115,27 @@ t.test('live logs share one budget: past it the longest give up their oldest eve
   // A single event larger than the budget stays: the newest is never dropped.
   const tiny = new ReplayBudget(1024)
   const big = new ReplayLog(limits, 'b:', tiny)
-  big.append('y'.repeat(5000))
+  big.append(line('y'.repeat(5000)))
   t.equal(big.lastId, 1)
   t.same(big.after(0)?.map((e) => e.id), [1])
+})
+
+t.test('a content event is kept as its text and replayed as the very frame that was sent', async (t) => {
+  const log = new ReplayLog({ maxEvents: 100, maxBytes: 1 << 20 }, 'st:')
+  const texts = ['Hel', 'lo\n', '{"not":"a line"}', '', '\u2028 "quoted" \\', '{']
+  const start = serializeChunk(makeChunk('start', {}, { stream_id: 'st' }))
+  const done = serializeChunk(makeChunk('done', { memories_count: 0 }))
+  const sent = [log.append(start)]
+  for (const text of texts) sent.push(log.appendContent(text))
+  sent.push(log.append(done))
+  t.same(sent.slice(1, -1), texts.map((text, i) => frameEvent(serializeContent(text), { id: `st:${i + 2}` })), 'each content frame is the chunk\'s')
+  t.same(log.after(0)?.map((e) => e.frame), sent, 'replayed byte for byte, text that begins with { included')
+  t.same(log.after(3)?.map((e) => e.frame), sent.slice(3), 'from any cursor')
+  log.end()
+  t.same(log.after(0)?.map((e) => e.frame), sent, 'and once ended')
+  t.equal(log.totalBytes, sent.join('').length, 'what was sent is counted in frames')
+  // Each event costs what it keeps plus 40: a content event its text, unless that begins with { (then its line).
+  const kept = [start, ...texts.map((text) => text.startsWith('{') ? serializeContent(text) : text), done]
+  t.equal(log.bytes, kept.reduce((sum, entry) => sum + entry.length + 40, 0), 'it holds the words, not their frames')
+  t.throws(() => log.append('plain text'), TypeError, 'any other event must be a JSON object line')
 })

@@ -1,6 +1,7 @@
 import type { IncomingMessage } from 'node:http'
 import type { AppResponse } from '../http/response.js'
 import { tokenMatches } from '../auth/constant-time.js'
+import { Cancel } from '../cancel.js'
 import type { Coordinator } from '../coord/coordinator.js'
 import { eventIdPrefix } from '../protocol/event-id.js'
 import type { WriterFactory } from '../sse/writers.js'
@@ -21,7 +22,8 @@ export class LocalStream implements StreamHandle, SinkOwner {
   readonly userId: string
   readonly agentId: string
   readonly resumeToken = newResumeToken()
-  readonly run: StreamRun
+  /** The run while it is live; an ended stream lets go of it (see `retire`). */
+  #run: StreamRun | null
   readonly sink: BroadcastSink
   /** Set once the run ended; the replay stays readable until then + TTL. */
   endedAt: number | null = null
@@ -34,7 +36,7 @@ export class LocalStream implements StreamHandle, SinkOwner {
     this.orgId = run.orgId
     this.agentId = run.agentId
     this.userId = userId
-    this.run = run
+    this.#run = run
     this.#graceMs = graceMs
     this.#onSlowReader = onSlowReader
     this.sink = new BroadcastSink(log, this)
@@ -52,8 +54,19 @@ export class LocalStream implements StreamHandle, SinkOwner {
     return this.sink.log.ended
   }
 
+  /**
+   * The run ended and the stream is kept only for resumes, for up to its TTL: it drops the run
+   * (its state, cancellation, deadline and lease), so what it holds meanwhile is its replay.
+   */
+  retire (): void {
+    this.stopGrace()
+    this.#run = null
+    this.endedAt = Date.now()
+  }
+
   async follow (req: IncomingMessage, res: AppResponse, cursor: number, newWriter: WriterFactory): Promise<void> {
-    const writer = newWriter(req, res, this.run)
+    // A reader of an ended stream is written to and ended at once: nothing will abort its waits.
+    const writer = newWriter(req, res, this.#run ?? new Cancel())
     if (!this.sink.attach(writer, cursor)) throw noLongerKept()
     if (this.sink.log.ended) return
     // A reader is back: the stream is wanted again.
@@ -62,22 +75,24 @@ export class LocalStream implements StreamHandle, SinkOwner {
   }
 
   async cancel (): Promise<boolean> {
-    if (this.endedAt !== null) return false
-    this.run.abort(new CancelledError())
+    if (this.#run === null) return false
+    this.#run.abort(new CancelledError())
     return true
   }
 
+  /** Only a live stream has readers to cut: `#run` is set. */
   slowReader (): void {
-    this.#onSlowReader(this.run)
+    this.#onSlowReader(this.#run as StreamRun)
   }
 
   /** The last reader left a live stream: keep generating for the grace period, then give up. */
   readersGone (reason: Error): void {
+    const run = this.#run as StreamRun
     if (this.#graceMs === 0) {
-      this.run.abort(reason)
+      run.abort(reason)
       return
     }
-    this.#graceTimer = setTimeout(() => this.run.abort(reason), this.#graceMs)
+    this.#graceTimer = setTimeout(() => run.abort(reason), this.#graceMs)
   }
 
   /** A reader on another instance is following: restart the grace period, if one is running. */
@@ -93,10 +108,11 @@ export class LocalStream implements StreamHandle, SinkOwner {
 }
 
 /**
- * What an ended stream costs beside its frames (its run, timers, sink, state machine):
- * measured with a heap snapshot at about 2.8 KB, rounded up.
+ * What an ended stream costs beside its replay log's events (the stream, its sink and log, ids
+ * and resume token, the registry's entries; its run is let go): measured with a heap snapshot of
+ * 16,000 ended streams at about 0.85 KB, rounded up.
  */
-const ENDED_STREAM_OVERHEAD = 3 * 1024
+const ENDED_STREAM_OVERHEAD = 1024
 
 export interface RegistryOptions {
   ttlMs: number
@@ -176,8 +192,7 @@ export class StreamRegistry {
   }
 
   ended (stream: LocalStream): void {
-    stream.stopGrace()
-    stream.endedAt = Date.now()
+    stream.retire()
     const bytes = stream.sink.log.bytes + ENDED_STREAM_OVERHEAD
     this.#ended.set(stream.id, bytes)
     this.#retainedBytes += bytes

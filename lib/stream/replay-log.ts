@@ -1,3 +1,4 @@
+import { serializeContent } from '../protocol/chunk.js'
 import { frameNumbered, idLineOf, type LoggedEvent } from '../sse/frame.js'
 
 export interface ReplayLimits {
@@ -7,7 +8,13 @@ export interface ReplayLimits {
 
 /** What an event holds beside its characters (its array slot, its string's header), measured at about 33 bytes. */
 const EVENT_OVERHEAD = 40
-const cost = (frame: string): number => frame.length + EVENT_OVERHEAD
+const cost = (entry: string): number => entry.length + EVENT_OVERHEAD
+
+/** Every event's line is a JSON object, so it begins with `{`. */
+const BRACE = 0x7b
+
+/** The data line an entry stands for: a line is kept as itself, a content event as its text. */
+const lineOf = (entry: string): string => entry.charCodeAt(0) === BRACE ? entry : serializeContent(entry)
 
 /**
  * One replay budget for every live stream's log together: live logs are bounded one by one
@@ -60,9 +67,15 @@ export class ReplayBudget {
 }
 
 /**
- * One stream's framed events, numbered from 1, bounded by count and bytes (oldest dropped).
- * Pure: no I/O, no timers. Dropping advances a head index instead of shifting the array, so
- * appending stays O(1) on long streams (and clears the slot, so the event is freed at once).
+ * One stream's events, numbered from 1, bounded by count and bytes (oldest dropped), framed
+ * again for a replay. Pure: no I/O, no timers. Dropping advances a head index instead of
+ * shifting the array, so appending stays O(1) on long streams (and clears the slot, so the event
+ * is freed at once).
+ *
+ * A content event is kept as its text, not its frame: the frame is written and dropped young,
+ * and an ended stream, kept for resumes for minutes, holds a quarter of the characters (a
+ * 20-token reply: about 1 KB instead of 4.3). Memory that outlives the young generation is what
+ * a turn pays for most, in GC and in fresh pages (bench/PROFILE.md).
  */
 export class ReplayLog {
   readonly #limits: ReplayLimits
@@ -70,11 +83,12 @@ export class ReplayLog {
   readonly #idLine: string
   readonly #budget: ReplayBudget | undefined
   /**
-   * The frames, without a record each (some 40 bytes, for as long as the stream is resumable):
-   * the kept ones, from the head, are the newest, so their ids follow from `#nextId`. Dropped
-   * events' slots are cleared, so the array holds only what the bounds allow.
+   * The events, without a record each (some 40 bytes, for as long as the stream is resumable):
+   * a content event's text, any other event's JSON line (see `lineOf`; text that begins with `{`
+   * is kept as its line). The kept ones, from the head, are the newest, so their ids follow
+   * from `#nextId`. Dropped events' slots are cleared, so the array holds only what the bounds allow.
    */
-  #frames: Array<string | undefined> = []
+  #entries: Array<string | undefined> = []
   #head = 0
   #bytes = 0
   #totalBytes = 0
@@ -90,7 +104,7 @@ export class ReplayLog {
 
   /** How many events are kept: the slots from the head on. */
   get #kept (): number {
-    return this.#frames.length - this.#head
+    return this.#entries.length - this.#head
   }
 
   get lastId (): number {
@@ -111,15 +125,22 @@ export class ReplayLog {
     return this.#totalBytes
   }
 
-  /** Frames and keeps the next event (its id is `lastId` now); `line` is its data, one line of JSON (see `frameNumbered`). */
+  /** Frames and keeps the next event (its id is `lastId` now); `line` is its data, one line of JSON: an object. */
   append (line: string): string {
-    const id = this.#nextId++
-    const frame = frameNumbered(this.#idLine, id, line)
-    // Built by concatenation, a frame is a tree of string pieces: ~290 bytes of heap for a
-    // 100-character event. Reading a character flattens it in place (~170 bytes).
-    frame.charCodeAt(0)
-    this.#frames.push(frame)
-    const bytes = cost(frame)
+    if (line.charCodeAt(0) !== BRACE) throw new TypeError('A replayed event is a JSON object')
+    return this.#keep(line, line)
+  }
+
+  /** `append` for a content event, which is kept as `text` alone. */
+  appendContent (text: string): string {
+    const line = serializeContent(text)
+    return this.#keep(text.charCodeAt(0) === BRACE ? line : text, line)
+  }
+
+  #keep (entry: string, line: string): string {
+    const frame = frameNumbered(this.#idLine, this.#nextId++, line)
+    this.#entries.push(entry)
+    const bytes = cost(entry)
     this.#bytes += bytes
     this.#budget?.charge(bytes)
     this.#totalBytes += frame.length
@@ -133,12 +154,12 @@ export class ReplayLog {
   /** Drops the oldest event; false when only the newest is left (it always stays, however large). */
   #dropOldest (): boolean {
     if (this.#kept <= 1) return false
-    const bytes = cost(this.#frames[this.#head] as string)
+    const bytes = cost(this.#entries[this.#head] as string)
     this.#bytes -= bytes
     this.#budget?.charge(-bytes)
-    this.#frames[this.#head++] = undefined
-    if (this.#head > 1024 && this.#head * 2 > this.#frames.length) {
-      this.#frames = this.#frames.slice(this.#head)
+    this.#entries[this.#head++] = undefined
+    if (this.#head > 1024 && this.#head * 2 > this.#entries.length) {
+      this.#entries = this.#entries.slice(this.#head)
       this.#head = 0
     }
     return true
@@ -158,11 +179,18 @@ export class ReplayLog {
     if (cursor >= this.lastId) return []
     if (cursor < first - 1) return null
     // Slots from the head on are all set: only dropped ones (before the head) are cleared.
-    return this.#frames.slice(this.#head + cursor + 1 - first).map((frame, i) => ({ id: cursor + 1 + i, frame: frame as string }))
+    return this.#entries.slice(this.#head + cursor + 1 - first).map((entry, i) => {
+      const id = cursor + 1 + i
+      return { id, frame: frameNumbered(this.#idLine, id, lineOf(entry as string)) }
+    })
   }
 
+  /** Nothing follows: what is kept is kept for resumes only, in an array of its exact size (a push reserves room to grow). */
   end (): void {
+    if (this.#ended) return
     this.#ended = true
     this.#budget?.leave(this)
+    this.#entries = this.#entries.slice(this.#head)
+    this.#head = 0
   }
 }

@@ -1,4 +1,4 @@
-import { serializeChunk, serializeContent, type StreamChunk, type ToolCallInfo } from '../protocol/chunk.js'
+import { serializeChunk, type StreamChunk, type ToolCallInfo } from '../protocol/chunk.js'
 import type { StreamFeed } from '../coord/coordinator.js'
 import { ReplayLog } from './replay-log.js'
 import { ClientGoneError, SlowConsumerError, type SseWriter } from '../sse/writer.js'
@@ -22,6 +22,9 @@ export interface ChunkSink {
   holdForEnding: () => void
 }
 
+/** Shared by every sink without readers: one empty array, not one per stream kept for resumes. */
+const NO_READERS: readonly SseWriter[] = []
+
 /** What a broadcast sink tells the stream it serves. */
 export interface SinkOwner {
   /** The last reader left while the stream is live. */
@@ -44,7 +47,7 @@ export class BroadcastSink implements ChunkSink {
    * life, and an array of one is some 56 bytes where a Set is some 150 (made by `concat`, which
    * sizes it exactly: a spread or a push reserves 17 slots, 184 bytes).
    */
-  #readers: readonly SseWriter[] = []
+  #readers = NO_READERS
   /** An object rather than two callbacks: no closures per stream. */
   readonly #owner: SinkOwner
 
@@ -83,8 +86,8 @@ export class BroadcastSink implements ChunkSink {
     if (this.#readers.length === 0 && !this.log.ended) this.#owner.readersGone(reason)
   }
 
-  #broadcast (json: string): Promise<void> | undefined {
-    const frame = this.log.append(json)
+  /** Sends `frame`, the log's newest event, to the other instances and every reader. */
+  #broadcast (frame: string): Promise<void> | undefined {
     this.feed?.append(this.log.lastId, frame)
     let waits: Array<Promise<void>> | undefined
     for (const reader of this.#readers) {
@@ -97,20 +100,20 @@ export class BroadcastSink implements ChunkSink {
   }
 
   start (chunk: StreamChunk): void {
-    void this.#broadcast(serializeChunk(chunk))
+    void this.event(chunk)
   }
 
   content (text: string): Promise<void> | undefined {
-    return this.#broadcast(serializeContent(text))
+    return this.#broadcast(this.log.appendContent(text))
   }
 
   event (chunk: StreamChunk): Promise<void> | undefined {
-    return this.#broadcast(serializeChunk(chunk))
+    return this.#broadcast(this.log.append(serializeChunk(chunk)))
   }
 
   /** The terminal event needs no wait: end() follows and flushes it. */
   finish (chunk: StreamChunk): void {
-    void this.#broadcast(serializeChunk(chunk))
+    void this.event(chunk)
     this.log.end()
   }
 
@@ -121,8 +124,10 @@ export class BroadcastSink implements ChunkSink {
   end (destroy: boolean): void {
     this.log.end()
     this.feed?.end()
+    // An ended stream is kept for resumes for minutes: it lets go of what only a live one needs.
+    this.feed = null
     for (const reader of this.#readers) reader.end(destroy)
-    this.#readers = []
+    this.#readers = NO_READERS
   }
 }
 
