@@ -7,17 +7,23 @@ import { leaseOnce } from '../lib/limits/concurrency.js'
 import { StreamRegistry, type LocalStream } from '../lib/stream/registry.js'
 import { ReplayBudget } from '../lib/stream/replay-log.js'
 import { LocalCoordinator } from '../lib/coord/local.js'
+import { makeChunk } from '../lib/protocol/chunk.js'
 
 setFlagsFromString('--expose-gc')
 const gc = runInNewContext('gc') as () => void
 
-function endedStream (registry: StreamRegistry): LocalStream {
+function endedStream (registry: StreamRegistry, onRun: (run: StreamRun) => void = () => {}): LocalStream {
   const run = new StreamRun({
     orgId: 'org', agentId: 'agent', requestId: 'req', lease: leaseOnce('org', undefined, { free: () => {} }),
     timeouts: { firstTokenMs: 60_000, idleMs: 60_000, maxDurationMs: 60_000 }, onEnd: () => {}
   })
-  run.release('done')
+  onRun(run)
   const stream = registry.open(run, 'user', false)
+  stream.sink.start(makeChunk('start', {}, { stream_id: run.id }))
+  stream.sink.content('Hi')
+  stream.sink.finish(makeChunk('done', { memories_count: 0 }))
+  stream.sink.end(false)
+  run.release('done')
   registry.ended(stream)
   return stream
 }
@@ -61,4 +67,21 @@ t.test('a lookup lets go of an expired stream the sweeper has not reached yet', 
   t.equal(registry.get(stream.id), undefined, 'past it, the lookup finds nothing')
   stream.endedAt = Date.now()
   t.equal(registry.get(stream.id), undefined, 'and it was forgotten, not only hidden')
+})
+
+t.test('an ended stream kept for resumes lets go of its run, and still replays', async (t) => {
+  const registry = registryFor(t, 60_000)
+  let run: WeakRef<StreamRun> | undefined
+  const stream = endedStream(registry, (r) => { run = new WeakRef(r) })
+  await sleep(0)
+  gc()
+  t.equal(run?.deref(), undefined, 'the run (its state machine, cancellation, deadline, lease) was collected')
+  t.equal(registry.get(stream.id), stream, 'the stream is still found')
+  t.ok(stream.ended)
+  t.equal(stream.newestId, 3)
+  t.same(stream.sink.log.after(1)?.map((e) => e.frame), [
+    `id: ${stream.id}:2\ndata: {"chunk_type":"content","content":"Hi","tool_call":null,"memories_count":null}\n\n`,
+    `id: ${stream.id}:3\ndata: {"chunk_type":"done","content":null,"tool_call":null,"memories_count":0}\n\n`
+  ], 'its events replay as they were sent')
+  t.equal(await stream.cancel(), false, 'an ended stream cannot be cancelled')
 })
