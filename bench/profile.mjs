@@ -64,6 +64,25 @@ function areaOf (frames, outside) {
   return outside
 }
 
+/**
+ * Minor page faults of process `pid` so far (Linux's /proc; NaN elsewhere): each is a page of
+ * memory the process touched for the first time since it had it, which a growing heap pays.
+ */
+function minorFaults (pid) {
+  try {
+    return Number(readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ')[7])
+  } catch {
+    return Number.NaN
+  }
+}
+
+/** What a fresh page costs on this machine: 64 MiB of new memory filled (every page touched once), timed, per 4 KiB. */
+function pageFaultUs () {
+  const t0 = performance.now()
+  Buffer.allocUnsafeSlow(64 << 20).fill(1)
+  return (performance.now() - t0) * 1000 / (16 << 10)
+}
+
 /** The entry point of `name`, in this checkout or in `checkout`. */
 const scriptOf = (name, checkout) => checkout === null ? serverScript(name) : new URL(`bench/servers/${name}.mjs`, checkout)
 
@@ -93,13 +112,15 @@ async function profiled (name, checkout, env, drive, label = name, cpuProf = tru
     return reply.cpu.user + reply.cpu.system
   }
   const from = await cpu()
+  const faultsFrom = minorFaults(child.pid)
   const { streams, rate } = await drive(server)
   const processUs = await cpu() - from
+  const faults = minorFaults(child.pid) - faultsFrom
   child.send({ type: 'exit' })
   await once(child, 'exit')
-  if (!cpuProf) return { streams, rate, processUs }
+  if (!cpuProf) return { streams, rate, processUs, faults }
   const file = readdirSync(dir).find((f) => f.endsWith('.cpuprofile'))
-  return { streams, rate, processUs, ...summarize(JSON.parse(readFileSync(dir + file, 'utf8'))) }
+  return { streams, rate, processUs, faults, ...summarize(JSON.parse(readFileSync(dir + file, 'utf8'))) }
 }
 
 /** Scenario 1's load for `duration` s: autocannon, 100 connections, 20-token streams from the built-in model. */
@@ -145,14 +166,16 @@ async function relayed (name, checkout = null, cpuProf = true) {
  */
 async function unprofiled (load) {
   const runs = { now: [], before: [] }
+  const faults = { now: [], before: [] }
   for (let r = 0; r < 3; r++) {
     for (const [key, checkout] of [['now', null], ['before', before]]) {
       const out = await load('agentmem', checkout, false)
       runs[key].push(out.processUs / out.streams)
+      faults[key].push(out.faults / out.streams)
     }
   }
   const median = (values) => values.sort((a, b) => a - b)[1]
-  return { now: median(runs.now), before: median(runs.before) }
+  return { now: median(runs.now), before: median(runs.before), faults: { now: median(faults.now), before: median(faults.before) } }
 }
 
 /** Self time per function, and per area: each sample goes to the nearest agentmem-stream frame on its stack. */
@@ -253,10 +276,12 @@ const lines = [
   '',
   `Scenario 1's load (100 connections, ${seconds} s, 20-token replies, built-in model at 0 delay, SQLite in memory) against each server under \`--cpu-prof\` (which slows both). CPU per stream is the profile's busy time (idle excluded) over the streams completed.`,
   '',
-  '| server | streams/s under the profiler | CPU µs per stream |',
-  '|---|---|---|',
-  `| agentmem | ${us(ours.rate)} | ${us(perStream(ours, ours.busy))} |`,
-  `| baseline | ${us(base.rate)} | ${us(perStream(base, base.busy))} |`,
+  '| server | streams/s under the profiler | CPU µs per stream | minor page faults per stream |',
+  '|---|---|---|---|',
+  `| agentmem | ${us(ours.rate)} | ${us(perStream(ours, ours.busy))} | ${perStream(ours, ours.faults).toFixed(2)} |`,
+  `| baseline | ${us(base.rate)} | ${us(perStream(base, base.busy))} | ${perStream(base, base.faults).toFixed(2)} |`,
+  '',
+  `A fresh page costs ${pageFaultUs().toFixed(1)} µs on this machine (64 MiB of new memory filled, timed, per 4 KiB page): memory a turn leaves behind for longer than the young generation (a stream kept for resumes, a growing heap) is paid for in faults as well as in GC.`,
   '',
   ...(was === null
     ? []
@@ -272,6 +297,7 @@ const lines = [
         `| process CPU µs per relayed turn (user + system, under the profiler) | ${us(perStream(was.relayed, was.relayed.processUs))} | ${us(perStream(relayedOurs, relayedOurs.processUs))} |`,
         `| process CPU µs per short stream (no profiler; builds alternated, median of 3) | ${us(was.plainShort.before)} | ${us(was.plainShort.now)} |`,
         `| process CPU µs per relayed turn (no profiler; builds alternated, median of 3) | ${us(was.plainRelayed.before)} | ${us(was.plainRelayed.now)} |`,
+        `| minor page faults per short stream (no profiler; as above) | ${was.plainShort.faults.before.toFixed(2)} | ${was.plainShort.faults.now.toFixed(2)} |`,
         `| bytes allocated per short stream (garbage included) | ${us(perStream(was.alloc, was.alloc.bytes))} | ${us(perStream(allocOurs, allocOurs.bytes))} |`,
         `| promises per token | ${was.tokens.promisesPerToken.toFixed(2)} | ${tokensNow.promisesPerToken.toFixed(2)} |`,
         `| promises per turn (20 tokens) | ${was.tokens.promisesPerTurn} | ${tokensNow.promisesPerTurn} |`,

@@ -73,9 +73,9 @@ export class ReplayBudget {
  * is freed at once).
  *
  * A content event is kept as its text, not its frame: the frame is written and dropped young,
- * and an ended stream, kept for resumes for minutes, holds a quarter of the characters (a
- * 20-token reply: about 1 KB instead of 4.3). Memory that outlives the young generation is what
- * a turn pays for most, in GC and in fresh pages (bench/PROFILE.md).
+ * and an ended stream, kept for resumes for minutes, holds about a quarter of the characters (a
+ * 20-token reply: some 1.2 KB of strings instead of 4.3). Memory that outlives the young
+ * generation is what a turn pays for most, in GC and in fresh pages (bench/PROFILE.md).
  */
 export class ReplayLog {
   readonly #limits: ReplayLimits
