@@ -28,12 +28,12 @@ function endedStream (registry: StreamRegistry, onRun: (run: StreamRun) => void 
   return stream
 }
 
-/** A registry whose ended streams are kept `ttlMs`; closed when the test ends. */
-function registryFor (t: Tap.Test, ttlMs: number): StreamRegistry {
+/** A registry whose ended streams are kept `ttlMs`, within `maxRetainedBytes`; closed when the test ends. */
+function registryFor (t: Tap.Test, ttlMs: number, maxRetainedBytes = 1 << 30): StreamRegistry {
   const registry = new StreamRegistry({
     ttlMs,
     graceMs: 0,
-    maxRetainedBytes: 1 << 30,
+    maxRetainedBytes,
     replayLimits: { maxEvents: 10, maxBytes: 1024 },
     liveReplay: new ReplayBudget(1 << 20),
     coordinator: new LocalCoordinator({ maxPerTenant: 1, maxTotal: 1 }),
@@ -84,4 +84,24 @@ t.test('an ended stream kept for resumes lets go of its run, and still replays',
     `id: ${stream.id}:3\ndata: {"chunk_type":"done","content":null,"tool_call":null,"memories_count":0}\n\n`
   ], 'its events replay as they were sent')
   t.equal(await stream.cancel(), false, 'an ended stream cannot be cancelled')
+})
+
+t.test('ended streams leave in the order they ended, whether the budget, the sweeper or a lookup lets them go', async (t) => {
+  const probe = registryFor(t, 60_000)
+  endedStream(probe)
+  const one = probe.retainedBytes
+  const registry = registryFor(t, 60_000, 3 * one)
+  const [a, b, c] = [endedStream(registry), endedStream(registry), endedStream(registry)]
+  // b expired early (its lookup forgets it, out of order); a stays the oldest.
+  b.endedAt = Date.now() - 60_001
+  t.equal(registry.get(b.id), undefined)
+  const d = endedStream(registry)
+  t.equal(registry.retainedBytes, 3 * one, 'a, c and d fit')
+  const e = endedStream(registry)
+  t.same([a, c, d, e].map((s) => registry.get(s.id) === s), [false, true, true, true], 'over the budget the oldest kept one went: a')
+  t.equal(registry.retainedBytes, 3 * one)
+  // Thousands more: only the newest three are kept, and the bookkeeping stays exact.
+  const last = Array.from({ length: 3000 }, () => endedStream(registry)).slice(-3)
+  t.equal(registry.retainedBytes, 3 * one)
+  t.same([c, d, e, ...last].map((s) => registry.get(s.id) === s), [false, false, false, true, true, true])
 })
