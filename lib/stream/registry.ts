@@ -114,6 +114,9 @@ export class LocalStream implements StreamHandle, SinkOwner {
  */
 const ENDED_STREAM_OVERHEAD = 1024
 
+/** What an ended stream counts against the resume budget; fixed once it ended (its log takes no more events and has left the live budget). */
+const keptBytes = (stream: LocalStream): number => stream.sink.log.bytes + ENDED_STREAM_OVERHEAD
+
 export interface RegistryOptions {
   ttlMs: number
   /** How long a stream with no reader keeps generating, waiting for a reconnect (0: abort at once). */
@@ -138,13 +141,11 @@ export interface RegistryOptions {
  */
 export class StreamRegistry {
   readonly #streams = new Map<string, LocalStream>()
-  /** Ended streams still kept, with the replay bytes each holds. */
-  readonly #ended = new Map<string, number>()
   /**
-   * Their ids in the order they ended, the oldest at `#oldest` (ids a lookup forgot are skipped
-   * when reached). Not the Map's own order: a Map iterated from its start walks past every entry
-   * deleted since its table was last rebuilt, and with the budget full every stream that ends
-   * deletes the oldest one: measured, 7 µs a stream at 10,000 kept, 19 at 50,000.
+   * The ids of ended streams in the order they ended, the oldest at `#oldest` (ids a lookup
+   * forgot are skipped when reached). Not a Map's order: a Map iterated from its start walks past
+   * every entry deleted since its table was last rebuilt, and with the budget full every stream
+   * that ends deletes the oldest one: measured, 7 µs a stream at 10,000 kept, 19 at 50,000.
    */
   #endedOrder: Array<string | undefined> = []
   #oldest = 0
@@ -182,7 +183,7 @@ export class StreamRegistry {
   get (id: string): LocalStream | undefined {
     const stream = this.#streams.get(id)
     if (stream !== undefined && this.#expired(stream)) {
-      this.#forget(id)
+      this.#forget(stream)
       return undefined
     }
     return stream
@@ -193,37 +194,38 @@ export class StreamRegistry {
     return this.#retainedBytes
   }
 
-  #forget (id: string): void {
-    this.#streams.delete(id)
-    this.#retainedBytes -= this.#ended.get(id) as number
-    this.#ended.delete(id)
+  /** Lets go of an ended stream. */
+  #forget (stream: LocalStream): void {
+    this.#streams.delete(stream.id)
+    this.#retainedBytes -= keptBytes(stream)
   }
 
   ended (stream: LocalStream): void {
     stream.retire()
-    const bytes = stream.sink.log.bytes + ENDED_STREAM_OVERHEAD
-    this.#ended.set(stream.id, bytes)
     this.#endedOrder.push(stream.id)
-    this.#retainedBytes += bytes
+    this.#retainedBytes += keptBytes(stream)
     const max = this.#opts.maxRetainedBytes
-    for (let id = this.#oldestEnded(); id !== undefined && this.#retainedBytes > max; id = this.#oldestEnded()) this.#forget(id)
+    for (let oldest = this.#oldestEnded(); oldest !== undefined && this.#retainedBytes > max; oldest = this.#oldestEnded()) this.#forget(oldest)
   }
 
-  /** The oldest ended stream still kept (undefined when none is): ids a lookup forgot are dropped from the front on the way. */
-  #oldestEnded (): string | undefined {
+  /**
+   * The oldest ended stream still kept (undefined when none is): ids a lookup forgot, no longer
+   * in `#streams`, are dropped from the front on the way.
+   */
+  #oldestEnded (): LocalStream | undefined {
     const order = this.#endedOrder
-    while (this.#oldest < order.length && !this.#ended.has(order[this.#oldest] as string)) order[this.#oldest++] = undefined
+    let oldest: LocalStream | undefined
+    while (this.#oldest < order.length && (oldest = this.#streams.get(order[this.#oldest] as string)) === undefined) order[this.#oldest++] = undefined
     if (this.#oldest > 1024 && this.#oldest * 2 > order.length) {
       this.#endedOrder = order.slice(this.#oldest)
       this.#oldest = 0
     }
-    return this.#endedOrder[this.#oldest]
+    return oldest
   }
 
   close (): void {
     clearInterval(this.#sweeper)
     this.#streams.clear()
-    this.#ended.clear()
     this.#endedOrder = []
     this.#oldest = 0
     this.#retainedBytes = 0
@@ -235,8 +237,6 @@ export class StreamRegistry {
 
   /** Ended streams are kept in the order they ended, so the expired ones are all at the front. */
   #sweep (): void {
-    for (let id = this.#oldestEnded(); id !== undefined && this.#expired(this.#streams.get(id) as LocalStream); id = this.#oldestEnded()) {
-      this.#forget(id)
-    }
+    for (let oldest = this.#oldestEnded(); oldest !== undefined && this.#expired(oldest); oldest = this.#oldestEnded()) this.#forget(oldest)
   }
 }
