@@ -72,7 +72,9 @@ async function corsApp (t: Test, corsOrigins?: string, builtinTokenDelayMs = 40)
 t.test('sse.js from another origin: POST, cut, autoReconnect with Last-Event-ID, one turn', async (t) => {
   const page = await openPage(t)
   const origin = new URL(page.url()).origin
-  const { app, proxy, agentId } = await corsApp(t, origin)
+  // Slow enough that the reply is still coming when the page has two words and the test cuts:
+  // at 40 ms a token a loaded machine's polling of the page once saw the whole reply first.
+  const { app, proxy, agentId } = await corsApp(t, origin, 250)
   await page.evaluate(async ({ url, token, message }) => {
     const { SSE } = await import('/sse.js') as { SSE: new (url: string, opts: Record<string, unknown>) => EventTarget & { close: () => void } }
     const state = (window as unknown as { state: PageState }).state
