@@ -1,4 +1,5 @@
-import { destination, pino, type Logger } from 'pino'
+import { pino, type Logger } from 'pino'
+import { batchedStdout } from './batched-lines.js'
 
 export type { Logger }
 
@@ -7,10 +8,9 @@ export type { Logger }
  * no headers (bearer tokens), no query strings (resume tokens), no message text.
  */
 export function createLogger (level: string): Logger {
-  // Synchronous: each line is written when it is logged, so a crash loses none. pino's default
-  // buffers lines while a write is in flight and measures that buffer at every line, flattening
-  // it each time: about 8 KB of garbage per line under load.
-  return pino({ level, base: { service: 'agentmem-stream' }, timestamp: isoTime }, destination({ dest: 1, sync: true }))
+  // Not pino's asynchronous destination: it measures its buffer at every line, flattening it
+  // each time (about 8 KB of garbage per line under load). Nor its synchronous one: a write per line.
+  return pino({ level, base: { service: 'agentmem-stream' }, timestamp: isoTime }, batchedStdout())
 }
 
 let stampedAt = Number.NaN
