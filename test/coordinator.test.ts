@@ -5,7 +5,7 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import { CoordinatorUnavailableError, type Coordinator, type RemoteStream } from '../lib/coord/coordinator.js'
 import { LocalCoordinator } from '../lib/coord/local.js'
 import { RedisCoordinator, type RedisCoordinatorOptions } from '../lib/coord/redis.js'
-import { ReplayLog } from '../lib/stream/replay-log.js'
+import { contentLiteral } from '../lib/protocol/chunk.js'
 import type { Lease } from '../lib/limits/concurrency.js'
 import { REDIS_URL } from './helpers/redis.js'
 import { Redis } from 'ioredis'
@@ -119,13 +119,10 @@ t.test('redis: a shared stream is found, replayed and followed live on another i
   runner.onControl((m) => heard.push(`${m.type}:${m.id}`))
   const info = { id: 'stream-1', orgId: 'org', userId: 'user', agentId: 'agent', resumeToken: 'secret-token', leaseId: leaseOf(await runner.acquire('org')).id }
   const feed = runner.share(info)
-  const log = new ReplayLog({ maxEvents: 100, maxBytes: 1 << 20 })
-  const append = (data: string): void => {
-    const frame = log.append(data)
-    feed.append(log.lastId, frame)
-  }
+  let lastId = 0
+  const append = (entry: string): void => { feed.append(++lastId, entry) }
   append('{"n":1}')
-  append('{"n":2}')
+  append(contentLiteral('two\n"quoted"\u2028'))
   await until(async () => (await reader.find('stream-1'))?.lastId === 2, 5000, '(await reader.find(\'stream-1\'))?.lastId === 2')
   const found = await reader.find('stream-1')
   t.match(found, { id: 'stream-1', orgId: 'org', userId: 'user', agentId: 'agent', lastId: 2, firstId: 1, ended: false })
@@ -140,7 +137,10 @@ t.test('redis: a shared stream is found, replayed and followed live on another i
   append('{"n":3}')
   feed.end()
   await following
-  t.same(got, ['2:id: 2\ndata: {"n":2}\n\n', '3:id: 3\ndata: {"n":3}\n\n'], 'replay after the cursor, then live, then stop at the end')
+  t.same(got, [
+    '2:id: stream-1:2\ndata: {"chunk_type":"content","content":"two\\n\\"quoted\\"\\u2028","tool_call":null,"memories_count":null}\n\n',
+    '3:id: stream-1:3\ndata: {"n":3}\n\n'
+  ], 'replay after the cursor (a content event kept as its text, framed again), then live, then stop at the end')
   t.ok(heard.includes('reader:stream-1'), 'the running instance heard that somebody reads')
   t.match(await reader.find('stream-1'), { lastId: 3, ended: true })
 
@@ -190,7 +190,7 @@ t.test('redis: a stream shared without findableAtOnce is announced with its firs
   const feed = c.share({ id: 'later', orgId: 'o', userId: 'u', agentId: 'a', resumeToken: 'x', leaseId: 'l' })
   await c.ping() // behind anything share() sent
   t.equal(await c.find('later'), null, 'nobody knows its id before its start event, so nothing is written yet')
-  feed.append(1, 'id: later:1\ndata: {}\n\n')
+  feed.append(1, '{}')
   await until(async () => (await c.find('later')) !== null, 5000, 'the stream to be found with its first event')
   t.match(await c.find('later'), { orgId: 'o', userId: 'u', agentId: 'a', lastId: 1, firstId: 1, ended: false })
   t.ok((await c.find('later'))?.matchesToken('x'), 'with its resume token\'s hash')
@@ -210,7 +210,7 @@ t.test('redis: a follower stops when its reader leaves, and when the stream expi
   const prefix = `test:${randomBytes(6).toString('hex')}:`
   const runner = await openRedis(t, { keyPrefix: prefix, maxDurationMs: 300, resumeTtlMs: 100 })
   const feed = runner.share({ id: 's', orgId: 'o', userId: 'u', agentId: 'a', resumeToken: 'x', leaseId: leaseOf(await runner.acquire('o')).id })
-  feed.append(1, 'id: 1\ndata: {}\n\n')
+  feed.append(1, '{}')
   await until(async () => (await runner.find('s')) !== null, 5000, '(await runner.find(\'s\')) !== null')
   const found = await runner.find('s') as RemoteStream
   const leaving = new AbortController()
@@ -226,7 +226,7 @@ t.test('redis: a follower stops when its reader leaves, and when the stream expi
   // Nobody ends it and its producer lives on: its keys expire, and a follower does not wait forever.
   const frames: string[] = []
   for await (const e of found.follow(0, new AbortController().signal)) frames.push(e.frame)
-  t.same(frames, ['id: 1\ndata: {}\n\n', 'id: s:2\ndata: {"code":"stream_lost"}\n\n'], 'follows until the keys expire, then ends with a terminal event')
+  t.same(frames, ['id: s:1\ndata: {}\n\n', 'id: s:2\ndata: {"code":"stream_lost"}\n\n'], 'follows until the keys expire, then ends with a terminal event')
 })
 
 t.test('redis: a stream whose producer died ends for every reader, and for later resumes, with one terminal event', async (t) => {
@@ -235,8 +235,7 @@ t.test('redis: a stream whose producer died ends for every reader, and for later
   const reader = await openRedis(t, { keyPrefix: prefix })
   const lease = leaseOf(await runner.acquire('o'))
   const feed = runner.share({ id: 'p', orgId: 'o', userId: 'u', agentId: 'a', resumeToken: 'x', leaseId: lease.id })
-  const log = new ReplayLog({ maxEvents: 100, maxBytes: 1 << 20 })
-  feed.append(1, log.append('{"n":1}'))
+  feed.append(1, '{"n":1}')
   await until(async () => (await reader.find('p'))?.lastId === 1, 5000, '(await reader.find(\'p\'))?.lastId === 1')
   const found = await reader.find('p') as RemoteStream
   const frames = async (): Promise<string[]> => {
@@ -248,7 +247,7 @@ t.test('redis: a stream whose producer died ends for every reader, and for later
   await sleep(250)
   t.match(await reader.find('p'), { lastId: 1, ended: false }, 'a quiet stream whose producer holds its lease is followed, not ended')
   lease.release() // as a dead instance's lease expires
-  const expected = ['id: 1\ndata: {"n":1}\n\n', 'id: p:2\ndata: {"code":"producer_lost"}\n\n']
+  const expected = ['id: p:1\ndata: {"n":1}\n\n', 'id: p:2\ndata: {"code":"producer_lost"}\n\n']
   t.same(await first, expected, 'each reader gets the terminal event')
   t.same(await second, expected, 'once: the log holds it once')
   t.match(await reader.find('p'), { lastId: 2, ended: true })
@@ -260,7 +259,7 @@ t.test('redis: events trimmed under a slow reader are reported, not skipped', as
   const feed = c.share({ id: 's', orgId: 'o', userId: 'u', agentId: 'a', resumeToken: 'x' })
   // One event per tick, one entry each; MINID ~ trims whole nodes: write enough that the first ones surely go.
   for (let id = 1; id <= 300; id++) {
-    feed.append(id, `id: ${id}\n\n`)
+    feed.append(id, '{}')
     await new Promise((resolve) => setImmediate(resolve))
   }
   await until(async () => ((await c.find('s'))?.lastId === 300), 5000, '((await c.find(\'s\'))?.lastId === 300)')
@@ -275,9 +274,9 @@ t.test('redis: the events of one tick are one entry, replayed one by one from an
   const runner = await openRedis(t, { keyPrefix: prefix })
   const reader = await openRedis(t, { keyPrefix: prefix })
   const feed = runner.share({ id: 'tick', orgId: 'o', userId: 'u', agentId: 'a', resumeToken: 'x' })
-  for (let id = 1; id <= 5; id++) feed.append(id, `id: tick:${id}\n\n`)
+  for (let id = 1; id <= 5; id++) feed.append(id, `{"n":${id}}`)
   await new Promise((resolve) => setImmediate(resolve))
-  feed.append(6, 'id: tick:6\n\n')
+  feed.append(6, '{"n":6}')
   feed.end()
   const raw = new Redis(REDIS_URL)
   t.teardown(() => raw.disconnect())
@@ -287,7 +286,7 @@ t.test('redis: the events of one tick are one entry, replayed one by one from an
   const from = async (cursor: number): Promise<number[]> => {
     const ids: number[] = []
     for await (const e of (await reader.find('tick') as RemoteStream).follow(cursor, new AbortController().signal)) {
-      t.equal(e.frame, `id: tick:${e.id}\n\n`, 'each event with its own frame')
+      t.equal(e.frame, `id: tick:${e.id}\ndata: {"n":${e.id}}\n\n`, 'each event with its own frame')
       ids.push(e.id)
     }
     return ids
@@ -302,9 +301,12 @@ t.test('redis: a tick of thousands of events is one entry, replayed from a curso
   const runner = await openRedis(t, { keyPrefix: prefix, maxEvents: 10_000 })
   const reader = await openRedis(t, { keyPrefix: prefix })
   const feed = runner.share({ id: 'big', orgId: 'o', userId: 'u', agentId: 'a', resumeToken: 'x' })
-  // A frame's data may span lines; the blank line after it is the only one in it.
-  const frame = (id: number): string => `id: big:${id}\ndata: line one\ndata: \ndata: line three\n\n`
-  for (let id = 1; id <= 5000; id++) feed.append(id, frame(id))
+  // Content events (kept as their text's JSON string) and others (their JSON line), alternating.
+  const entry = (id: number): string => (id % 2 === 0 ? contentLiteral(`line ${id}\n{"x":1}`) : `{"n":${id},"text":"a\\nb"}`)
+  const frame = (id: number): string => (id % 2 === 0
+    ? `id: big:${id}\ndata: {"chunk_type":"content","content":"line ${id}\\n{\\"x\\":1}","tool_call":null,"memories_count":null}\n\n`
+    : `id: big:${id}\ndata: {"n":${id},"text":"a\\nb"}\n\n`)
+  for (let id = 1; id <= 5000; id++) feed.append(id, entry(id))
   feed.end()
   await until(async () => (await reader.find('big'))?.ended === true, 5000, 'the stream to end in Redis')
   const raw = new Redis(REDIS_URL)
@@ -342,7 +344,7 @@ t.test('redis: events not yet written when the coordinator closes are written be
   const runner = await openRedis(t, { keyPrefix: prefix }) // its teardown closes it again: a no-op
   const reader = await openRedis(t, { keyPrefix: prefix })
   const feed = runner.share({ id: 'closing', orgId: 'o', userId: 'u', agentId: 'a', resumeToken: 'x' })
-  feed.append(1, 'id: closing:1\n\n')
+  feed.append(1, '{}')
   feed.end()
   await runner.close() // in the same iteration: the writes were still due
   t.match(await reader.find('closing'), { firstId: 1, lastId: 1, ended: true })

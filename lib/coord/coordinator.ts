@@ -58,8 +58,11 @@ export interface SharedStreamInfo {
 
 /** Where a running stream copies its framed events for the other instances. */
 export interface StreamFeed {
-  /** Event `id`, framed. */
-  append: (id: number, frame: string) => void
+  /**
+   * Event `id`: its data line (JSON, an object) or, for a content event, its text as a JSON
+   * string (`contentLiteral`). Readers get it framed, as every event is (`frameNumbered`).
+   */
+  append: (id: number, entry: string) => void
   end: () => void
 }
 

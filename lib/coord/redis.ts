@@ -1,7 +1,9 @@
 import { createHash, randomUUID, timingSafeEqual } from 'node:crypto'
 import { Redis, type Result } from 'ioredis'
 import { leaseOnce, type AcquireResult, type ConcurrencyLimits, type Lease, type LeaseOwner } from '../limits/concurrency.js'
-import type { LoggedEvent } from '../sse/frame.js'
+import { frameNumbered, idLineOf, type LoggedEvent } from '../sse/frame.js'
+import { contentLineOf } from '../protocol/chunk.js'
+import { eventIdPrefix } from '../protocol/event-id.js'
 import {
   CoordinatorUnavailableError, type CacheKind, type ControlListener, type Coordinator, type RemoteStream, type SharedStreamInfo, type StreamFeed
 } from './coordinator.js'
@@ -76,7 +78,7 @@ const FLUSH = `if #ARGV > 5 then
   redis.call('HSET', KEYS[2], unpack(ARGV, 6))
   redis.call('PEXPIRE', KEYS[2], ARGV[1])
 end
-if ARGV[5] ~= '' then redis.call('XADD', KEYS[1], 'MINID', '~', ARGV[3], ARGV[4], 'f', ARGV[5]) end
+if ARGV[5] ~= '' then redis.call('XADD', KEYS[1], 'MINID', '~', ARGV[3], ARGV[4], 'l', ARGV[5]) end
 if ARGV[1] ~= '' then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
 if ARGV[2] ~= '' then
   redis.call('XADD', KEYS[1], '1-0', 'end', '1')
@@ -131,20 +133,38 @@ const hashToken = (token: string): Buffer => createHash('sha256').update(token).
 type Entry = [id: string, fields: string[]]
 
 /** The number of an entry's first event: the entry is numbered by its last. */
-const firstOf = (entryId: string, frames: string[]): number => seq(entryId) - frames.length + 1
+const firstOf = (entryId: string, events: string[]): number => seq(entryId) - events.length + 1
+
+/** The field of a tick's events, as `StreamFeed.append` took them, one per line (JSON holds no raw line break). */
+const LINES = 'l'
 
 /**
- * The frames of an entry, in order. Each field holds whole frames (one tick's, joined; a lost
- * producer's terminal event; one per field as earlier versions wrote them). A frame ends with
+ * The events of an entry, in order: in a `l` field, one tick's events as their data lines (a
+ * content event as its text's JSON string, some 20 times smaller than its frame); in any other,
+ * whole frames (a lost producer's terminal event; earlier versions' events). A frame ends with
  * the only blank line in it: every line the framer writes has a field name or a colon.
  */
-function framesOf (fields: string[]): string[] {
-  const frames: string[] = []
+function eventsOf (fields: string[]): string[] {
+  const events: string[] = []
   for (let i = 1; i < fields.length; i += 2) {
     const value = fields[i] as string
-    for (let from = 0, end = value.indexOf('\n\n'); end !== -1; from = end + 2, end = value.indexOf('\n\n', from)) frames.push(value.slice(from, end + 2))
+    if (fields[i - 1] === LINES) {
+      for (const line of value.split('\n')) events.push(line)
+      continue
+    }
+    for (let from = 0, end = value.indexOf('\n\n'); end !== -1; from = end + 2, end = value.indexOf('\n\n', from)) events.push(value.slice(from, end + 2))
   }
-  return frames
+  return events
+}
+
+const QUOTE = 0x22
+const BRACE = 0x7b
+
+/** Event `n` of `eventsOf` framed, with the id line `idLine`: a data line gets its frame, a frame stays as it is. */
+function frameOf (idLine: string, n: number, event: string): string {
+  const first = event.charCodeAt(0)
+  if (first === QUOTE) return frameNumbered(idLine, n, contentLineOf(event))
+  return first === BRACE ? frameNumbered(idLine, n, event) : event
 }
 
 /** The first letter of a control message says what it is. */
@@ -279,15 +299,15 @@ export class RedisCoordinator implements Coordinator, LeaseOwner {
       announce = NOTHING
     }
     let written = false
-    /** The frames of this tick, written at its end, and the id of the last of them. */
+    /** The events of this tick (a line each), written at its end, and the id of the last of them. */
     let pending = ''
     let last = 0
     const write = (ending: boolean): void => {
-      const frames = pending
+      const lines = pending
       pending = ''
       // Entries wholly older than the newest maxEvents go (with no frames, nothing is added or trimmed).
       this.#redis.amFlush(
-        events, meta, written ? '' : lifetime, ending ? resumeTtlMs : '', `0-${Math.max(last - maxEvents, 0)}`, `0-${last}`, frames, ...announce
+        events, meta, written ? '' : lifetime, ending ? resumeTtlMs : '', `0-${Math.max(last - maxEvents, 0)}`, `0-${last}`, lines, ...announce
       ).catch(report)
       written = true
       announce = NOTHING
@@ -297,9 +317,11 @@ export class RedisCoordinator implements Coordinator, LeaseOwner {
     }
     return {
       // Redis per tick, not per event: all events a stream makes in one tick are one call.
-      append: (id, frame) => {
-        if (pending === '') process.nextTick(flush)
-        pending += frame
+      append: (id, entry) => {
+        if (pending === '') {
+          process.nextTick(flush)
+          pending = entry
+        } else pending += `\n${entry}`
         last = id
       },
       end: () => { write(true) }
@@ -318,7 +340,7 @@ export class RedisCoordinator implements Coordinator, LeaseOwner {
     const last = ended ? newest[1] : newest[0]
     const lastId = last === undefined ? 0 : seq(last[0])
     const first = oldest[0]
-    const firstId = first === undefined || first[0] === END_ID ? lastId + 1 : firstOf(first[0], framesOf(first[1]))
+    const firstId = first === undefined || first[0] === END_ID ? lastId + 1 : firstOf(first[0], eventsOf(first[1]))
     const token = Buffer.from(meta.token as string, 'hex')
     return {
       id,
@@ -348,6 +370,7 @@ export class RedisCoordinator implements Coordinator, LeaseOwner {
 
   async * #follow (id: string, lease: string, cursor: number, signal: AbortSignal): AsyncIterable<LoggedEvent> {
     const events = this.#streamKey(id, 'events')
+    const idLine = idLineOf(eventIdPrefix(id))
     // XREAD BLOCK holds its connection, so each follower gets its own, closed when it stops.
     const conn = this.#redis.duplicate({ enableOfflineQueue: true, commandTimeout: undefined, retryStrategy: () => null, maxRetriesPerRequest: 0 })
     conn.on('error', () => {})
@@ -370,11 +393,11 @@ export class RedisCoordinator implements Coordinator, LeaseOwner {
         for (const [entryId, fields] of (batch[0] as [string, Entry[]])[1]) {
           if (entryId === END_ID) return
           // An entry holds one tick's events, numbered up to its id; a cursor may fall inside it.
-          const frames = framesOf(fields)
-          const first = firstOf(entryId, frames)
+          const entryEvents = eventsOf(fields)
+          const first = firstOf(entryId, entryEvents)
           // Trimmed under a slow reader: the client resumes and learns the events are gone (410).
           if (first > next) throw new Error('stream events were trimmed before this reader got them')
-          for (let i = next - first; i < frames.length; i++) yield { id: next++, frame: frames[i] as string }
+          for (let i = next - first; i < entryEvents.length; i++, next++) yield { id: next, frame: frameOf(idLine, next, entryEvents[i] as string) }
         }
       }
     } finally {

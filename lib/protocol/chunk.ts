@@ -95,3 +95,11 @@ const CONTENT_SUFFIX = ',"tool_call":null,"memories_count":null}'
 export function serializeContent (text: string): string {
   return CONTENT_PREFIX + stringify(text) + CONTENT_SUFFIX
 }
+
+/** A content event's text as a JSON string: what a log shared with other instances keeps of it. */
+export const contentLiteral = (text: string): string => stringify(text)
+
+/** A content event's data line, from its text as `contentLiteral` wrote it. */
+export function contentLineOf (literal: string): string {
+  return CONTENT_PREFIX + literal + CONTENT_SUFFIX
+}

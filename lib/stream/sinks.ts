@@ -1,4 +1,4 @@
-import { serializeChunk, type StreamChunk, type ToolCallInfo } from '../protocol/chunk.js'
+import { contentLiteral, serializeChunk, type StreamChunk, type ToolCallInfo } from '../protocol/chunk.js'
 import type { StreamFeed } from '../coord/coordinator.js'
 import { ReplayLog } from './replay-log.js'
 import { ClientGoneError, SlowConsumerError, type SseWriter } from '../sse/writer.js'
@@ -86,9 +86,8 @@ export class BroadcastSink implements ChunkSink {
     if (this.#readers.length === 0 && !this.log.ended) this.#owner.readersGone(reason)
   }
 
-  /** Sends `frame`, the log's newest event, to the other instances and every reader. */
+  /** Sends `frame`, the log's newest event, to every reader. */
   #broadcast (frame: string): Promise<void> | undefined {
-    this.feed?.append(this.log.lastId, frame)
     let waits: Array<Promise<void>> | undefined
     for (const reader of this.#readers) {
       if (reader.write(frame)) continue
@@ -104,11 +103,16 @@ export class BroadcastSink implements ChunkSink {
   }
 
   content (text: string): Promise<void> | undefined {
-    return this.#broadcast(this.log.appendContent(text))
+    const frame = this.log.appendContent(text)
+    this.feed?.append(this.log.lastId, contentLiteral(text))
+    return this.#broadcast(frame)
   }
 
   event (chunk: StreamChunk): Promise<void> | undefined {
-    return this.#broadcast(this.log.append(serializeChunk(chunk)))
+    const line = serializeChunk(chunk)
+    const frame = this.log.append(line)
+    this.feed?.append(this.log.lastId, line)
+    return this.#broadcast(frame)
   }
 
   /** The terminal event needs no wait: end() follows and flushes it. */
