@@ -314,6 +314,19 @@ async function loadAcross (servers, connections, duration) {
   }
 }
 
+/** Deletes a run's Redis keys (its streams' logs would otherwise stay until they expire). */
+async function dropKeys (redisUrl, prefix) {
+  const { Redis } = await import('ioredis')
+  const redis = new Redis(redisUrl)
+  let cursor = '0'
+  do {
+    const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 1000)
+    if (keys.length > 0) await redis.unlink(...keys)
+    cursor = next
+  } while (cursor !== '0')
+  redis.disconnect()
+}
+
 /** Scenario 7: the scale-out set-up (PostgreSQL + Redis), one instance and three, beside the embedded default. */
 async function cluster () {
   const pg = (await import('pg')).default
@@ -345,6 +358,7 @@ async function cluster () {
       for (const server of servers) await server.stop()
       await admin.query(`DROP SCHEMA ${schema} CASCADE`)
       await admin.end()
+      if (variant.shared) await dropKeys(redisUrl, `${schema}:`)
       perRun.rps.push(result.rps)
       perRun.p99.push(result.p99)
       perRun.bad += result.bad
