@@ -104,11 +104,13 @@ t.test('redis: a crashed instance stops renewing, and its slots come back after 
   const crashed = await RedisCoordinator.open({ ...LIMITS, url: REDIS_URL, keyPrefix: prefix, leaseTtlMs: 300, resumeTtlMs: 1000, maxDurationMs: 1000, maxEvents: 10, heartbeatMs: 50, followBlockMs: 100, lostFrame: () => '', onError: () => {} })
   leaseOf(await crashed.acquire('t'))
   leaseOf(await crashed.acquire('t'))
+  leaseOf(await crashed.acquire('u'))
   // While its owner renews, the lease outlives its TTL.
   await sleep(600)
-  t.same(await survivor.acquire('t'), { ok: false, scope: 'tenant', limit: 2 }, 'renewed leases still count')
+  t.same(await survivor.acquire('v'), { ok: false, scope: 'global', limit: 3 }, 'renewed leases still count, globally')
   await crashed.close() // stops renewing without releasing, as a killed process would
-  await until(async () => (await survivor.acquire('t')).ok, 5000, 'slots came back within the TTL')
+  await until(async () => (await survivor.acquire('v')).ok, 5000, 'global slots came back within the TTL')
+  t.ok((await survivor.acquire('t')).ok, 'and the tenant\'s: its set, full of expired leases, is swept too')
 })
 
 t.test('redis: a shared stream is found, replayed and followed live on another instance', async (t) => {
@@ -387,6 +389,31 @@ t.test('redis: leases lost with Redis\' data are written again by the next renew
   held[0]?.release()
   await sleep(250)
   t.equal(await raw.zcard(`${prefix}{limits}:tenant:t`), 1, 'a released lease is not renewed back')
+})
+
+
+t.test('redis: the slots freed in one event-loop turn go in one command per tenant (at most 1,000 leases each), and before any later acquire', async (t) => {
+  const prefix = `test:${randomBytes(6).toString('hex')}:`
+  const c = await openRedis(t, { keyPrefix: prefix, maxPerTenant: 1500, maxTotal: 1003 })
+  const many = await Promise.all(Array.from({ length: 1001 }, async () => leaseOf(await c.acquire('t'))))
+  const few = [leaseOf(await c.acquire('u')), leaseOf(await c.acquire('u'))]
+  const raw = new Redis(REDIS_URL)
+  const monitor = await raw.monitor()
+  t.teardown(() => { monitor.disconnect(); raw.disconnect() })
+  const removals: string[] = []
+  monitor.on('monitor', (_time: string, args: string[]) => { if (args[0]?.toLowerCase() === 'zrem' && args[1]?.startsWith(prefix) === true) removals.push(args[1].slice(prefix.length)) })
+  for (const lease of [...many, ...few]) lease.release()
+  // The global set is full until the releases are in; this acquire, in the same turn, sends them first.
+  const next = leaseOf(await c.acquire('u'))
+  const counter = new Redis(REDIS_URL)
+  t.teardown(() => { counter.disconnect() })
+  t.equal(await counter.zcard(`${prefix}{limits}:all`), 1, 'only the new lease is held')
+  t.equal(await counter.zcard(`${prefix}{limits}:tenant:t`), 0)
+  await until(async () => removals.length === 6, 5000, 'the removals are seen')
+  t.same(removals.sort(), ['{limits}:all', '{limits}:all', '{limits}:all', '{limits}:tenant:t', '{limits}:tenant:t', '{limits}:tenant:u'],
+    '1,001 leases of one tenant in two commands, two of another in one')
+  next.release()
+  await until(async () => await counter.zcard(`${prefix}{limits}:all`) === 0, 5000, 'a release on its own goes out by itself, a turn later')
 })
 
 

@@ -11,12 +11,19 @@ import {
 // Redis' own clock decides when a lease expires, so instances with skewed clocks agree.
 const NOW = "local t = redis.call('TIME') local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)"
 
-/** KEYS: global set, tenant set. ARGV: lease id, per-tenant max, total max, ttl ms. 0 ok, 1 tenant full, 2 global full. */
+/**
+ * KEYS: global set, tenant set. ARGV: lease id, per-tenant max, total max, ttl ms. 0 ok, 1 tenant
+ * full, 2 global full. Expired leases (their instance died) are swept only from a set that looks
+ * full: below the limit they change nothing, and the sweep is most of the script's work.
+ */
 const ACQUIRE = `${NOW}
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
-redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now)
-if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[3]) then return 2 end
-if redis.call('ZCARD', KEYS[2]) >= tonumber(ARGV[2]) then return 1 end
+local function full (key, max)
+  if redis.call('ZCARD', key) < max then return false end
+  redis.call('ZREMRANGEBYSCORE', key, '-inf', now)
+  return redis.call('ZCARD', key) >= max
+end
+if full(KEYS[1], tonumber(ARGV[3])) then return 2 end
+if full(KEYS[2], tonumber(ARGV[2])) then return 1 end
 for i = 1, 2 do
   redis.call('ZADD', KEYS[i], now + tonumber(ARGV[4]), ARGV[1])
   redis.call('PEXPIRE', KEYS[i], ARGV[4])
@@ -55,10 +62,13 @@ redis.call('XADD', KEYS[1], '1-0', 'end', '1')
 redis.call('PEXPIRE', KEYS[1], ARGV[4])
 return seq`
 
-/** KEYS: global set, tenant set. ARGV: lease id. Frees the slot in both sets: one command, not two. */
-const RELEASE = `redis.call('ZREM', KEYS[1], ARGV[1])
-redis.call('ZREM', KEYS[2], ARGV[1])
+/** KEYS: global set, tenant set. ARGV: lease ids. Frees the slots in both sets: one command, not two. */
+const RELEASE = `redis.call('ZREM', KEYS[1], unpack(ARGV))
+redis.call('ZREM', KEYS[2], unpack(ARGV))
 return 0`
+
+/** Lease ids per release call at most: well inside what Lua's unpack can pass to a command. */
+const RELEASE_BATCH = 1000
 
 /** KEYS: the stream's meta. ARGV: its lifetime ms, then its fields and values. Written and bounded in one command. */
 const OPEN = `redis.call('HSET', KEYS[1], unpack(ARGV, 2))
@@ -92,7 +102,7 @@ declare module 'ioredis' {
     amAcquire: (global: string, tenant: string, lease: string, maxPerTenant: number, maxTotal: number, ttlMs: number) => Result<number, Context>
     amRenew: (global: string, tenant: string, lease: string, ttlMs: number) => Result<number, Context>
     amLost: (events: string, global: string, lease: string, before: string, after: string, resumeTtlMs: number) => Result<number, Context>
-    amRelease: (global: string, tenant: string, lease: string) => Result<number, Context>
+    amRelease: (global: string, tenant: string, ...leases: string[]) => Result<number, Context>
     amOpen: (meta: string, lifetimeMs: number, ...fields: string[]) => Result<number, Context>
     amFlush: (events: string, meta: string, lifetimeMs: number | '', resumeTtlMs: number | '', minId: string, entryId: string, frames: string, ...metaFields: string[]) => Result<number, Context>
   }
@@ -184,6 +194,8 @@ export class RedisCoordinator implements Coordinator, LeaseOwner {
   readonly #redis: Redis
   readonly #subscriber: Redis
   readonly #leases = new Map<string, string>()
+  /** Leases freed in this event-loop turn, by tenant, not yet released in Redis. */
+  #freed = new Map<string, string[]>()
   readonly #renewer: NodeJS.Timeout
   readonly #channel: string
   readonly #listeners: ControlListener[] = []
@@ -256,6 +268,8 @@ export class RedisCoordinator implements Coordinator, LeaseOwner {
   async acquire (tenant: string): Promise<AcquireResult> {
     const { maxPerTenant, maxTotal, leaseTtlMs } = this.#opts
     const id = randomUUID()
+    // A slot freed before this call counts as free: its release goes out first.
+    this.#releaseFreed()
     const verdict = await this.#reachable(this.#redis.amAcquire(this.#limitKey(null), this.#limitKey(tenant), id, maxPerTenant, maxTotal, leaseTtlMs))
     if (verdict === 2) return { ok: false, scope: 'global', limit: maxTotal }
     if (verdict === 1) return { ok: false, scope: 'tenant', limit: maxPerTenant }
@@ -271,8 +285,29 @@ export class RedisCoordinator implements Coordinator, LeaseOwner {
     // Every lease this coordinator gives out is named.
     const id = lease.id as string
     this.#leases.delete(id)
-    // If Redis is away the slot is not lost: the lease expires unrenewed.
-    this.#redis.amRelease(this.#limitKey(null), this.#limitKey(lease.tenant), id).catch(() => {})
+    const freed = this.#freed.get(lease.tenant)
+    if (freed !== undefined) freed.push(id)
+    else {
+      if (this.#freed.size === 0) setImmediate(this.#releaseFreed)
+      this.#freed.set(lease.tenant, [id])
+    }
+  }
+
+  /**
+   * Every stream that ended in this event-loop turn frees its slot with one command per tenant,
+   * not one each. Later than at once by a turn of the event loop at most, which only errs on the
+   * safe side of the limits, and never after a later acquire (it releases first).
+   */
+  readonly #releaseFreed = (): void => {
+    if (this.#freed.size === 0) return
+    const freed = this.#freed
+    this.#freed = new Map()
+    for (const [tenant, ids] of freed) {
+      for (let i = 0; i < ids.length; i += RELEASE_BATCH) {
+        // If Redis is away the slots are not lost: the leases expire unrenewed.
+        this.#redis.amRelease(this.#limitKey(null), this.#limitKey(tenant), ...ids.slice(i, i + RELEASE_BATCH)).catch(() => {})
+      }
+    }
   }
 
   #renew (): void {
@@ -459,6 +494,7 @@ export class RedisCoordinator implements Coordinator, LeaseOwner {
 
   async close (): Promise<void> {
     clearInterval(this.#renewer)
+    this.#releaseFreed()
     this.#subscriber.disconnect()
     // The last events, end markers and releases wait in the auto-pipeline for the next iteration,
     // and QUIT would overtake them: a ping queued behind them answers once they are in.
