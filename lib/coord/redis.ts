@@ -285,12 +285,10 @@ export class RedisCoordinator implements Coordinator, LeaseOwner {
     // Every lease this coordinator gives out is named.
     const id = lease.id as string
     this.#leases.delete(id)
+    if (this.#freed.size === 0) setImmediate(this.#releaseFreed)
     const freed = this.#freed.get(lease.tenant)
-    if (freed !== undefined) freed.push(id)
-    else {
-      if (this.#freed.size === 0) setImmediate(this.#releaseFreed)
-      this.#freed.set(lease.tenant, [id])
-    }
+    if (freed === undefined) this.#freed.set(lease.tenant, [id])
+    else freed.push(id)
   }
 
   /**
