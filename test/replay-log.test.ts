@@ -3,7 +3,7 @@ import { setFlagsFromString } from 'node:v8'
 import { runInNewContext } from 'node:vm'
 import { frameEvent } from '../lib/sse/frame.js'
 import { ReplayBudget, ReplayLog } from '../lib/stream/replay-log.js'
-import { makeChunk, serializeChunk, serializeContent } from '../lib/protocol/chunk.js'
+import { contentLiteral, makeChunk, serializeChunk, serializeContent } from '../lib/protocol/chunk.js'
 import { acceptsGzip } from '../lib/http/accept-encoding.js'
 
 setFlagsFromString('--expose-gc')
@@ -30,6 +30,9 @@ t.test('bounded by count and bytes; a cursor that fell off is reported, the newe
   for (let i = 0; i < 5; i++) byCount.append(line(String(i)))
   t.same(byCount.after(3)?.map((e) => e.id), [4, 5])
   t.equal(byCount.after(2), null, 'event 3 is gone')
+  byCount.end()
+  t.same(byCount.after(3)?.map((e) => e.frame), [`id: 4\ndata: ${line('3')}\n\n`, `id: 5\ndata: ${line('4')}\n\n`], 'ended, it keeps the same events')
+  t.equal(byCount.after(2), null, 'and the same cursor is too old')
   const byBytes = new ReplayLog({ maxEvents: 100, maxBytes: 60 })
   byBytes.append(line('x'.repeat(10)))
   byBytes.append(line('y'.repeat(10)))
@@ -107,10 +110,11 @@ t.test('live logs share one budget: past it the longest give up their oldest eve
 
   // An ended log leaves the live budget (the ended streams have a budget of their own).
   const before = budget.bytes
+  const held = short.bytes
   short.end()
-  t.equal(budget.bytes, before - short.bytes)
+  t.equal(budget.bytes, before - held)
   short.end()
-  t.equal(budget.bytes, before - short.bytes, 'once')
+  t.equal(budget.bytes, before - held, 'once')
 
   // A single event larger than the budget stays: the newest is never dropped.
   const tiny = new ReplayBudget(1024)
@@ -120,22 +124,26 @@ t.test('live logs share one budget: past it the longest give up their oldest eve
   t.same(big.after(0)?.map((e) => e.id), [1])
 })
 
-t.test('a content event is kept as its text and replayed as the very frame that was sent', async (t) => {
+t.test('a content event is kept as its text\'s JSON string and replayed as the very frame that was sent', async (t) => {
   const log = new ReplayLog({ maxEvents: 100, maxBytes: 1 << 20 }, 'st:')
   const texts = ['Hel', 'lo\n', '{"not":"a line"}', '', '\u2028 "quoted" \\', '{']
   const start = serializeChunk(makeChunk('start', {}, { stream_id: 'st' }))
   const done = serializeChunk(makeChunk('done', { memories_count: 0 }))
   const sent = [log.append(start)]
-  for (const text of texts) sent.push(log.appendContent(text))
+  for (const text of texts) sent.push(log.appendContent(contentLiteral(text)))
   sent.push(log.append(done))
   t.same(sent.slice(1, -1), texts.map((text, i) => frameEvent(serializeContent(text), { id: `st:${i + 2}` })), 'each content frame is the chunk\'s')
   t.same(log.after(0)?.map((e) => e.frame), sent, 'replayed byte for byte, text that begins with { included')
   t.same(log.after(3)?.map((e) => e.frame), sent.slice(3), 'from any cursor')
-  log.end()
-  t.same(log.after(0)?.map((e) => e.frame), sent, 'and once ended')
   t.equal(log.totalBytes, sent.join('').length, 'what was sent is counted in frames')
-  // Each event costs what it keeps plus 40: a content event its text, unless that begins with { (then its line).
-  const kept = [start, ...texts.map((text) => text.startsWith('{') ? serializeContent(text) : text), done]
+  // Each event costs what it keeps plus 40: a content event its text as a JSON string.
+  const kept = [start, ...texts.map(contentLiteral), done]
   t.equal(log.bytes, kept.reduce((sum, entry) => sum + entry.length + 40, 0), 'it holds the words, not their frames')
   t.throws(() => log.append('plain text'), TypeError, 'any other event must be a JSON object line')
+  log.end()
+  t.same(log.after(0)?.map((e) => e.frame), sent, 'and once ended (a raw line break in a text included)')
+  t.same(log.after(4)?.map((e) => e.frame), sent.slice(4), 'from any cursor')
+  t.same(log.after(log.lastId), [], 'nothing after the last')
+  t.equal(log.bytes, kept.join('\n').length + 40, 'ended, it holds its entries as one string')
+  t.throws(() => log.append(done), TypeError, 'and takes no more events')
 })

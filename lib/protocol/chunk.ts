@@ -103,3 +103,12 @@ export const contentLiteral = (text: string): string => stringify(text)
 export function contentLineOf (literal: string): string {
   return CONTENT_PREFIX + literal + CONTENT_SUFFIX
 }
+
+/** Every event's line is a JSON object, so it begins with `{`. */
+const BRACE = 0x7b
+
+/**
+ * The data line of an event as the replay logs keep it (local and shared alike): any event as its
+ * line, a content event as its text's JSON string (`contentLiteral`, which begins with `"`).
+ */
+export const keptLineOf = (entry: string): string => entry.charCodeAt(0) === BRACE ? entry : contentLineOf(entry)

@@ -1,4 +1,4 @@
-import { serializeContent } from '../protocol/chunk.js'
+import { contentLineOf, keptLineOf } from '../protocol/chunk.js'
 import { frameNumbered, idLineOf, type LoggedEvent } from '../sse/frame.js'
 
 export interface ReplayLimits {
@@ -13,8 +13,9 @@ const cost = (entry: string): number => entry.length + EVENT_OVERHEAD
 /** Every event's line is a JSON object, so it begins with `{`. */
 const BRACE = 0x7b
 
-/** The data line an entry stands for: a line is kept as itself, a content event as its text. */
-const lineOf = (entry: string): string => entry.charCodeAt(0) === BRACE ? entry : serializeContent(entry)
+
+/** What an ended log's entries array becomes: it takes no more events. */
+const NO_ENTRIES: Array<string | undefined> = Object.freeze([]) as unknown as Array<string | undefined>
 
 /**
  * One replay budget for every live stream's log together: live logs are bounded one by one
@@ -72,10 +73,12 @@ export class ReplayBudget {
  * shifting the array, so appending stays O(1) on long streams (and clears the slot, so the event
  * is freed at once).
  *
- * A content event is kept as its text, not its frame: the frame is written and dropped young,
- * and an ended stream, kept for resumes for minutes, holds about a quarter of the characters (a
- * 20-token reply: some 1.2 KB of strings instead of 4.3). Memory that outlives the young
- * generation is what a turn pays for most, in GC and in fresh pages (bench/PROFILE.md).
+ * A content event is kept as its text's JSON string, not its frame: the frame is written and
+ * dropped young, and an ended stream, kept for resumes for minutes, holds about a quarter of the
+ * characters (a 20-token reply: some 1.2 KB instead of 4.3), in one string (see `end`). Memory that
+ * outlives the young generation is what a turn pays for most, in GC and in fresh pages
+ * (bench/PROFILE.md): a short stream's objects kept for resumes, 25 or so before the join, cost
+ * the collector some 5 µs per stream under scenario 1's load.
  */
 export class ReplayLog {
   readonly #limits: ReplayLimits
@@ -84,8 +87,8 @@ export class ReplayLog {
   readonly #budget: ReplayBudget | undefined
   /**
    * The events, without a record each (some 40 bytes, for as long as the stream is resumable):
-   * a content event's text, any other event's JSON line (see `lineOf`; text that begins with `{`
-   * is kept as its line). The kept ones, from the head, are the newest, so their ids follow
+   * a content event's text as a JSON string (it begins with `"`), any other event's JSON line
+   * (it begins with `{`; see `keptLineOf`), as the shared logs keep them. The kept ones, from the head, are the newest, so their ids follow
    * from `#nextId`. Dropped events' slots are cleared, so the array holds only what the bounds allow.
    */
   #entries: Array<string | undefined> = []
@@ -93,7 +96,13 @@ export class ReplayLog {
   #bytes = 0
   #totalBytes = 0
   #nextId = 1
-  #ended = false
+  /**
+   * Once ended, the kept entries joined by LF, and how many they are: a stream is kept for resumes
+   * for minutes, and one string costs the collector one object where the array of entries cost
+   * one per event. No entry holds a raw line break (JSON text, see `keptLineOf`).
+   */
+  #endedLines: string | null = null
+  #endedCount = 0
 
   constructor (limits: ReplayLimits, idPrefix = '', budget?: ReplayBudget) {
     this.#limits = limits
@@ -104,7 +113,7 @@ export class ReplayLog {
 
   /** How many events are kept: the slots from the head on. */
   get #kept (): number {
-    return this.#entries.length - this.#head
+    return this.#endedLines === null ? this.#entries.length - this.#head : this.#endedCount
   }
 
   get lastId (): number {
@@ -112,7 +121,7 @@ export class ReplayLog {
   }
 
   get ended (): boolean {
-    return this.#ended
+    return this.#endedLines !== null
   }
 
   /** What the held events cost in memory: their characters plus per-event bookkeeping; bounded by `maxBytes`. */
@@ -131,10 +140,9 @@ export class ReplayLog {
     return this.#keep(line, line)
   }
 
-  /** `append` for a content event, which is kept as `text` alone. */
-  appendContent (text: string): string {
-    const line = serializeContent(text)
-    return this.#keep(text.charCodeAt(0) === BRACE ? line : text, line)
+  /** `append` for a content event, which is kept as its text's JSON string alone (`contentLiteral`). */
+  appendContent (literal: string): string {
+    return this.#keep(literal, contentLineOf(literal))
   }
 
   #keep (entry: string, line: string): string {
@@ -179,18 +187,22 @@ export class ReplayLog {
     if (cursor >= this.lastId) return []
     if (cursor < first - 1) return null
     // Slots from the head on are all set: only dropped ones (before the head) are cleared.
-    return this.#entries.slice(this.#head + cursor + 1 - first).map((entry, i) => {
+    const entries = this.#endedLines === null ? this.#entries.slice(this.#head + cursor + 1 - first) : this.#endedLines.split('\n').slice(cursor + 1 - first)
+    return entries.map((entry, i) => {
       const id = cursor + 1 + i
-      return { id, frame: frameNumbered(this.#idLine, id, lineOf(entry as string)) }
+      return { id, frame: frameNumbered(this.#idLine, id, keptLineOf(entry as string)) }
     })
   }
 
-  /** Nothing follows: what is kept is kept for resumes only, in an array of its exact size (a push reserves room to grow). */
+  /** Nothing follows: what is kept is kept for resumes only, as one string. */
   end (): void {
-    if (this.#ended) return
-    this.#ended = true
+    if (this.#endedLines !== null) return
     this.#budget?.leave(this)
-    this.#entries = this.#entries.slice(this.#head)
+    this.#endedCount = this.#kept
+    this.#endedLines = (this.#head === 0 ? this.#entries : this.#entries.slice(this.#head)).join('\n')
+    // What it holds now: one string, one overhead (a resume splits it again, rarely).
+    this.#bytes = cost(this.#endedLines)
+    this.#entries = NO_ENTRIES
     this.#head = 0
   }
 }

@@ -103,8 +103,9 @@ export class BroadcastSink implements ChunkSink {
   }
 
   content (text: string): Promise<void> | undefined {
-    const frame = this.log.appendContent(text)
-    this.feed?.append(this.log.lastId, contentLiteral(text))
+    const literal = contentLiteral(text)
+    const frame = this.log.appendContent(literal)
+    this.feed?.append(this.log.lastId, literal)
     return this.#broadcast(frame)
   }
 
