@@ -1,5 +1,6 @@
 import { pino, type Logger } from 'pino'
 import { batchedStdout } from './batched-lines.js'
+import { isoTime } from '../iso-time.js'
 
 export type { Logger }
 
@@ -10,7 +11,7 @@ export type { Logger }
 export function createLogger (level: string): Logger {
   // Not pino's asynchronous destination: it measures its buffer at every line, flattening it
   // each time (about 8 KB of garbage per line under load). Nor its synchronous one: a write per line.
-  return pino({ level, base: { service: 'agentmem-stream' }, timestamp: isoTime }, batchedStdout())
+  return pino({ level, base: { service: 'agentmem-stream' }, timestamp: timeStamp }, batchedStdout())
 }
 
 let stampedAt = Number.NaN
@@ -20,12 +21,12 @@ let stamp = ''
 export function timeField (ms: number): string {
   if (ms !== stampedAt) {
     stampedAt = ms
-    stamp = `,"time":"${new Date(ms).toISOString()}"`
+    stamp = `,"time":"${isoTime(ms)}"`
   }
   return stamp
 }
 
-const isoTime = (): string => timeField(Date.now())
+const timeStamp = (): string => timeField(Date.now())
 
 const REQUEST_ID = /^[\w.:-]{1,128}$/
 

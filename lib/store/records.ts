@@ -1,9 +1,10 @@
+import { isoTime } from '../iso-time.js'
 import { uuidV7 } from '../random.js'
 import type { Agent, AgentInput, ApiKey, ApiKeyInput, Memory, MemoryInput, Message, MessageInput } from './store.js'
 
 /** New records with ids (time-ordered UUIDs), defaults and timestamps, made the same way whichever store keeps them. */
 export function newAgent (orgId: string, input: AgentInput): Agent {
-  const now = new Date().toISOString()
+  const now = isoTime()
   return {
     id: `agent-${uuidV7()}`,
     organization_id: orgId,
@@ -28,12 +29,12 @@ export function newMessage (input: MessageInput): Message {
     role: input.role,
     content: input.content,
     metadata: input.metadata,
-    created_at: new Date().toISOString()
+    created_at: isoTime()
   }
 }
 
 export function newMemory (orgId: string, agentId: string, input: MemoryInput): Memory {
-  const now = new Date().toISOString()
+  const now = isoTime()
   return {
     id: `mem-${uuidV7()}`,
     organization_id: orgId,
@@ -55,7 +56,7 @@ export function newApiKey (input: ApiKeyInput): ApiKey {
     organization_id: input.organization_id,
     name: input.name,
     roles: input.roles,
-    created_at: new Date().toISOString(),
+    created_at: isoTime(),
     last_used_at: null,
     expires_at: input.expires_at,
     revoked_at: null
