@@ -12,6 +12,7 @@ import type { ExtractionReport, TurnPlan, TurnServices } from '../stream/turn.js
 import { AgentDeletedError } from '../stream/outcomes.js'
 import { GroupCommit } from '../store/group-commit.js'
 import { buildPrompt, memoryBlock } from './prompt.js'
+import { deadlines, type DeadlineOwner } from '../timers/deadlines.js'
 
 export interface TurnContext {
   principal: Principal
@@ -104,6 +105,47 @@ class TurnTools implements ToolContext {
 
   get signal (): AbortSignal {
     return this.#abort.signal
+  }
+}
+
+/**
+ * The stream's wait for extraction: the work's memories, or why there are none (it failed, or
+ * the wait ended at its bound or with the stream: client gone, timeout, cancel, shutdown, perhaps
+ * while the reply was being stored, before this wait began). The work goes on either way. Its
+ * bound is one of the process's deadlines, not a timer of its own per turn.
+ */
+class ExtractionWait implements CancelWatcher, DeadlineOwner {
+  readonly settled: Promise<MemoryOp[] | 'extraction_deferred' | 'extraction_failed'>
+  #settle: (outcome: MemoryOp[] | 'extraction_deferred' | 'extraction_failed') => void = noWait
+  readonly #cancel: CancelView
+  readonly #bound = deadlines.for(this)
+
+  constructor (job: Promise<MemoryOp[]>, cancel: CancelView, timeoutMs: number) {
+    this.#cancel = cancel
+    this.settled = new Promise((resolve) => { this.#settle = resolve })
+    // A failed extraction costs the turn its new memories, not its reply.
+    job.then((ops) => { this.#end(ops) }, () => { this.#end('extraction_failed') })
+    if (cancel.aborted) {
+      this.#end('extraction_deferred')
+      return
+    }
+    deadlines.set(this.#bound, performance.now() + timeoutMs)
+    cancel.watch(this)
+  }
+
+  cancelled (): void {
+    this.#end('extraction_deferred')
+  }
+
+  deadlineReached (): void {
+    this.#end('extraction_deferred')
+  }
+
+  /** The first outcome counts (a promise settles once); the bound and the watch go either way. */
+  #end (outcome: MemoryOp[] | 'extraction_deferred' | 'extraction_failed'): void {
+    deadlines.clear(this.#bound)
+    this.#cancel.unwatch(this)
+    this.#settle(outcome)
   }
 }
 
@@ -226,21 +268,9 @@ export class Orchestrator implements TurnServices<ChatPlan> {
     })()
     this.#background.add(job)
     const report = this.#opts.onExtraction
-    void job.then(() => report?.('ok'), (err: unknown) => report?.('failed', err)).finally(() => this.#background.delete(job))
-    let timer: NodeJS.Timeout | undefined
-    let watcher: CancelWatcher | undefined
-    // The wait ends at its bound, or when the stream ends (client gone, timeout, cancel, shutdown;
-    // perhaps while the reply was being stored, before this wait began): the work goes on without it.
-    const deferred = new Promise<'extraction_deferred'>((resolve) => {
-      timer = setTimeout(resolve, extractionTimeoutMs, 'extraction_deferred')
-      watcher = { cancelled: () => { resolve('extraction_deferred') } }
-      if (cancel.aborted) resolve('extraction_deferred')
-      else cancel.watch(watcher)
-    })
-    // A failed extraction costs the turn its new memories, not its reply.
-    const ops = await Promise.race([job.catch(() => 'extraction_failed' as const), deferred])
-    clearTimeout(timer)
-    cancel.unwatch(watcher as CancelWatcher)
+    const done = (): void => { this.#background.delete(job) }
+    job.then(() => { done(); report?.('ok') }, (err: unknown) => { done(); report?.('failed', err) })
+    const ops = await new ExtractionWait(job, cancel, extractionTimeoutMs).settled
     if (typeof ops === 'string') return { content: ops, memories: toolOps }
     return { content: null, memories: [...toolOps, ...ops] }
   }
