@@ -392,7 +392,7 @@ t.test('redis: leases lost with Redis\' data are written again by the next renew
 })
 
 
-t.test('redis: the slots freed in one event-loop turn go in one command per tenant (at most 1,000 leases each), and before any later acquire', async (t) => {
+t.test('redis: the slots freed by one callback go in one command per tenant (at most 1,000 leases each), and before any later acquire', async (t) => {
   const prefix = `test:${randomBytes(6).toString('hex')}:`
   const c = await openRedis(t, { keyPrefix: prefix, maxPerTenant: 1500, maxTotal: 1003 })
   const many = await Promise.all(Array.from({ length: 1001 }, async () => leaseOf(await c.acquire('t'))))

@@ -2,7 +2,7 @@ import { createHash, randomUUID, timingSafeEqual } from 'node:crypto'
 import { Redis, type Result } from 'ioredis'
 import { leaseOnce, type AcquireResult, type ConcurrencyLimits, type Lease, type LeaseOwner } from '../limits/concurrency.js'
 import { frameNumbered, idLineOf, type LoggedEvent } from '../sse/frame.js'
-import { contentLineOf } from '../protocol/chunk.js'
+import { keptLineOf } from '../protocol/chunk.js'
 import { eventIdPrefix } from '../protocol/event-id.js'
 import {
   CoordinatorUnavailableError, type CacheKind, type ControlListener, type Coordinator, type RemoteStream, type SharedStreamInfo, type StreamFeed
@@ -173,8 +173,7 @@ const BRACE = 0x7b
 /** Event `n` of `eventsOf` framed, with the id line `idLine`: a data line gets its frame, a frame stays as it is. */
 function frameOf (idLine: string, n: number, event: string): string {
   const first = event.charCodeAt(0)
-  if (first === QUOTE) return frameNumbered(idLine, n, contentLineOf(event))
-  return first === BRACE ? frameNumbered(idLine, n, event) : event
+  return first === QUOTE || first === BRACE ? frameNumbered(idLine, n, keptLineOf(event)) : event
 }
 
 /** The first letter of a control message says what it is. */
@@ -194,7 +193,7 @@ export class RedisCoordinator implements Coordinator, LeaseOwner {
   readonly #redis: Redis
   readonly #subscriber: Redis
   readonly #leases = new Map<string, string>()
-  /** Leases freed in this event-loop turn, by tenant, not yet released in Redis. */
+  /** Leases freed by the callback now running and its promises, by tenant, not yet released in Redis. */
   #freed = new Map<string, string[]>()
   readonly #renewer: NodeJS.Timeout
   readonly #channel: string
@@ -285,16 +284,20 @@ export class RedisCoordinator implements Coordinator, LeaseOwner {
     // Every lease this coordinator gives out is named.
     const id = lease.id as string
     this.#leases.delete(id)
-    if (this.#freed.size === 0) setImmediate(this.#releaseFreed)
+    // process.nextTick, not setImmediate: the release goes out with the writes of this callback
+    // (a `done` among them), so a client that saw `done` and starts its next turn at once, on any
+    // instance, does not find its old slot still held while this process's event loop is busy.
+    if (this.#freed.size === 0) process.nextTick(this.#releaseFreed)
     const freed = this.#freed.get(lease.tenant)
     if (freed === undefined) this.#freed.set(lease.tenant, [id])
     else freed.push(id)
   }
 
   /**
-   * Every stream that ended in this event-loop turn frees its slot with one command per tenant,
-   * not one each. Later than at once by a turn of the event loop at most, which only errs on the
-   * safe side of the limits, and never after a later acquire (it releases first).
+   * Every stream that ended in the callback now running (under load, a commit's batch of turns
+   * ends in one) frees its slot with one command per tenant, not one each. Later than at once by
+   * the rest of that callback at most, which only errs on the safe side of the limits, and never
+   * after a later acquire (it releases first).
    */
   readonly #releaseFreed = (): void => {
     if (this.#freed.size === 0) return
