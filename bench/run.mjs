@@ -25,10 +25,12 @@ const WORDS18 = Array.from({ length: 18 }, (_, i) => `w${i}`).join(' ')
 
 /** Scenario 1: 100 connections, each request one full stream of 20 content events. */
 async function shortStreams () {
-  const rows = []
-  for (const name of WITH_LIMIT) {
-    const perRun = { rps: [], p50: [], p99: [], cpu: [], bad: 0 }
-    for (let r = 0; r < RUNS; r++) {
+  const perServer = new Map(WITH_LIMIT.map((name) => [name, { rps: [], p50: [], p99: [], cpu: [], bad: 0 }]))
+  // Round by round, every server in turn: the machine's speed drifts from minute to minute, and
+  // a slow spell then costs each server one run rather than all of one server's.
+  for (let r = 0; r < RUNS; r++) {
+    for (const name of WITH_LIMIT) {
+      const perRun = perServer.get(name)
       const server = await startServer(name)
       const before = await server.stats()
       const result = await loadAcross([server], size(100, 10), size(10, 1))
@@ -41,12 +43,12 @@ async function shortStreams () {
       perRun.bad += result.bad
       log('short', name, Math.round(result.rps), 'streams/s')
     }
-    rows.push({ name, rps: stats(perRun.rps), p50: stats(perRun.p50), p99: stats(perRun.p99), cpu: stats(perRun.cpu), bad: perRun.bad })
   }
+  const rows = [...perServer].map(([name, perRun]) => ({ name, rps: stats(perRun.rps), p50: stats(perRun.p50), p99: stats(perRun.p99), cpu: stats(perRun.cpu), bad: perRun.bad }))
   const base = rows.find((r) => r.name === 'baseline').rps.median
   const limit = rows.find((r) => r.name === 'limit').cpu.median
   return [
-    `## 1. Short streams at load\n\n${size(100, 10)} connections for ${size(10, 1)} s per run, each request a full stream of 20 content events (agentmem-stream also sends its two memory_update events). min / **median** / max over ${RUNS} runs; every body checked to end with \`done\`. \`limit\` is the contract limit (\`bench/servers/limit.mjs\`): node:http with the same JWT check and body validation, writing agentmem-stream's own bytes for this turn (recorded from a real run at the start), nothing else. Server CPU is the server process's user + system time over the load, per stream completed.\n`,
+    `## 1. Short streams at load\n\n${size(100, 10)} connections for ${size(10, 1)} s per run, each request a full stream of 20 content events (agentmem-stream also sends its two memory_update events). min / **median** / max over ${RUNS} runs, the servers in turn in each round; every body checked to end with \`done\`. \`limit\` is the contract limit (\`bench/servers/limit.mjs\`): node:http with the same JWT check and body validation, writing agentmem-stream's own bytes for this turn (recorded from a real run at the start), nothing else. Server CPU is the server process's user + system time over the load, per stream completed.\n`,
     '| server | streams/s | vs baseline | p50 ms | p99 ms | server CPU µs per stream | CPU vs limit | failed or incomplete |',
     '|---|---|---|---|---|---|---|---|',
     ...rows.map((r) => `| ${r.name} | ${triple(r.rps)} | ${ratio(r.rps.median, base)} | ${triple(r.p50, 1)} | ${triple(r.p99, 1)} | ${triple(r.cpu)} | ${ratio(r.cpu.median, limit)} | ${r.bad} |`)
@@ -337,10 +339,11 @@ async function cluster () {
     { label: '1 instance, PostgreSQL + Redis', instances: 1, shared: true },
     { label: '3 instances, PostgreSQL + Redis', instances: 3, shared: true }
   ]
-  const rows = []
-  for (const variant of variants) {
-    const perRun = { rps: [], p99: [], cpu: [], bad: 0 }
-    for (let r = 0; r < RUNS; r++) {
+  const perVariant = variants.map(() => ({ rps: [], p99: [], cpu: [], bad: 0 }))
+  // Round by round, every set-up in turn (see scenario 1).
+  for (let r = 0; r < RUNS; r++) {
+    for (const [v, variant] of variants.entries()) {
+      const perRun = perVariant[v]
       const schema = `bench_${Math.random().toString(36).slice(2, 10)}`
       const admin = new pg.Client({ connectionString: pgUrl })
       await admin.connect()
@@ -364,12 +367,12 @@ async function cluster () {
       perRun.bad += result.bad
       log('cluster', variant.label, Math.round(result.rps), 'streams/s')
     }
-    rows.push({ label: variant.label, rps: stats(perRun.rps), p99: stats(perRun.p99), cpu: stats(perRun.cpu), bad: perRun.bad })
   }
+  const rows = variants.map(({ label }, v) => ({ label, rps: stats(perVariant[v].rps), p99: stats(perVariant[v].p99), cpu: stats(perVariant[v].cpu), bad: perVariant[v].bad }))
   const base = rows[1].rps.median
   const embedded = rows[0].cpu.median
   return [
-    `## 7. Several instances\n\nScenario 1's load (${size(100, 10)} connections for ${size(10, 1)} s per run, spread evenly over the instances) against the scale-out set-up: agents and messages in one PostgreSQL, limits, replay logs and cancel in one Redis, all on this one machine. Throughput summed over the instances, p99 the worst instance's. CPU per turn is the whole set-up's: every server process plus every PostgreSQL and Redis process (read from /proc), over the streams completed. min / **median** / max over ${RUNS} runs.\n`,
+    `## 7. Several instances\n\nScenario 1's load (${size(100, 10)} connections for ${size(10, 1)} s per run, spread evenly over the instances) against the scale-out set-up: agents and messages in one PostgreSQL, limits, replay logs and cancel in one Redis, all on this one machine. Throughput summed over the instances, p99 the worst instance's. CPU per turn is the whole set-up's: every server process plus every PostgreSQL and Redis process (read from /proc), over the streams completed. min / **median** / max over ${RUNS} runs, the set-ups in turn in each round.\n`,
     '| set-up | streams/s | vs 1 instance on PostgreSQL + Redis | p99 ms | CPU µs per turn (servers + PostgreSQL + Redis) | CPU vs the SQLite default | failed or incomplete |',
     '|---|---|---|---|---|---|---|',
     ...rows.map((r) => `| ${r.label} | ${triple(r.rps)} | ${ratio(r.rps.median, base)} | ${triple(r.p99, 1)} | ${triple(r.cpu)} | ${ratio(r.cpu.median, embedded)} | ${r.bad} |`)
