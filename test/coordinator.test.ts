@@ -208,6 +208,77 @@ t.test('redis: a stream shared without findableAtOnce is announced with its firs
   t.match(await c.find('none'), { lastId: 0, firstId: 1, ended: true, orgId: 'o' })
 })
 
+t.test('redis: events held for the ending go with it in one call; held alone, they leave within the bound', async (t) => {
+  const prefix = `test:${randomBytes(6).toString('hex')}:`
+  const c = await openRedis(t, { keyPrefix: prefix })
+  const raw = new Redis(REDIS_URL)
+  const monitor = await raw.monitor()
+  t.teardown(() => { monitor.disconnect(); raw.disconnect() })
+  const calls = new Map<string, number>()
+  monitor.on('monitor', (_time: string, args: string[]) => {
+    const key = args.find((a) => a.startsWith(prefix) && a.endsWith(':events'))
+    if (key !== undefined && /^eval/i.test(args[0] ?? '')) calls.set(key, (calls.get(key) ?? 0) + 1)
+  })
+  const eventsOf = (id: string): string => `${prefix}stream:{${id}}:events`
+
+  // A short turn: start and words in one tick, the reply complete; the ending a store's round trip later.
+  const turn = c.share({ id: 'short', orgId: 'o', userId: 'u', agentId: 'a', resumeToken: 'x' })
+  turn.append(1, '{"chunk_type":"start"}')
+  turn.append(2, contentLiteral('Hi'))
+  turn.holdForEnding(60_000)
+  turn.holdForEnding(60_000) // once is enough
+  await sleep(50)
+  await c.ping()
+  t.equal(await c.find('short'), null, 'held: nothing is written at the end of the tick')
+  turn.append(3, '{"chunk_type":"done"}')
+  turn.end()
+  await until(async () => (await c.find('short'))?.ended === true, 5000, 'the stream with its ending')
+  t.match(await c.find('short'), { lastId: 3, firstId: 1, ended: true, orgId: 'o' })
+  const replayed: string[] = []
+  for await (const e of (await c.find('short') as RemoteStream).follow(0, new AbortController().signal)) replayed.push(e.frame)
+  t.same(replayed, ['id: short:1\ndata: {"chunk_type":"start"}\n\n', 'id: short:2\ndata: {"chunk_type":"content","content":"Hi","tool_call":null,"memories_count":null}\n\n',
+    'id: short:3\ndata: {"chunk_type":"done"}\n\n'], 'every event, in order')
+  await until(async () => calls.has(eventsOf('short')), 5000, 'the call seen by MONITOR')
+  t.equal(calls.get(eventsOf('short')), 1, 'events, meta and end marker in one call')
+
+  // The ending's first event comes in a later tick than its end: what waited goes with it.
+  const split = c.share({ id: 'split', orgId: 'o', userId: 'u', agentId: 'a', resumeToken: 'x' })
+  split.append(1, '{"n":1}')
+  split.holdForEnding(60_000)
+  await sleep(20)
+  split.append(2, '{"n":2}')
+  await until(async () => (await c.find('split'))?.lastId === 2, 5000, 'both events, at the end of that tick')
+  split.end()
+  await until(async () => (await c.find('split'))?.ended === true, 5000, 'the end marker')
+
+  // Nothing follows in time (a slow store): the events leave at the bound, with no append or end.
+  const slow = c.share({ id: 'slow', orgId: 'o', userId: 'u', agentId: 'a', resumeToken: 'x' })
+  slow.append(1, '{"n":1}')
+  slow.holdForEnding(300)
+  await sleep(50)
+  await c.ping()
+  t.equal(await c.find('slow'), null, 'still held')
+  await until(async () => (await c.find('slow'))?.lastId === 1, 5000, 'the event once the bound passed')
+  slow.end()
+
+  // Ended while held with no event after (a turn cut while storing, its reader gone): one call, the bound dropped.
+  const cut = c.share({ id: 'cut', orgId: 'o', userId: 'u', agentId: 'a', resumeToken: 'x' })
+  cut.append(1, '{"n":1}')
+  cut.holdForEnding(300)
+  cut.end()
+  await until(async () => (await c.find('cut'))?.ended === true, 5000, 'the held event with the end marker')
+  t.match(await c.find('cut'), { lastId: 1, ended: true })
+  await sleep(400)
+  t.equal(calls.get(eventsOf('cut')), 1, 'and nothing more when the bound would have passed')
+
+  // Held with nothing appended in the tick: nothing to hold, the next events leave at their tick's end.
+  const quiet = c.share({ id: 'quiet', orgId: 'o', userId: 'u', agentId: 'a', resumeToken: 'x' })
+  quiet.holdForEnding(60_000)
+  quiet.append(1, '{"n":1}')
+  await until(async () => (await c.find('quiet'))?.lastId === 1, 5000, 'the event at the end of its tick')
+  quiet.end()
+})
+
 t.test('redis: a follower stops when its reader leaves, and when the stream expired unended', async (t) => {
   const prefix = `test:${randomBytes(6).toString('hex')}:`
   const runner = await openRedis(t, { keyPrefix: prefix, maxDurationMs: 300, resumeTtlMs: 100 })

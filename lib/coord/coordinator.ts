@@ -63,6 +63,13 @@ export interface StreamFeed {
    * string (`contentLiteral`). Readers get it framed, as every event is (`frameNumbered`).
    */
   append: (id: number, entry: string) => void
+  /**
+   * The turn's reply is complete and it waits on the store: what was appended in this tick waits
+   * for the next append or the end, at most `maxMs`, so a short turn's events and its ending go to
+   * the other instances in one call. The caller holds its readers' writes as long and longer
+   * (see `SseWriter.holdForEnding`), so the shared log is not behind them.
+   */
+  holdForEnding: (maxMs: number) => void
   end: () => void
 }
 

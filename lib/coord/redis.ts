@@ -3,6 +3,7 @@ import { Redis, type Result } from 'ioredis'
 import { leaseOnce, type AcquireResult, type ConcurrencyLimits, type Lease, type LeaseOwner } from '../limits/concurrency.js'
 import { frameNumbered, idLineOf, type LoggedEvent } from '../sse/frame.js'
 import { keptLineOf } from '../protocol/chunk.js'
+import { deadlines, type DeadlineOwner } from '../timers/deadlines.js'
 import { eventIdPrefix } from '../protocol/event-id.js'
 import {
   CoordinatorUnavailableError, type CacheKind, type ControlListener, type Coordinator, type RemoteStream, type SharedStreamInfo, type StreamFeed
@@ -338,7 +339,13 @@ export class RedisCoordinator implements Coordinator, LeaseOwner {
     /** The events of this tick (a line each), written at its end, and the id of the last of them. */
     let pending = ''
     let last = 0
+    /** Set while they wait for the turn's ending (see `holdForEnding`), until the deadline `held` is for. */
+    let holding = false
     const write = (ending: boolean): void => {
+      if (holding) {
+        holding = false
+        deadlines.clear(held)
+      }
       const lines = pending
       pending = ''
       // Entries wholly older than the newest maxEvents go (with no frames, nothing is added or trimmed).
@@ -349,19 +356,38 @@ export class RedisCoordinator implements Coordinator, LeaseOwner {
       announce = NOTHING
     }
     const flush = (): void => {
-      if (pending !== '') write(false)
+      if (pending !== '' && !holding) write(false)
     }
-    return {
+    const feed: StreamFeed & DeadlineOwner = {
       // Redis per tick, not per event: all events a stream makes in one tick are one call.
       append: (id, entry) => {
         if (pending === '') {
           process.nextTick(flush)
           pending = entry
-        } else pending += `\n${entry}`
+        } else {
+          pending += `\n${entry}`
+          // The ending's first event: what waited goes with this tick's events (or with the end marker).
+          if (holding) {
+            holding = false
+            deadlines.clear(held)
+            process.nextTick(flush)
+          }
+        }
         last = id
+      },
+      holdForEnding: (maxMs) => {
+        if (pending === '' || holding) return
+        holding = true
+        deadlines.set(held, performance.now() + maxMs)
+      },
+      deadlineReached: () => {
+        holding = false
+        flush()
       },
       end: () => { write(true) }
     }
+    const held = deadlines.for(feed)
+    return feed
   }
 
   async find (id: string): Promise<RemoteStream | null> {

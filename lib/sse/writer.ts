@@ -53,7 +53,7 @@ export const SSE_HEADERS: Readonly<Record<string, string>> = {
 const KEEP_ALIVE = frameComment('keep-alive')
 
 /** How long a turn's last events wait for its ending (see `holdForEnding`) before they leave anyway. */
-const ENDING_HOLD_MS = 20
+export const ENDING_HOLD_MS = 20
 
 /*
  * Deflate state is about (1 << (windowBits + 2)) + (1 << (memLevel + 9)) bytes: 4 KiB + 4 KiB

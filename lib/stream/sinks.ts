@@ -1,7 +1,7 @@
 import { contentLiteral, serializeChunk, type StreamChunk, type ToolCallInfo } from '../protocol/chunk.js'
 import type { StreamFeed } from '../coord/coordinator.js'
 import { ReplayLog } from './replay-log.js'
-import { ClientGoneError, SlowConsumerError, type SseWriter } from '../sse/writer.js'
+import { ClientGoneError, ENDING_HOLD_MS, SlowConsumerError, type SseWriter } from '../sse/writer.js'
 import { TextBuffer } from './text-buffer.js'
 
 /**
@@ -124,6 +124,8 @@ export class BroadcastSink implements ChunkSink {
 
   holdForEnding (): void {
     for (const reader of this.#readers) reader.holdForEnding()
+    // Half the readers' bound: the other instances have the events before any reader here does.
+    this.feed?.holdForEnding(ENDING_HOLD_MS / 2)
   }
 
   end (destroy: boolean): void {
