@@ -41,6 +41,12 @@ for (const [name, open] of BACKENDS) {
       { ...base, role: 'user', content: 'one' }, { ...base, role: 'assistant', content: 'two', metadata: { outcome: 'done' } }, { ...base, role: 'user', content: 'three' }
     ])
     t.same(stored.map((m) => m.content), ['one', 'two', 'three'])
+    // What an array literal (PostgreSQL's batch) must escape, and what it must not mistake for syntax.
+    const awkward = ['say "hi"', 'C:\\dir\\', '{a,b}', 'NULL', '', ' spaced ', 'line\nbreak', '\\"']
+    const tricky = await (store.appendMessages as NonNullable<Store['appendMessages']>)(
+      awkward.map((content) => ({ ...base, session_id: 'awkward', role: 'user', content, metadata: { quoted: content } })))
+    t.same(await store.listMessages('o', agent.id, { sessionId: 'awkward', limit: 10 }), tricky, 'text with quotes, backslashes, braces and commas round-trips')
+    t.same(tricky.map((m) => m.content), awkward)
     t.match(stored[0], { id: /^msg-/, created_at: String })
     t.same(await store.listMessages('o', agent.id, { sessionId: 's', limit: 10 }), stored, 'as returned, in order')
     // A row whose agent is gone fails the whole batch: nothing of it is stored.
