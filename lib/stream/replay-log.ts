@@ -13,7 +13,6 @@ const cost = (entry: string): number => entry.length + EVENT_OVERHEAD
 /** Every event's line is a JSON object, so it begins with `{`. */
 const BRACE = 0x7b
 
-
 /** What an ended log's entries array becomes: it takes no more events. */
 const NO_ENTRIES: Array<string | undefined> = Object.freeze([]) as unknown as Array<string | undefined>
 
@@ -78,7 +77,7 @@ export class ReplayBudget {
  * characters (a 20-token reply: some 1.2 KB instead of 4.3), in one string (see `end`). Memory that
  * outlives the young generation is what a turn pays for most, in GC and in fresh pages
  * (bench/PROFILE.md): a short stream's objects kept for resumes, 25 or so before the join, cost
- * the collector some 5 µs per stream under scenario 1's load.
+ * the collector some 5 µs per stream under scenario 1's load (an A/B of the two builds).
  */
 export class ReplayLog {
   readonly #limits: ReplayLimits
@@ -88,8 +87,9 @@ export class ReplayLog {
   /**
    * The events, without a record each (some 40 bytes, for as long as the stream is resumable):
    * a content event's text as a JSON string (it begins with `"`), any other event's JSON line
-   * (it begins with `{`; see `keptLineOf`), as the shared logs keep them. The kept ones, from the head, are the newest, so their ids follow
-   * from `#nextId`. Dropped events' slots are cleared, so the array holds only what the bounds allow.
+   * (it begins with `{`; see `keptLineOf`), as the shared logs keep them. The kept ones, from
+   * the head, are the newest, so their ids follow from `#nextId`. Dropped events' slots are
+   * cleared, so the array holds only what the bounds allow.
    */
   #entries: Array<string | undefined> = []
   #head = 0

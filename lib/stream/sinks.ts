@@ -124,7 +124,7 @@ export class BroadcastSink implements ChunkSink {
 
   holdForEnding (): void {
     for (const reader of this.#readers) reader.holdForEnding()
-    // Half the readers' bound: the other instances have the events before any reader here does.
+    // Half the readers' bound, so the other instances are not behind the readers here.
     this.feed?.holdForEnding(ENDING_HOLD_MS / 2)
   }
 
