@@ -1,5 +1,5 @@
 import t from 'tap'
-import { makeChunk, serializeChunk, serializeContent } from '../lib/protocol/chunk.js'
+import { contentLineOf, contentLiteral, makeChunk, serializeChunk } from '../lib/protocol/chunk.js'
 
 t.test('every chunk has the four keys first, nulls included, extras after', async (t) => {
   const chunk = makeChunk('start', {}, { stream_id: 's', chunk_type: 'overridden?' })
@@ -25,8 +25,8 @@ t.test('a chunk not made by makeChunk is still written core keys first', async (
 
 t.test('the content fast path equals the general serializer, for awkward text too', async (t) => {
   for (const text of ['Once upon a time...', 'quote " backslash \\ newline \n', '\u2028\u2029', '\ud800 lone', 'emoji 🤖', '']) {
-    t.equal(serializeContent(text), serializeChunk(makeChunk('content', { content: text })))
-    t.same(JSON.parse(serializeContent(text)), { chunk_type: 'content', content: text, tool_call: null, memories_count: null })
+    t.equal(contentLineOf(contentLiteral(text)), serializeChunk(makeChunk('content', { content: text })))
+    t.same(JSON.parse(contentLineOf(contentLiteral(text))), { chunk_type: 'content', content: text, tool_call: null, memories_count: null })
   }
 })
 

@@ -3,7 +3,7 @@ import { setFlagsFromString } from 'node:v8'
 import { runInNewContext } from 'node:vm'
 import { frameEvent } from '../lib/sse/frame.js'
 import { ReplayBudget, ReplayLog } from '../lib/stream/replay-log.js'
-import { contentLiteral, makeChunk, serializeChunk, serializeContent } from '../lib/protocol/chunk.js'
+import { contentLiteral, makeChunk, serializeChunk } from '../lib/protocol/chunk.js'
 import { acceptsGzip } from '../lib/http/accept-encoding.js'
 
 setFlagsFromString('--expose-gc')
@@ -132,7 +132,7 @@ t.test('a content event is kept as its text\'s JSON string and replayed as the v
   const sent = [log.append(start)]
   for (const text of texts) sent.push(log.appendContent(contentLiteral(text)))
   sent.push(log.append(done))
-  t.same(sent.slice(1, -1), texts.map((text, i) => frameEvent(serializeContent(text), { id: `st:${i + 2}` })), 'each content frame is the chunk\'s')
+  t.same(sent.slice(1, -1), texts.map((text, i) => frameEvent(serializeChunk(makeChunk('content', { content: text })), { id: `st:${i + 2}` })), 'each content frame is the chunk\'s')
   t.same(log.after(0)?.map((e) => e.frame), sent, 'replayed byte for byte, text that begins with { included')
   t.same(log.after(3)?.map((e) => e.frame), sent.slice(3), 'from any cursor')
   t.equal(log.totalBytes, sent.join('').length, 'what was sent is counted in frames')

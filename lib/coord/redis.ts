@@ -339,13 +339,8 @@ export class RedisCoordinator implements Coordinator, LeaseOwner {
     /** The events of this tick (a line each), written at its end, and the id of the last of them. */
     let pending = ''
     let last = 0
-    /** Set while they wait for the turn's ending (see `holdForEnding`), until the deadline `held` is for. */
-    let holding = false
     const write = (ending: boolean): void => {
-      if (holding) {
-        holding = false
-        deadlines.clear(held)
-      }
+      deadlines.clear(held)
       const lines = pending
       pending = ''
       // Entries wholly older than the newest maxEvents go (with no frames, nothing is added or trimmed).
@@ -355,8 +350,9 @@ export class RedisCoordinator implements Coordinator, LeaseOwner {
       written = true
       announce = NOTHING
     }
+    /** They wait for the turn's ending (see `holdForEnding`) while `held` is set. */
     const flush = (): void => {
-      if (pending !== '' && !holding) write(false)
+      if (pending !== '' && !held.scheduled) write(false)
     }
     const feed: StreamFeed & DeadlineOwner = {
       // Redis per tick, not per event: all events a stream makes in one tick are one call.
@@ -367,8 +363,7 @@ export class RedisCoordinator implements Coordinator, LeaseOwner {
         } else {
           pending += `\n${entry}`
           // The ending's first event: what waited goes with this tick's events (or with the end marker).
-          if (holding) {
-            holding = false
+          if (held.scheduled) {
             deadlines.clear(held)
             process.nextTick(flush)
           }
@@ -376,14 +371,11 @@ export class RedisCoordinator implements Coordinator, LeaseOwner {
         last = id
       },
       holdForEnding: (maxMs) => {
-        if (pending === '' || holding) return
-        holding = true
+        if (pending === '' || held.scheduled) return
         deadlines.set(held, performance.now() + maxMs)
       },
-      deadlineReached: () => {
-        holding = false
-        flush()
-      },
+      // Reached, the deadline is no longer set: what waited leaves.
+      deadlineReached: flush,
       end: () => { write(true) }
     }
     const held = deadlines.for(feed)

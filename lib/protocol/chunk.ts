@@ -91,15 +91,10 @@ export function serializeChunk (chunk: StreamChunk): string {
 const CONTENT_PREFIX = '{"chunk_type":"content","content":'
 const CONTENT_SUFFIX = ',"tool_call":null,"memories_count":null}'
 
-/** Hot path: one content chunk per token, built without an intermediate object. */
-export function serializeContent (text: string): string {
-  return CONTENT_PREFIX + stringify(text) + CONTENT_SUFFIX
-}
-
-/** A content event's text as a JSON string: what a log shared with other instances keeps of it. */
+/** A content event's text as a JSON string: what the replay logs (local and shared) keep of it. */
 export const contentLiteral = (text: string): string => stringify(text)
 
-/** A content event's data line, from its text as `contentLiteral` wrote it. */
+/** Hot path, once per token: a content event's data line, from its text as `contentLiteral` wrote it. */
 export function contentLineOf (literal: string): string {
   return CONTENT_PREFIX + literal + CONTENT_SUFFIX
 }
