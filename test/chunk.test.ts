@@ -1,5 +1,5 @@
 import t from 'tap'
-import { contentLineOf, contentLiteral, makeChunk, serializeChunk } from '../lib/protocol/chunk.js'
+import { contentLineOf, contentLiteral, isEventLine, isKeptEntry, keptLineOf, makeChunk, serializeChunk } from '../lib/protocol/chunk.js'
 
 t.test('every chunk has the four keys first, nulls included, extras after', async (t) => {
   const chunk = makeChunk('start', {}, { stream_id: 's', chunk_type: 'overridden?' })
@@ -28,6 +28,19 @@ t.test('the content fast path equals the general serializer, for awkward text to
     t.equal(contentLineOf(contentLiteral(text)), serializeChunk(makeChunk('content', { content: text })))
     t.same(JSON.parse(contentLineOf(contentLiteral(text))), { chunk_type: 'content', content: text, tool_call: null, memories_count: null })
   }
+})
+
+t.test('kept entries: an event line stays itself, a content literal becomes its line, a frame is neither', async (t) => {
+  const line = serializeChunk(makeChunk('done', { memories_count: 0 }))
+  const literal = contentLiteral('hi "there"')
+  const frame = `id: s:1\ndata: ${line}\n\n`
+  t.ok(isEventLine(line))
+  t.notOk(isEventLine(literal))
+  t.ok(isKeptEntry(line))
+  t.ok(isKeptEntry(literal))
+  t.notOk(isKeptEntry(frame), 'a whole frame (as a shared log holds a lost producer\'s terminal event) is not an entry')
+  t.equal(keptLineOf(line), line)
+  t.equal(keptLineOf(literal), serializeChunk(makeChunk('content', { content: 'hi "there"' })))
 })
 
 t.test('the serializer writes the same JSON as JSON.stringify, with the core keys first, for any extras', async (t) => {

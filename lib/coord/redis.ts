@@ -2,7 +2,7 @@ import { createHash, randomUUID, timingSafeEqual } from 'node:crypto'
 import { Redis, type Result } from 'ioredis'
 import { leaseOnce, type AcquireResult, type ConcurrencyLimits, type Lease, type LeaseOwner } from '../limits/concurrency.js'
 import { frameNumbered, idLineOf, type LoggedEvent } from '../sse/frame.js'
-import { keptLineOf } from '../protocol/chunk.js'
+import { isKeptEntry, keptLineOf } from '../protocol/chunk.js'
 import { deadlines, type DeadlineOwner } from '../timers/deadlines.js'
 import { eventIdPrefix } from '../protocol/event-id.js'
 import {
@@ -168,13 +168,9 @@ function eventsOf (fields: string[]): string[] {
   return events
 }
 
-const QUOTE = 0x22
-const BRACE = 0x7b
-
 /** Event `n` of `eventsOf` framed, with the id line `idLine`: a data line gets its frame, a frame stays as it is. */
 function frameOf (idLine: string, n: number, event: string): string {
-  const first = event.charCodeAt(0)
-  return first === QUOTE || first === BRACE ? frameNumbered(idLine, n, keptLineOf(event)) : event
+  return isKeptEntry(event) ? frameNumbered(idLine, n, keptLineOf(event)) : event
 }
 
 /** The first letter of a control message says what it is. */

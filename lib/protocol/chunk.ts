@@ -99,11 +99,21 @@ export function contentLineOf (literal: string): string {
   return CONTENT_PREFIX + literal + CONTENT_SUFFIX
 }
 
-/** Every event's line is a JSON object, so it begins with `{`. */
+/** Every event's line is a JSON object, so it begins with `{`; a content literal, a JSON string, with `"`. */
 const BRACE = 0x7b
+const QUOTE = 0x22
+
+/** Whether `line` can be an event's data line: a JSON object. */
+export const isEventLine = (line: string): boolean => line.charCodeAt(0) === BRACE
+
+/** Whether `text` is an entry as the replay logs keep it (an event line or a content literal), not a whole frame. */
+export function isKeptEntry (text: string): boolean {
+  const first = text.charCodeAt(0)
+  return first === BRACE || first === QUOTE
+}
 
 /**
  * The data line of an event as the replay logs keep it (local and shared alike): any event as its
  * line, a content event as its text's JSON string (`contentLiteral`, which begins with `"`).
  */
-export const keptLineOf = (entry: string): string => entry.charCodeAt(0) === BRACE ? entry : contentLineOf(entry)
+export const keptLineOf = (entry: string): string => isEventLine(entry) ? entry : contentLineOf(entry)

@@ -1,4 +1,4 @@
-import { contentLineOf, keptLineOf } from '../protocol/chunk.js'
+import { contentLineOf, isEventLine, keptLineOf } from '../protocol/chunk.js'
 import { frameNumbered, idLineOf, type LoggedEvent } from '../sse/frame.js'
 
 export interface ReplayLimits {
@@ -9,9 +9,6 @@ export interface ReplayLimits {
 /** What an event holds beside its characters (its array slot, its string's header), measured at about 33 bytes. */
 const EVENT_OVERHEAD = 40
 const cost = (entry: string): number => entry.length + EVENT_OVERHEAD
-
-/** Every event's line is a JSON object, so it begins with `{`. */
-const BRACE = 0x7b
 
 /** What an ended log's entries array becomes: it takes no more events. */
 const NO_ENTRIES: Array<string | undefined> = Object.freeze([]) as unknown as Array<string | undefined>
@@ -136,7 +133,7 @@ export class ReplayLog {
 
   /** Frames and keeps the next event (its id is `lastId` now); `line` is its data, one line of JSON: an object. */
   append (line: string): string {
-    if (line.charCodeAt(0) !== BRACE) throw new TypeError('A replayed event is a JSON object')
+    if (!isEventLine(line)) throw new TypeError('A replayed event is a JSON object')
     return this.#keep(line, line)
   }
 
