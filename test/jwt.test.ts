@@ -2,6 +2,7 @@ import t, { type Test } from 'tap'
 import { generateKeyPairSync } from 'node:crypto'
 import { writeFileSync } from 'node:fs'
 import { join } from 'node:path'
+import { setTimeout as sleep } from 'node:timers/promises'
 import { createSigner } from 'fast-jwt'
 import { createAuthenticator, generateSecret, signToken } from '../lib/auth/jwt.js'
 
@@ -47,4 +48,27 @@ t.test('RS256 and ES256 public keys pin their algorithm; the key cannot be used 
   t.throws(() => createAuthenticator({ publicKeyPath: write('ed.pem', ed.publicKey.export({ type: 'spki', format: 'pem' }).toString()) }), /RSA or P-256 EC public key, got ed25519/)
   const p384 = generateKeyPairSync('ec', { namedCurve: 'secp384r1' })
   t.throws(() => createAuthenticator({ publicKeyPath: write('p384.pem', p384.publicKey.export({ type: 'spki', format: 'pem' }).toString()) }), /got ec/)
+})
+
+t.test('a verified token is remembered, up to its exp and no later, for at most 1,000 tokens', async (t) => {
+  const secret = generateSecret()
+  const auth = createAuthenticator({ secret })
+  const sign = createSigner({ key: secret })
+  const exp = Math.floor(Date.now() / 1000) + 1
+  const token = sign({ sub: 'u', org_id: 'o', roles: ['user'], exp })
+  const first = auth(`Bearer ${token}`)
+  t.equal(auth(`bearer   ${token}`), first, 'the same token gets the principal verified before')
+  t.ok(Object.isFrozen(first) && Object.isFrozen(first.roles), 'shared by every request with the token, so nobody may change it')
+  t.not(auth(`Bearer ${sign({ sub: 'u', org_id: 'o', roles: ['user'], exp, n: 1 })}`), first, 'another token is verified on its own')
+  await sleep(exp * 1000 + 5 - Date.now())
+  t.throws(() => auth(`Bearer ${token}`), { status: 401, message: 'Token expired' }, 'past its exp the remembered token is refused as fast-jwt refuses it')
+
+  const lasting = sign({ sub: 'u', org_id: 'o', exp: exp + 3600 })
+  const kept = auth(`Bearer ${lasting}`)
+  for (let i = 0; i < 999; i++) auth(`Bearer ${sign({ sub: 'u', org_id: 'o', exp: exp + 3600, i })}`)
+  t.equal(auth(`Bearer ${lasting}`), kept, 'among the 1,000 newest it is still remembered')
+  for (let i = 0; i < 1000; i++) auth(`Bearer ${sign({ sub: 'u', org_id: 'o', exp: exp + 3600, j: i })}`)
+  const again = auth(`Bearer ${lasting}`)
+  t.not(again, kept, 'pushed out by 1,000 newer ones, it is verified again')
+  t.same(again, kept)
 })

@@ -19,11 +19,12 @@ export class LookupCache<V> {
     return entry !== undefined && entry.until > now ? entry : undefined
   }
 
-  set (key: string, value: V, now: number): void {
+  /** Keeps `value` for the TTL, or until `expiresAt` when that comes first. */
+  set (key: string, value: V, now: number, expiresAt = Infinity): void {
     if (this.#ttlMs === 0) return
     // Insertion order is age order: re-inserted, the key is the newest; past the bound, the oldest goes.
     this.#entries.delete(key)
-    this.#entries.set(key, { value, until: now + this.#ttlMs })
+    this.#entries.set(key, { value, until: Math.min(now + this.#ttlMs, expiresAt) })
     if (this.#entries.size > this.#maxEntries) this.#entries.delete(this.#entries.keys().next().value as string)
   }
 
