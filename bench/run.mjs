@@ -409,7 +409,7 @@ async function keptAlive () {
   }
   const base = rows.find((r) => r.name === 'baseline').rps
   return [
-    `## 8. Kept-alive clients\n\n${fmt(connections)} clients, each running scenario 1's stream back to back on one kept-alive connection, for ${seconds} s (one run). At this many connections autocannon reports request timeouts for every server, the baseline's included; they are in the last column (no response was an error and every completed body ended with \`done\`).\n`,
+    `## 8. Kept-alive clients\n\n${fmt(connections)} clients, each running scenario 1's stream back to back on one kept-alive connection, for ${seconds} s (one run). The last column counts what autocannon reports as errors (at this many connections, request timeouts: a response it waited for past its 10 s timeout) and any response that was not a 200 or whose body did not end with \`done\`.\n`,
     '| server | streams/s | vs baseline | p50 ms | p99 ms | server CPU µs per stream | failed or incomplete |',
     '|---|---|---|---|---|---|---|',
     ...rows.map((r) => `| ${r.name} | ${fmt(r.rps)} | ${ratio(r.rps, base)} | ${fmt(r.p50, 1)} | ${fmt(r.p99, 1)} | ${fmt(r.cpu)} | ${r.bad} |`)
