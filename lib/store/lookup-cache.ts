@@ -1,7 +1,7 @@
 /**
- * Store lookups kept for `ttlMs`, at most `maxEntries` of them (the oldest go first), so a read
- * the hot path makes per request costs the store one lookup per key per TTL. Pure: callers pass
- * the clock. A TTL of 0 keeps nothing.
+ * Lookups kept for `ttlMs` (or less, see `set`), at most `maxEntries` of them (the oldest go
+ * first), so what the hot path looks up per request (a store read, a token's verification) is
+ * done once per key per TTL. Pure: callers pass the clock. A TTL of 0 keeps nothing.
  */
 export class LookupCache<V> {
   readonly #ttlMs: number
