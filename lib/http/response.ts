@@ -37,7 +37,8 @@ export class AppResponse<Request extends IncomingMessage = IncomingMessage> exte
   override writeHead (statusCode: number, headers?: string | OutgoingHttpHeaders | OutgoingHttpHeader[], more?: OutgoingHttpHeaders | OutgoingHttpHeader[]): this {
     const carried = this.#carried
     this.#carried = null
-    if (headers === undefined || (typeof headers === 'object' && !Array.isArray(headers))) return super.writeHead(statusCode, { ...carried, ...headers })
+    // Object.assign, not `{ ...carried, ...headers }`: see test/hidden-classes.test.ts.
+    if (headers === undefined || (typeof headers === 'object' && !Array.isArray(headers))) return super.writeHead(statusCode, Object.assign({}, carried, headers))
     // A reason phrase or headers as a list (no route here writes either): Node merges what is set.
     for (const name in carried) this.setHeader(name, carried[name] as string)
     return typeof headers === 'string' ? super.writeHead(statusCode, headers, more) : super.writeHead(statusCode, headers)

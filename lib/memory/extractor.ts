@@ -56,10 +56,8 @@ export class RuleBasedExtractor implements MemoryExtractor {
       const content = rule.render((match[1] as string).trim())
       const same = input.existing.find((m) => m.content.toLowerCase() === content.toLowerCase())
       const keyed = rule.key === null ? undefined : input.existing.find((m) => m.content.startsWith(rule.key as string))
-      const base = { content, memory_type: rule.memory_type, importance: rule.importance }
-      if (same !== undefined) decisions.push({ ...base, action: 'NOOP', target_id: same.id })
-      else if (keyed !== undefined) decisions.push({ ...base, action: 'UPDATE', target_id: keyed.id })
-      else decisions.push({ ...base, action: 'ADD', target_id: null })
+      const action = same !== undefined ? 'NOOP' : keyed !== undefined ? 'UPDATE' : 'ADD'
+      decisions.push({ content, memory_type: rule.memory_type, importance: rule.importance, action, target_id: (same ?? keyed)?.id ?? null })
     }
     return decisions
   }

@@ -35,8 +35,9 @@ export interface AppContext {
 export type AuthedHandler = (ctx: RequestContext & { principal: Principal }) => Promise<void>
 
 export function authed (app: AppContext, handler: AuthedHandler): Handler {
-  return async (ctx) => {
-    const principal = await app.authenticate(ctx.req)
-    await handler({ ...ctx, principal })
+  return async ({ req, res, params, query }) => {
+    const principal = await app.authenticate(req)
+    // A literal, not `{ ...ctx, principal }`: see test/hidden-classes.test.ts.
+    await handler({ req, res, params, query, principal })
   }
 }

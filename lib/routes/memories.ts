@@ -70,7 +70,8 @@ export function memoryRoutes (router: Router, app: AppContext): void {
     const found: Scored[] = []
     for (const agentId of agents) {
       const ranked = await memories.retrieve({ orgId: principal.orgId, agentId, userId }, request.query, want, { signal: signal() })
-      ranked.forEach((m, rank) => found.push({ ...m, score: 1 / (rank + 1) }))
+      // Object.assign, not `{ ...m, score }`: see test/hidden-classes.test.ts.
+      ranked.forEach((m, rank) => found.push(Object.assign({}, m, { score: 1 / (rank + 1) })))
     }
     return found
       .filter((m) => (request.memory_type === undefined || m.memory_type === request.memory_type) &&

@@ -50,6 +50,8 @@ export const SSE_HEADERS: Readonly<Record<string, string>> = {
   'X-Accel-Buffering': 'no'
 }
 
+const GZIP_SSE_HEADERS: Readonly<Record<string, string>> = { ...SSE_HEADERS, 'Content-Encoding': 'gzip' }
+
 const KEEP_ALIVE = frameComment('keep-alive')
 
 /** How long a turn's last events wait for its ending (see `holdForEnding`) before they leave anyway. */
@@ -119,7 +121,7 @@ export class SseWriter implements KeepAliveTarget, CloseWatcher {
     res.socket?.setNoDelay(true)
     // Whether it is compressed depends on Accept-Encoding either way, so caches must key on it.
     res.vary('Accept-Encoding')
-    res.writeHead(200, this.#gzip === undefined ? SSE_HEADERS : { ...SSE_HEADERS, 'Content-Encoding': 'gzip' })
+    res.writeHead(200, this.#gzip === undefined ? SSE_HEADERS : GZIP_SSE_HEADERS)
     // Without gzip the headers ride in the first write when events come in this tick (one
     // syscall, not two); gzip output comes later, off the main thread, so then they go out now.
     if (this.#gzip !== undefined) res.flushHeaders()

@@ -78,7 +78,8 @@ export class ToolRegistry {
   /** The handler's result, or its failure: a throw, the caller's abort, or the timeout. Never throws. */
   async #call (def: ToolDefinition, args: Record<string, unknown>, ctx: ToolContext, signal: AbortSignal): Promise<ToolOutcome> {
     try {
-      const result = await raceAbort(def.handler(args, { ...ctx, signal }), signal)
+      // A literal, not `{ ...ctx, signal }`: see test/hidden-classes.test.ts.
+      const result = await raceAbort(def.handler(args, { scope: ctx.scope, sessionId: ctx.sessionId, memories: ctx.memories, memoryOps: ctx.memoryOps, signal }), signal)
       return { ok: true, args, result: typeof result === 'string' ? result : JSON.stringify(result) }
     } catch (err) {
       const error = signal.aborted && !ctx.signal.aborted ? `Tool timed out after ${this.#timeoutMs} ms` : (err as Error).message
