@@ -23,6 +23,7 @@ const script = `
   import { sendJson } from ${url('../lib/http/respond.ts')}
   import { SSE_HEADERS } from ${url('../lib/sse/writer.ts')}
   import { RuleBasedExtractor } from ${url('../lib/memory/extractor.ts')}
+  import { MemoryService } from ${url('../lib/memory/service.ts')}
   // Parsed by V8 itself (natives syntax), not by the test's TypeScript loader.
   const sameMap = new Function('a', 'b', 'return %HaveSameMap(a, b)')
   // The first few objects of a site share a map either way: the 49th and 50th tell.
@@ -64,6 +65,13 @@ const script = `
   const existing = [{ id: 'mem-1', content: "User's name is Ada" }]
   const decisions = await made(async (i) => (await extractor.extract({ userMessage: i % 2 === 0 ? 'My name is Grace' : 'My name is Ada', reply: '', existing }))[0])
   out.decisions = settled(decisions) && decisions[ROUNDS - 2].action === 'UPDATE' && decisions[ROUNDS - 1].action === 'NOOP'
+
+  // What a memory added by a turn (or the API) goes to the store as, its vector (if any) with it.
+  const inputs = []
+  const service = new MemoryService({ addMemory: async (orgId, agentId, input) => { inputs.push(input); return { id: 'mem', content: input.content } } })
+  const scope = { orgId: 'o', agentId: 'a', userId: 'u' }
+  for (let i = 0; i < ROUNDS; i++) await service.add(scope, i % 2 === 0 ? { user_id: 'u', content: 'c' + i } : { user_id: 'u', content: 'c', memory_type: 'Episodic', importance: 0.7 }, AbortSignal.abort())
+  out.memoryInput = settled(inputs)
   console.log(JSON.stringify(out))
 `
 
@@ -81,4 +89,5 @@ t.test('the objects built per request share their hidden classes', async (t) => 
   t.equal(out.responseHead, true, 'a response head, carried headers merged')
   t.equal(out.jsonHead, true, 'a JSON answer\'s head with headers of its own')
   t.equal(out.decisions, true, 'the built-in extractor\'s decisions, UPDATE and NOOP alike')
+  t.equal(out.memoryInput, true, 'a memory to add, whichever fields it came with')
 })

@@ -1,4 +1,5 @@
 import type { AbortSource } from '../cancel.js'
+import type { EveryKey } from '../every-key.js'
 import type { Embedder } from '../llm/provider.js'
 import { AnnouncedCache, type AnnouncedCacheOptions } from '../store/announced-cache.js'
 import type { Memory, MemoryInput, MemoryPatch, Store } from '../store/store.js'
@@ -50,7 +51,12 @@ export class MemoryService {
 
   async add (scope: MemoryScope, input: MemoryInput, signal: AbortSignal): Promise<Memory> {
     const embedding = await this.#embed(input.content, signal)
-    const memory = await this.store.addMemory(scope.orgId, scope.agentId, { ...input, embedding })
+    // Key by key, not `{ ...input, embedding }` (see EveryKey).
+    const withVector: EveryKey<MemoryInput> = {
+      user_id: input.user_id, session_id: input.session_id, content: input.content, memory_type: input.memory_type,
+      importance: input.importance, metadata: input.metadata, embedding
+    }
+    const memory = await this.store.addMemory(scope.orgId, scope.agentId, withVector)
     // This instance knows at once; the others drop what they knew and probe again.
     await this.#presence?.cache.changed(scopeKey(scope), true)
     return memory

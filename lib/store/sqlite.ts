@@ -183,9 +183,11 @@ export class SqliteStore implements Store {
       listSessionMessages: db.prepare<HistoryParams, MessageRow>(`SELECT ${MESSAGE_COLUMNS} FROM (SELECT seq, ${MESSAGE_COLUMNS}
         FROM messages WHERE organization_id = @org AND agent_id = @agent AND session_id = @session AND (@user IS NULL OR user_id = @user)
         ORDER BY seq DESC LIMIT @limit) ORDER BY seq`),
-      insertMemory: db.prepare(`INSERT INTO memories (id, organization_id, agent_id, user_id, session_id, content, memory_type, importance,
-        metadata, embedding, scope, created_at, updated_at) VALUES (@id, @organization_id, @agent_id, @user_id, @session_id, @content,
-        @memory_type, @importance, @metadata, @embedding, @scope, @created_at, @updated_at)`),
+      // Positional, as insertMessage: a memory plus its embedding and scope as named parameters
+      // took a spread and new keys, an object of its own kind per insert (test/hidden-classes.test.ts).
+      insertMemory: db.prepare<[string, string, string, string, string | null, string, string, number, string, string | null, string, string, string]>(
+        `INSERT INTO memories (id, organization_id, agent_id, user_id, session_id, content, memory_type, importance, metadata, embedding,
+        scope, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
       ping: db.prepare('SELECT 1'),
       countMemories: db.prepare<MemoryPageParams, { n: number }>(`SELECT count(*) AS n FROM memories m WHERE ${MEMORY_FILTER}`),
       hasMemories: db.prepare<[string, string, string], { one: number }>(
@@ -264,12 +266,9 @@ export class SqliteStore implements Store {
 
   async addMemory (orgId: string, agentId: string, input: MemoryInput): Promise<Memory> {
     const memory = newMemory(orgId, agentId, input)
-    this.#stmts.insertMemory.run({
-      ...memory,
-      metadata: JSON.stringify(memory.metadata),
-      embedding: toVectorText(input.embedding),
-      scope: scopeToken(orgId, agentId, memory.user_id)
-    })
+    const m = memory
+    this.#stmts.insertMemory.run(m.id, m.organization_id, m.agent_id, m.user_id, m.session_id, m.content, m.memory_type, m.importance,
+      JSON.stringify(m.metadata), toVectorText(input.embedding), scopeToken(orgId, agentId, m.user_id), m.created_at, m.updated_at)
     return memory
   }
 

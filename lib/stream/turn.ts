@@ -1,4 +1,5 @@
 import type { CancelView } from '../cancel.js'
+import type { EveryKey } from '../every-key.js'
 import type { ChatMessage, LlmProvider, LlmReply, LlmRequest, ReplyHandler, TokenUsage, ToolCall } from '../llm/provider.js'
 import type { MemoryOp } from '../memory/service.js'
 import { makeChunk, type StreamChunk, type ToolCallInfo } from '../protocol/chunk.js'
@@ -202,8 +203,13 @@ export class Turn<P extends TurnPlan = TurnPlan> implements ReplyHandler {
     }
     // The last round offers no tools, so the model has to answer in words.
     const last = round + 1 >= services.maxToolRounds
-    // `signal` named: a request may make it on first read (a getter a spread would not copy).
-    this.#next = await services.llm.open({ ...request, signal: request.signal, messages, tools: last ? undefined : request.tools })
+    // Key by key, not a spread and then keys (see EveryKey); `signal` is read here: a request may
+    // make it on first read.
+    const next: EveryKey<LlmRequest> = {
+      messages, model: request.model, temperature: request.temperature, maxTokens: request.maxTokens, topP: request.topP,
+      tools: last ? undefined : request.tools, signal: request.signal, cancel: request.cancel
+    }
+    this.#next = await services.llm.open(next)
   }
 
   /** After the last round: the reply stored, extraction waited for, `done`. */
