@@ -1,9 +1,8 @@
 import t from 'tap'
 import fc from 'fast-check'
-import { spawn } from 'node:child_process'
-import { once } from 'node:events'
 import { Deadline, DeadlineHeap } from '../lib/timers/deadline-heap.js'
 import { Deadlines, type DeadlineOwner } from '../lib/timers/deadlines.js'
+import { runModuleScript } from './helpers/module-script.js'
 
 t.test('the heap gives deadlines back in time order, however they were set, moved and deleted', async (t) => {
   type Op = { kind: 'set', id: number, at: number } | { kind: 'delete', id: number } | { kind: 'pop', now: number }
@@ -98,12 +97,7 @@ t.test('clearing the last deadline stops the timer, so it does not hold the proc
     deadlines.clear(d)
     console.log('cleared')
   `
-  const child = spawn(process.execPath, [...process.execArgv, '--input-type=module', '-e', script], { stdio: ['ignore', 'pipe', 'inherit'] })
-  let out = ''
-  child.stdout.on('data', (d: Buffer) => { out += d.toString() })
-  const timer = setTimeout(() => child.kill(), 20_000)
-  const [code] = await once(child, 'exit')
-  clearTimeout(timer)
+  const { code, stdout } = await runModuleScript(script, [], 20_000)
   t.equal(code, 0, 'exited by itself, long before the cleared deadline')
-  t.equal(out, 'cleared\n')
+  t.equal(stdout, 'cleared\n')
 })

@@ -1,6 +1,5 @@
 import t from 'tap'
-import { spawn } from 'node:child_process'
-import { once } from 'node:events'
+import { runModuleScript } from './helpers/module-script.js'
 
 /*
  * In this V8 (Node 20), an object made by a spread and then a key its source lacks
@@ -76,12 +75,7 @@ const script = `
 `
 
 t.test('the objects built per request share their hidden classes', async (t) => {
-  const child = spawn(process.execPath, [...process.execArgv, '--allow-natives-syntax', '--input-type=module', '-e', script], { stdio: ['ignore', 'pipe', 'inherit'] })
-  let stdout = ''
-  child.stdout.on('data', (d: Buffer) => { stdout += d.toString() })
-  const timer = setTimeout(() => child.kill(), 60_000)
-  const [code] = await once(child, 'exit')
-  clearTimeout(timer)
+  const { code, stdout } = await runModuleScript(script, ['--allow-natives-syntax'])
   t.equal(code, 0, 'the script ran to its end')
   const out = JSON.parse(stdout) as Record<string, boolean>
   t.comment(`in this V8, a spread then a new key shares its map: ${String(out.spreadThenKey)}; Object.assign: ${String(out.assignThenKey)}`)
