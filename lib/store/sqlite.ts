@@ -265,11 +265,10 @@ export class SqliteStore implements Store {
   }
 
   async addMemory (orgId: string, agentId: string, input: MemoryInput): Promise<Memory> {
-    const memory = newMemory(orgId, agentId, input)
-    const m = memory
+    const m = newMemory(orgId, agentId, input)
     this.#stmts.insertMemory.run(m.id, m.organization_id, m.agent_id, m.user_id, m.session_id, m.content, m.memory_type, m.importance,
       JSON.stringify(m.metadata), toVectorText(input.embedding), scopeToken(orgId, agentId, m.user_id), m.created_at, m.updated_at)
-    return memory
+    return m
   }
 
   async getMemory (orgId: string, memoryId: string): Promise<Memory | null> {
