@@ -5,6 +5,7 @@ import { Cancel } from '../cancel.js'
 import type { Coordinator } from '../coord/coordinator.js'
 import { eventIdPrefix } from '../protocol/event-id.js'
 import type { WriterFactory } from '../sse/writers.js'
+import { EndedStreams } from './ended-streams.js'
 import { noLongerKept, type StreamHandle } from './handle.js'
 import { CancelledError } from './outcomes.js'
 import { ReplayLog, type ReplayBudget, type ReplayLimits } from './replay-log.js'
@@ -25,8 +26,6 @@ export class LocalStream implements StreamHandle, SinkOwner {
   /** The run while it is live; an ended stream lets go of it (see `retire`). */
   #run: StreamRun | null
   readonly sink: BroadcastSink
-  /** Set once the run ended; the replay stays readable until then + TTL. */
-  endedAt: number | null = null
   #graceTimer: NodeJS.Timeout | undefined
   readonly #graceMs: number
   readonly #onSlowReader: (run: StreamRun) => void
@@ -55,13 +54,12 @@ export class LocalStream implements StreamHandle, SinkOwner {
   }
 
   /**
-   * The run ended and the stream is kept only for resumes, for up to its TTL: it drops the run
-   * (its state, cancellation, deadline and lease), so what it holds meanwhile is its replay.
+   * The run ended and the registry keeps the stream as an `EndedStream` now; a request that
+   * found this object before then still replays it (its log ended) and cannot cancel it.
    */
   retire (): void {
     this.stopGrace()
     this.#run = null
-    this.endedAt = Date.now()
   }
 
   async follow (req: IncomingMessage, res: AppResponse, cursor: number, newWriter: WriterFactory): Promise<void> {
@@ -107,16 +105,6 @@ export class LocalStream implements StreamHandle, SinkOwner {
   }
 }
 
-/**
- * What an ended stream costs beside its replay log's events (the stream, its sink and log, ids
- * and resume token, the registry's entries; its run is let go): measured with a heap snapshot of
- * 16,000 ended streams at about 0.85 KB, rounded up.
- */
-const ENDED_STREAM_OVERHEAD = 1024
-
-/** What an ended stream counts against the resume budget; fixed once it ended (its log takes no more events and has left the live budget). */
-const keptBytes = (stream: LocalStream): number => stream.sink.log.bytes + ENDED_STREAM_OVERHEAD
-
 export interface RegistryOptions {
   ttlMs: number
   /** How long a stream with no reader keeps generating, waiting for a reconnect (0: abort at once). */
@@ -134,34 +122,28 @@ export interface RegistryOptions {
 
 /**
  * The streams of this process, live and recently ended: where a run becomes a stream readers can
- * attach to (`open`), and where the POST's reader and every resume find it. Ended streams expire
- * lazily on lookup and by one unref'd sweeper that looks at ended streams only, so a stream costs
- * no timer of its own unless it is detached. Under sustained load the TTL alone would let memory
- * grow with the stream rate, so ended streams also share one byte budget.
+ * attach to (`open`), and where the POST's reader and every resume find it. An ended stream is
+ * kept as a record (EndedStreams), off the heap, until its TTL or the byte budget lets it go; it
+ * expires lazily on lookup and by one unref'd sweeper, so a stream costs no timer of its own
+ * unless it is detached.
  */
 export class StreamRegistry {
-  readonly #streams = new Map<string, LocalStream>()
-  /**
-   * The ids of ended streams in the order they ended, the oldest at `#oldest` (ids a lookup
-   * forgot are skipped when reached). Not a Map's order: a Map iterated from its start walks past
-   * every entry deleted since its table was last rebuilt, and with the budget full every stream
-   * that ends deletes the oldest one: measured, 7 µs a stream at 10,000 kept, 19 at 50,000.
-   */
-  #endedOrder: Array<string | undefined> = []
-  #oldest = 0
-  #retainedBytes = 0
+  readonly #live = new Map<string, LocalStream>()
+  readonly #ended: EndedStreams
   readonly #opts: RegistryOptions
   readonly #sweeper: NodeJS.Timeout
 
   constructor (opts: RegistryOptions) {
     this.#opts = opts
-    this.#sweeper = setInterval(() => this.#sweep(), Math.min(opts.ttlMs, 60_000))
+    this.#ended = new EndedStreams(opts.maxRetainedBytes, opts.ttlMs)
+    this.#sweeper = setInterval(() => this.#ended.expire(Date.now()), Math.min(opts.ttlMs, 60_000))
     this.#sweeper.unref()
     opts.coordinator.onControl(({ type, id }) => {
       // The other messages are cache announcements (agents, memories): not this registry's.
       if (type !== 'cancel' && type !== 'reader') return
-      const stream = this.get(id)
-      if (stream === undefined) return // another instance's, or already expired
+      // Only a live stream can be cancelled or waits for a reader.
+      const stream = this.#live.get(id)
+      if (stream === undefined) return // another instance's, or ended
       if (type === 'cancel') void stream.cancel()
       else stream.readRemotely()
     })
@@ -174,69 +156,35 @@ export class StreamRegistry {
   open (run: StreamRun, userId: string, findableAtOnce: boolean): LocalStream {
     const { replayLimits, liveReplay, graceMs, onSlowReader, coordinator } = this.#opts
     const stream = new LocalStream(run, userId, new ReplayLog(replayLimits, eventIdPrefix(run.id), liveReplay), graceMs, onSlowReader)
-    this.#streams.set(run.id, stream)
+    this.#live.set(run.id, stream)
     const { id, orgId, agentId, resumeToken } = stream
     stream.sink.feed = coordinator.share({ id, orgId, userId, agentId, resumeToken, leaseId: run.leaseId, findableAtOnce })
     return stream
   }
 
-  get (id: string): LocalStream | undefined {
-    const stream = this.#streams.get(id)
-    if (stream !== undefined && this.#expired(stream)) {
-      this.#forget(stream)
-      return undefined
-    }
-    return stream
+  get (id: string): StreamHandle | undefined {
+    return this.#live.get(id) ?? this.#ended.get(id, Date.now())
   }
 
-  /** Replay bytes the ended streams hold together (bounded by `maxRetainedBytes`). */
+  /** What the ended streams hold together (bounded by `maxRetainedBytes`). */
   get retainedBytes (): number {
-    return this.#retainedBytes
+    return this.#ended.bytes
   }
 
-  /** Lets go of an ended stream. */
-  #forget (stream: LocalStream): void {
-    this.#streams.delete(stream.id)
-    this.#retainedBytes -= keptBytes(stream)
-  }
-
-  ended (stream: LocalStream): void {
+  /** The run `id` ended (its sink ended first, so its log holds all it ever will): its stream is kept for resumes only. */
+  ended (id: string): void {
+    const stream = this.#live.get(id)
+    if (stream === undefined) return // it ended before it became a stream
+    this.#live.delete(id)
     stream.retire()
-    this.#endedOrder.push(stream.id)
-    this.#retainedBytes += keptBytes(stream)
-    const max = this.#opts.maxRetainedBytes
-    for (let oldest = this.#oldestEnded(); oldest !== undefined && this.#retainedBytes > max; oldest = this.#oldestEnded()) this.#forget(oldest)
-  }
-
-  /**
-   * The oldest ended stream still kept (undefined when none is): ids a lookup forgot, no longer
-   * in `#streams`, are dropped from the front on the way.
-   */
-  #oldestEnded (): LocalStream | undefined {
-    const order = this.#endedOrder
-    let oldest: LocalStream | undefined
-    while (this.#oldest < order.length && (oldest = this.#streams.get(order[this.#oldest] as string)) === undefined) order[this.#oldest++] = undefined
-    if (this.#oldest > 1024 && this.#oldest * 2 > order.length) {
-      this.#endedOrder = order.slice(this.#oldest)
-      this.#oldest = 0
-    }
-    return oldest
+    const log = stream.sink.log
+    const { orgId, userId, agentId, resumeToken } = stream
+    this.#ended.add({ id, orgId, userId, agentId, resumeToken, lastId: log.lastId, count: log.count, lines: log.endedLines }, Date.now())
   }
 
   close (): void {
     clearInterval(this.#sweeper)
-    this.#streams.clear()
-    this.#endedOrder = []
-    this.#oldest = 0
-    this.#retainedBytes = 0
-  }
-
-  #expired (stream: LocalStream): boolean {
-    return stream.endedAt !== null && Date.now() - stream.endedAt >= this.#opts.ttlMs
-  }
-
-  /** Ended streams are kept in the order they ended, so the expired ones are all at the front. */
-  #sweep (): void {
-    for (let oldest = this.#oldestEnded(); oldest !== undefined && this.#expired(oldest); oldest = this.#oldestEnded()) this.#forget(oldest)
+    this.#live.clear()
+    this.#ended.clear()
   }
 }

@@ -64,6 +64,21 @@ export class ReplayBudget {
 }
 
 /**
+ * The frames of the events after `cursor` of a log that keeps events `first` to `last`: none
+ * when nothing came after it, null when the ones right after it are no longer kept.
+ * `entries(from)` gives the kept entries from the `from`th on.
+ */
+export function replayAfter (idLine: string, first: number, last: number, cursor: number,
+  entries: (from: number) => ReadonlyArray<string | undefined>): LoggedEvent[] | null {
+  if (cursor >= last) return []
+  if (cursor < first - 1) return null
+  return entries(cursor + 1 - first).map((entry, i) => {
+    const id = cursor + 1 + i
+    return { id, frame: frameNumbered(idLine, id, keptLineOf(entry as string)) }
+  })
+}
+
+/**
  * One stream's events, numbered from 1, bounded by count and bytes (oldest dropped), framed
  * again for a replay. Pure: no I/O, no timers. Dropping advances a head index instead of
  * shifting the array, so appending stays O(1) on long streams (and clears the slot, so the event
@@ -71,10 +86,8 @@ export class ReplayBudget {
  *
  * A content event is kept as its text's JSON string, not its frame: the frame is written and
  * dropped young, and an ended stream, kept for resumes for minutes, holds about a quarter of the
- * characters (a 20-token reply: some 1.2 KB instead of 4.3), in one string (see `end`). Memory that
- * outlives the young generation is what a turn pays for most, in GC and in fresh pages
- * (bench/PROFILE.md): a short stream's objects kept for resumes, 25 or so before the join, cost
- * the collector some 5 µs per stream under scenario 1's load (an A/B of the two builds).
+ * characters (a 20-token reply: some 1.2 KB instead of 4.3), joined into one string (see `end`)
+ * and then stored off the heap (EndedStreams).
  */
 export class ReplayLog {
   readonly #limits: ReplayLimits
@@ -94,9 +107,9 @@ export class ReplayLog {
   #totalBytes = 0
   #nextId = 1
   /**
-   * Once ended, the kept entries joined by LF, and how many they are: a stream is kept for resumes
-   * for minutes, and one string costs the collector one object where the array of entries cost
-   * one per event. No entry holds a raw line break (JSON text, see `keptLineOf`).
+   * Once ended, the kept entries joined by LF, and how many they are: what a stream kept for
+   * resumes stores (see EndedStreams), and one string where the array of entries was one object
+   * per event. No entry holds a raw line break (JSON text, see `keptLineOf`).
    */
   #endedLines: string | null = null
   #endedCount = 0
@@ -179,16 +192,20 @@ export class ReplayLog {
 
   /** Events after `cursor`, or null when the ones right after it were already dropped. */
   after (cursor: number): LoggedEvent[] | null {
-    // The oldest kept event's id (the next one's while the log is empty).
-    const first = this.#nextId - this.#kept
-    if (cursor >= this.lastId) return []
-    if (cursor < first - 1) return null
-    // Slots from the head on are all set: only dropped ones (before the head) are cleared.
-    const entries = this.#endedLines === null ? this.#entries.slice(this.#head + cursor + 1 - first) : this.#endedLines.split('\n').slice(cursor + 1 - first)
-    return entries.map((entry, i) => {
-      const id = cursor + 1 + i
-      return { id, frame: frameNumbered(this.#idLine, id, keptLineOf(entry as string)) }
-    })
+    // The oldest kept event's id is the next one's while the log is empty. Slots from the head on
+    // are all set: only dropped ones (before the head) are cleared.
+    return replayAfter(this.#idLine, this.#nextId - this.#kept, this.lastId, cursor, (from) =>
+      this.#endedLines === null ? this.#entries.slice(this.#head + from) : this.#endedLines.split('\n').slice(from))
+  }
+
+  /** How many events are kept. */
+  get count (): number {
+    return this.#kept
+  }
+
+  /** An ended log's events joined by LF, as a stream kept for resumes stores them (see EndedStreams). */
+  get endedLines (): string {
+    return this.#endedLines as string
   }
 
   /** Nothing follows: what is kept is kept for resumes only, as one string. */

@@ -73,8 +73,7 @@ export class StreamSupervisor {
   readonly #ended = (run: StreamRun, outcome: StreamOutcome): void => {
     const { registry, metrics, logger, onStreamEnd } = this.#opts
     this.#runs.delete(run)
-    const resumable = registry.get(run.id)
-    if (resumable !== undefined) registry.ended(resumable)
+    registry.ended(run.id)
     const ms = performance.now() - run.startedAt
     const { events, bytes } = run.sent
     metrics.streamEnded(run.orgId, outcome, ms / 1000)
