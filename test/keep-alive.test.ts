@@ -4,7 +4,7 @@ import { KeepAliveTicker, type KeepAliveTarget } from '../lib/sse/keep-alive.js'
 import { until } from './helpers/settle.js'
 
 function target (accepts = true): KeepAliveTarget & { calls: number } {
-  const t = { calls: 0, keepAlive: () => { t.calls++; return accepts } }
+  const t = { calls: 0, listSlot: -1, keepAlive: () => { t.calls++; return accepts } }
   return t
 }
 

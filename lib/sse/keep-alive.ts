@@ -1,15 +1,17 @@
+import { SlotList, type Slotted } from '../slot-list.js'
+
 /** A stream that can be sent a keep-alive comment; false when it was skipped (its buffer is full). */
-export interface KeepAliveTarget {
+export interface KeepAliveTarget extends Slotted {
   keepAlive: () => boolean
 }
 
 /**
  * One interval for every open stream instead of one each: 10,000 idle streams cost one timer
- * and one pass over a set per interval, not 10,000 timers. A stream gets its first comment
+ * and one pass over a list per interval, not 10,000 timers. A stream gets its first comment
  * within one interval of opening, then one per interval. The timer runs only while a stream is open.
  */
 export class KeepAliveTicker {
-  readonly #targets = new Set<KeepAliveTarget>()
+  readonly #targets = new SlotList<KeepAliveTarget>()
   readonly #intervalMs: number
   readonly #onTick: (sent: number) => void
   #timer: NodeJS.Timeout | undefined

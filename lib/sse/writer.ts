@@ -88,6 +88,8 @@ export class SseWriter implements KeepAliveTarget, CloseWatcher {
   #headersPending = false
   /** What this reader leaves when its connection closes (see `detachOnClose`). */
   #owner: ReaderOwner | null = null
+  /** Its place in the keep-alive ticker's list. */
+  listSlot = -1
 
   constructor (res: AppResponse, opts: SseWriterOptions) {
     this.#res = res

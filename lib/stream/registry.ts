@@ -128,7 +128,15 @@ export interface RegistryOptions {
  * unless it is detached.
  */
 export class StreamRegistry {
-  readonly #live = new Map<string, LocalStream>()
+  /**
+   * Live streams by id: the Map holds each one's place in `#liveSlots`, a number, not the stream
+   * itself, and a place is used again once freed. A Map's hash table is rebuilt as entries come
+   * and go, and a table left behind in the old generation holds what it pointed to until the
+   * next full GC (see SlotList): a live stream there took its whole turn along.
+   */
+  readonly #live = new Map<string, number>()
+  readonly #liveSlots: Array<LocalStream | undefined> = []
+  readonly #freeSlots: number[] = []
   readonly #ended: EndedStreams
   readonly #opts: RegistryOptions
   readonly #sweeper: NodeJS.Timeout
@@ -142,7 +150,7 @@ export class StreamRegistry {
       // The other messages are cache announcements (agents, memories): not this registry's.
       if (type !== 'cancel' && type !== 'reader') return
       // Only a live stream can be cancelled or waits for a reader.
-      const stream = this.#live.get(id)
+      const stream = this.#liveStream(id)
       if (stream === undefined) return // another instance's, or ended
       if (type === 'cancel') void stream.cancel()
       else stream.readRemotely()
@@ -156,14 +164,21 @@ export class StreamRegistry {
   open (run: StreamRun, userId: string, findableAtOnce: boolean): LocalStream {
     const { replayLimits, liveReplay, graceMs, onSlowReader, coordinator } = this.#opts
     const stream = new LocalStream(run, userId, new ReplayLog(replayLimits, eventIdPrefix(run.id), liveReplay), graceMs, onSlowReader)
-    this.#live.set(run.id, stream)
+    const slot = this.#freeSlots.pop() ?? this.#liveSlots.length
+    this.#liveSlots[slot] = stream
+    this.#live.set(run.id, slot)
     const { id, orgId, agentId, resumeToken } = stream
     stream.sink.feed = coordinator.share({ id, orgId, userId, agentId, resumeToken, leaseId: run.leaseId, findableAtOnce })
     return stream
   }
 
   get (id: string): StreamHandle | undefined {
-    return this.#live.get(id) ?? this.#ended.get(id, Date.now())
+    return this.#liveStream(id) ?? this.#ended.get(id, Date.now())
+  }
+
+  #liveStream (id: string): LocalStream | undefined {
+    const slot = this.#live.get(id)
+    return slot === undefined ? undefined : this.#liveSlots[slot]
   }
 
   /** What the ended streams hold together (bounded by `maxRetainedBytes`). */
@@ -173,9 +188,12 @@ export class StreamRegistry {
 
   /** The run `id` ended (its sink ended first, so its log holds all it ever will): its stream is kept for resumes only. */
   ended (id: string): void {
-    const stream = this.#live.get(id)
-    if (stream === undefined) return // it ended before it became a stream
+    const slot = this.#live.get(id)
+    if (slot === undefined) return // it ended before it became a stream
+    const stream = this.#liveSlots[slot] as LocalStream
     this.#live.delete(id)
+    this.#liveSlots[slot] = undefined
+    this.#freeSlots.push(slot)
     stream.retire()
     const log = stream.sink.log
     const { orgId, userId, agentId, resumeToken } = stream
@@ -185,6 +203,8 @@ export class StreamRegistry {
   close (): void {
     clearInterval(this.#sweeper)
     this.#live.clear()
+    this.#liveSlots.length = 0
+    this.#freeSlots.length = 0
     this.#ended.clear()
   }
 }

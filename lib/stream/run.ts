@@ -6,6 +6,7 @@ import { deadlines, type DeadlineOwner } from '../timers/deadlines.js'
 import { StreamStateMachine } from '../protocol/state-machine.js'
 import { StreamTimeoutError, type StreamOutcome } from './outcomes.js'
 import type { ChunkSink } from './sinks.js'
+import type { Slotted } from '../slot-list.js'
 
 /** Shared: one Error (and its stack) per released stream would be waste on the hot path. */
 const RELEASED = new Error('stream released')
@@ -47,7 +48,7 @@ export interface StreamRunOptions {
  * token, idle and total bounds), its concurrency slot and its state machine. Whatever ends it
  * (done, error, timeout, disconnect, shutdown), `#release` runs once and frees all of them.
  */
-export class StreamRun implements DeadlineOwner {
+export class StreamRun implements DeadlineOwner, Slotted {
   readonly id = newStreamId()
   readonly orgId: string
   readonly agentId: string
@@ -70,6 +71,8 @@ export class StreamRun implements DeadlineOwner {
   #sink: ChunkSink | undefined
   #usage: TokenUsage | null = null
   #outcome: StreamOutcome | undefined
+  /** Its place in the supervisor's list of runs. */
+  listSlot = -1
 
   constructor (opts: StreamRunOptions) {
     this.#lease = opts.lease

@@ -1,6 +1,7 @@
 import { setTimeout as sleep } from 'node:timers/promises'
 import { ServerShutdownError, type StreamOutcome } from './outcomes.js'
 import { StreamRun, type RunObserver, type StreamTimeouts } from './run.js'
+import { SlotList } from '../slot-list.js'
 import { viaCoordinator, type Coordinator } from '../coord/coordinator.js'
 import { quotaExceeded } from '../errors.js'
 import type { Logger } from '../observability/logger.js'
@@ -28,7 +29,7 @@ export interface SupervisorOptions {
  */
 export class StreamSupervisor {
   readonly #opts: SupervisorOptions
-  readonly #runs = new Set<StreamRun>()
+  readonly #runs = new SlotList<StreamRun>()
   /** One for every run: what runs report goes to the metrics. */
   readonly #observer: RunObserver
   #drained: (() => void) | undefined
@@ -52,7 +53,7 @@ export class StreamSupervisor {
     this.#opts.logger.warn({ req_id: run.requestId, org: run.orgId, stream_id: run.id, drain_timeout_ms: this.#opts.drainTimeoutMs }, 'slow reader cut')
   }
 
-  get runs (): ReadonlySet<StreamRun> {
+  get runs (): Iterable<StreamRun> {
     return this.#runs
   }
 
