@@ -159,7 +159,13 @@ export class Orchestrator implements TurnServices<ChatPlan> {
   readonly #opts: OrchestratorOptions
   /** Questions and replies: all of one event-loop turn are stored in one transaction. */
   readonly #messages: GroupCommit
-  readonly #background = new Set<Promise<unknown>>()
+  /**
+   * Extractions still running, counted rather than kept in a Set: every turn would add and take
+   * out one, and a table churned like that pins young objects once promoted (see slot-list.ts).
+   */
+  #background = 0
+  /** `drain()` calls waiting for the count to be back to 0. */
+  readonly #drainWaiters: Array<() => void> = []
   #bucket: { until: number, signal: AbortSignal } | undefined
 
   constructor (opts: OrchestratorOptions) {
@@ -186,7 +192,7 @@ export class Orchestrator implements TurnServices<ChatPlan> {
 
   /** Resolves once extractions that outlived their streams have finished. */
   async drain (): Promise<void> {
-    await Promise.allSettled([...this.#background])
+    while (this.#background > 0) await new Promise<void>((resolve) => { this.#drainWaiters.push(resolve) })
   }
 
   /** Everything before the first byte: history, memories, prompt, and the upstream accepting the turn. */
@@ -266,9 +272,12 @@ export class Orchestrator implements TurnServices<ChatPlan> {
       const decisions = await extractor.extract({ userMessage: plan.userMessage, reply, existing }, signal)
       return await memories.apply(scope, sessionId, decisions, existing, signal)
     })()
-    this.#background.add(job)
+    this.#background++
     const report = this.#opts.onExtraction
-    const done = (): void => { this.#background.delete(job) }
+    const done = (): void => {
+      if (--this.#background > 0 || this.#drainWaiters.length === 0) return
+      for (const wake of this.#drainWaiters.splice(0)) wake()
+    }
     job.then(() => { done(); report?.('ok') }, (err: unknown) => { done(); report?.('failed', err) })
     const ops = await new ExtractionWait(job, cancel, extractionTimeoutMs).settled
     if (typeof ops === 'string') return { content: ops, memories: toolOps }

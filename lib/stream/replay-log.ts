@@ -1,5 +1,6 @@
 import { contentLineOf, isEventLine, keptLineOf } from '../protocol/chunk.js'
 import { frameNumbered, idLineOf, type LoggedEvent } from '../sse/frame.js'
+import { SlotList, type Slotted } from '../slot-list.js'
 
 export interface ReplayLimits {
   maxEvents: number
@@ -21,7 +22,8 @@ const NO_ENTRIES: Array<string | undefined> = Object.freeze([]) as unknown as Ar
  */
 export class ReplayBudget {
   readonly maxBytes: number
-  readonly #logs = new Set<ReplayLog>()
+  /** In a SlotList, not a Set: every stream's log joins and leaves (see slot-list.ts). */
+  readonly #logs = new SlotList<ReplayLog>()
   #bytes = 0
 
   constructor (maxBytes: number) {
@@ -50,9 +52,11 @@ export class ReplayBudget {
     if (this.#bytes <= this.maxBytes) return
     const target = this.maxBytes * 0.9
     while (this.#bytes > target) {
-      // Over the budget, so some live log holds bytes: the set is not empty.
-      let longest = this.#logs.values().next().value as ReplayLog
-      for (const log of this.#logs) if (log.bytes > longest.bytes) longest = log
+      // Over the budget, so some live log holds bytes: the list is not empty.
+      // Of logs equally long, the one in the lowest slot (visited last): with none gone, the first to join.
+      let top: ReplayLog | undefined
+      for (const log of this.#logs) if (top === undefined || log.bytes >= top.bytes) top = log
+      const longest = top as ReplayLog
       let next = 0
       for (const log of this.#logs) if (log !== longest && log.bytes > next) next = log.bytes
       // Down to the next longest (or just to the target), so the longest logs shrink together;
@@ -89,7 +93,9 @@ export function replayAfter (idLine: string, first: number, last: number, cursor
  * characters (a 20-token reply: some 1.2 KB instead of 4.3), joined into one string (see `end`)
  * and then stored off the heap (EndedStreams).
  */
-export class ReplayLog {
+export class ReplayLog implements Slotted {
+  /** Its place in the live budget's list (see ReplayBudget). */
+  listSlot = -1
   readonly #limits: ReplayLimits
   /** Written before each event's number in its `id:` line (the stream's id, see event-id.ts). */
   readonly #idLine: string
