@@ -162,6 +162,37 @@ t.test('keep-alive comments flow while the upstream is quiet, and stop with the 
   await assertSettled(t, app, baseline)
 })
 
+t.test('keep-alive comments on the wire: one chunk of their own on HTTP/1.1, the bare comment on HTTP/1.0', async (t) => {
+  const { app, upstream, agentId, url, token } = await setup(t, { streamKeepaliveMs: 20 })
+  const baseline = timerCount()
+  const body = JSON.stringify({ message: 'hi' })
+  const opened = (version: string): RawConnection => {
+    const connection = new RawConnection(t, url)
+    connection.socket.write(`POST /api/v1/agents/${agentId}/chat/stream HTTP/${version}\r\nHost: x\r\nAuthorization: Bearer ${token('org-a')}\r\n` +
+      `Content-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`)
+    return connection
+  }
+  upstream.queue.push({ tokens: ['a', 'b'], hangAfterTokens: 1 }, { tokens: ['a', 'b'], hangAfterTokens: 1 })
+  const chunked = opened('1.1')
+  const bare = opened('1.0')
+  const comment = ': keep-alive\n'
+  const twice = (raw: string): boolean => raw.split(comment).length > 3
+  await chunked.until(twice)
+  await bare.until(twice)
+  t.match(chunked.received, /^HTTP\/1.1 200[^]*\r\nTransfer-Encoding: chunked\r\n/)
+  // Each comment a chunk of its own (13 bytes: d in hex) between the events' chunks.
+  const chunkedTail = chunked.received.slice(chunked.received.indexOf(comment) - 5)
+  t.match(chunkedTail, /^\r\nd\r\n: keep-alive\n\r\nd\r\n: keep-alive\n\r\n/, 'framed as chunks')
+  t.match(bare.received, /^HTTP\/1.1 200[^]*\r\n\r\n[^]*"chunk_type":"content"[^]*\n\n: keep-alive\n: keep-alive\n/, 'unframed on HTTP/1.0')
+  t.notMatch(bare.received, /\r\nd\r\n/, 'no chunk sizes on HTTP/1.0')
+  upstream.resume()
+  await chunked.until((raw) => raw.endsWith('\r\n0\r\n\r\n'))
+  await bare.closed
+  t.match(chunked.received, /"chunk_type":"done"[^]*\r\n0\r\n\r\n$/, 'the stream ends with done and the last chunk')
+  t.match(bare.received, /"chunk_type":"done"/)
+  await assertSettled(t, app, baseline)
+})
+
 t.test('client disconnect aborts the upstream before a 100 ms idle timer could', async (t) => {
   const { stream, upstream, agentId, ends, app } = await setup(t, { streamIdleTimeoutMs: 100 })
   upstream.script = { tokens: ['a', 'b'], hangAfterTokens: 1 }
