@@ -164,8 +164,8 @@ export class Orchestrator implements TurnServices<ChatPlan> {
    * out one, and a table churned like that pins young objects once promoted (see slot-list.ts).
    */
   #background = 0
-  /** `drain()` calls waiting for the count to be back to 0. */
-  readonly #drainWaiters: Array<() => void> = []
+  /** Set while `drain()` waits for the count to be back to 0 (the server's close calls it once), as StreamSupervisor's. */
+  #drained: (() => void) | undefined
   #bucket: { until: number, signal: AbortSignal } | undefined
 
   constructor (opts: OrchestratorOptions) {
@@ -192,7 +192,8 @@ export class Orchestrator implements TurnServices<ChatPlan> {
 
   /** Resolves once extractions that outlived their streams have finished. */
   async drain (): Promise<void> {
-    while (this.#background > 0) await new Promise<void>((resolve) => { this.#drainWaiters.push(resolve) })
+    if (this.#background === 0) return
+    await new Promise<void>((resolve) => { this.#drained = resolve })
   }
 
   /** Everything before the first byte: history, memories, prompt, and the upstream accepting the turn. */
@@ -274,10 +275,7 @@ export class Orchestrator implements TurnServices<ChatPlan> {
     })()
     this.#background++
     const report = this.#opts.onExtraction
-    const done = (): void => {
-      if (--this.#background > 0 || this.#drainWaiters.length === 0) return
-      for (const wake of this.#drainWaiters.splice(0)) wake()
-    }
+    const done = (): void => { if (--this.#background === 0) this.#drained?.() }
     job.then(() => { done(); report?.('ok') }, (err: unknown) => { done(); report?.('failed', err) })
     const ops = await new ExtractionWait(job, cancel, extractionTimeoutMs).settled
     if (typeof ops === 'string') return { content: ops, memories: toolOps }
