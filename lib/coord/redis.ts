@@ -1,5 +1,6 @@
 import { createHash, randomUUID, timingSafeEqual } from 'node:crypto'
 import { Redis, type Result } from 'ioredis'
+import { BatchedRedis } from './batched-redis.js'
 import { leaseOnce, type AcquireResult, type ConcurrencyLimits, type Lease, type LeaseOwner } from '../limits/concurrency.js'
 import { frameNumbered, idLineOf, type LoggedEvent } from '../sse/frame.js'
 import { isKeptEntry, keptLineOf } from '../protocol/chunk.js'
@@ -200,11 +201,9 @@ export class RedisCoordinator implements Coordinator, LeaseOwner {
   private constructor (opts: RedisCoordinatorOptions) {
     this.#opts = opts
     // Fail fast while Redis is away: a refused stream (503) beats one that waits on a queue.
-    // Auto-pipelining sends every command of one tick (all streams' events) in one write. No MULTI
+    // BatchedRedis sends every command of one tick (all streams' events) in one write. No MULTI
     // anywhere: it would bypass that queue and overtake commands issued before it.
-    this.#redis = new Redis(opts.url, {
-      enableOfflineQueue: false, maxRetriesPerRequest: 1, commandTimeout: 2000, lazyConnect: true, enableAutoPipelining: true
-    })
+    this.#redis = new BatchedRedis(opts.url, { enableOfflineQueue: false, maxRetriesPerRequest: 1, commandTimeout: 2000, lazyConnect: true })
     this.#redis.on('error', () => {}) // reported where a command fails; reconnecting is automatic
     this.#redis.defineCommand('amAcquire', { numberOfKeys: 2, lua: ACQUIRE })
     this.#redis.defineCommand('amRenew', { numberOfKeys: 2, lua: RENEW })
@@ -511,9 +510,7 @@ export class RedisCoordinator implements Coordinator, LeaseOwner {
     clearInterval(this.#renewer)
     this.#releaseFreed()
     this.#subscriber.disconnect()
-    // The last events, end markers and releases wait in the auto-pipeline for the next iteration,
-    // and QUIT would overtake them: a ping queued behind them answers once they are in.
-    await this.#redis.ping().catch(() => {})
+    // QUIT waits in BatchedRedis's queue behind the last events, end markers and releases.
     // disconnect() stops reconnecting when Redis is away.
     await this.#redis.quit().catch(() => {})
     this.#redis.disconnect()
