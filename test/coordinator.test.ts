@@ -516,4 +516,14 @@ t.test('redis: a stream\'s keys expire with its lifetime while it runs and with 
   lease.release()
   await until(async () => await raw.zcard(`${prefix}{limits}:tenant:t`) === 0, 5000, 'the tenant entry is gone')
   t.equal(await raw.zcard(`${prefix}{limits}:all`), 0, 'and the global one with it')
+  // A short turn: its first events, its meta and its end in one call.
+  const short = c.share({ id: 'short', orgId: 'o', userId: 'u', agentId: 'a', resumeToken: 'x' })
+  short.append(1, 'id: short:1\ndata: {}\n\n')
+  short.end()
+  await until(async () => (await c.find('short'))?.ended === true, 5000, 'the short stream is in Redis, ended')
+  t.match(await raw.hgetall(`${prefix}stream:{short}:meta`), { org: 'o', user: 'u', agent: 'a' })
+  for (const key of [`${prefix}stream:{short}:meta`, `${prefix}stream:{short}:events`]) {
+    const ttl = await raw.pttl(key)
+    t.ok(ttl > 0 && ttl <= 5_000, `${key.slice(prefix.length)}, written and ended in one call, lives only as long as a resume may come (${ttl} ms)`)
+  }
 })

@@ -80,19 +80,20 @@ return 0`
 /**
  * One call per stream per tick: the tick's frames as one entry, numbered by its last event; the
  * events' key gets its lifetime with the first events (and the meta, unless it was written at
- * once), and the end marker goes with the last.
+ * once), and the end marker goes with the last (a short turn's only call sets the resume ttl alone).
  * KEYS: the stream's events, its meta. ARGV: [1] the lifetime ms when this call writes the first
  * events, else ''; [2] the resume ttl ms when it ends the stream, else ''; [3] the trim bound
  * (MINID); [4] the entry's id; [5] the frames, joined ('' for none); [6...] the meta's fields and
  * values, when this call writes it.
  */
-const FLUSH = `if #ARGV > 5 then
+const FLUSH = `local ending = ARGV[2] ~= ''
+if #ARGV > 5 then
   redis.call('HSET', KEYS[2], unpack(ARGV, 6))
-  redis.call('PEXPIRE', KEYS[2], ARGV[1])
+  if not ending then redis.call('PEXPIRE', KEYS[2], ARGV[1]) end
 end
 if ARGV[5] ~= '' then redis.call('XADD', KEYS[1], 'MINID', '~', ARGV[3], ARGV[4], 'l', ARGV[5]) end
-if ARGV[1] ~= '' then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
-if ARGV[2] ~= '' then
+if ARGV[1] ~= '' and not ending then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
+if ending then
   redis.call('XADD', KEYS[1], '1-0', 'end', '1')
   redis.call('PEXPIRE', KEYS[1], ARGV[2])
   redis.call('PEXPIRE', KEYS[2], ARGV[2])
