@@ -3,7 +3,7 @@ import net from 'node:net'
 import { once } from 'node:events'
 import { randomBytes } from 'node:crypto'
 import { setTimeout as sleep } from 'node:timers/promises'
-import { Redis } from 'ioredis'
+import { Redis, type RedisOptions } from 'ioredis'
 import { BatchedRedis } from '../lib/coord/batched-redis.js'
 import { REDIS_URL } from './helpers/redis.js'
 import { until, within } from './helpers/settle.js'
@@ -12,12 +12,15 @@ import { until, within } from './helpers/settle.js'
  * A Redis stand-in on a real socket that answers only when told: it records, for every chunk it
  * reads, the commands that chunk completed, so a test sees which commands left in one write.
  */
-async function heldRedis (t: Test): Promise<{ port: number, chunks: string[][], reply: (...lines: string[]) => void, drop: () => void }> {
+async function heldRedis (t: Test): Promise<{ port: number, chunks: string[][], connections: () => number, reply: (...lines: string[]) => void, drop: () => void }> {
   const chunks: string[][] = []
+  let connections = 0
   let client: net.Socket | undefined
   let unread = ''
   const server = net.createServer((socket) => {
+    connections++
     client = socket
+    unread = ''
     socket.setEncoding('latin1')
     socket.on('data', (data: string) => {
       unread += data
@@ -40,13 +43,16 @@ async function heldRedis (t: Test): Promise<{ port: number, chunks: string[][], 
   return {
     port: (server.address() as net.AddressInfo).port,
     chunks,
+    connections: () => connections,
     reply: (...lines) => { client?.write(lines.map((line) => `${line}\r\n`).join('')) },
     drop: () => { client?.destroy() }
   }
 }
 
-async function connected (t: Test, port: number, commandTimeout?: number): Promise<BatchedRedis> {
-  const redis = new BatchedRedis({ port, host: '127.0.0.1', lazyConnect: true, enableReadyCheck: false, disableClientInfo: true, enableOfflineQueue: false, retryStrategy: () => null, maxRetriesPerRequest: 0, commandTimeout })
+async function connected (t: Test, port: number, options: RedisOptions = {}): Promise<BatchedRedis> {
+  const redis = new BatchedRedis(`redis://127.0.0.1:${port}`, {
+    lazyConnect: true, enableReadyCheck: false, disableClientInfo: true, enableOfflineQueue: false, retryStrategy: () => null, maxRetriesPerRequest: 0, ...options
+  })
   redis.on('error', () => {})
   t.teardown(() => { redis.disconnect() })
   await redis.connect()
@@ -80,7 +86,7 @@ t.test('the commands of one event-loop turn leave in one write; those sent while
 
 t.test('a batch whose last command timed out no longer holds the next one; its late reply settles nothing twice', async (t) => {
   const fake = await heldRedis(t)
-  const redis = await connected(t, fake.port, 100)
+  const redis = await connected(t, fake.port, { commandTimeout: 100 })
   const late = redis.get('slow')
   await until(() => fake.chunks.length === 1, 5000, 'the first batch')
   const next = redis.get('next')
@@ -105,6 +111,51 @@ t.test('a lost connection fails the batch on the wire and the one waiting behind
   await t.rejects(within(onWire, 5000, 'the batch on the wire'), /Connection is closed/)
   await t.rejects(within(waiting, 5000, 'the waiting batch'), /writeable|Connection is closed/)
   await t.rejects(within(redis.get('c'), 5000, 'a command after'), /writeable|Connection is closed/, 'and later commands fail at once too (no offline queue)')
+})
+
+t.test('after a reconnect, the batch that was on the wire is sent again at once, not after its command timeout', async (t) => {
+  const fake = await heldRedis(t)
+  // A minute's timeout: waiting for it would fail the test's own five-second waits.
+  const redis = await connected(t, fake.port, { retryStrategy: () => 10, maxRetriesPerRequest: 1, commandTimeout: 60_000 })
+  const onWire = redis.get('a')
+  await until(() => fake.chunks.length === 1, 5000, 'the first batch')
+  fake.drop()
+  await until(() => fake.connections() === 2 && fake.chunks.length === 2, 5000, 'the reconnect and the batch sent again')
+  t.same(fake.chunks, [['get a'], ['get a']])
+  fake.reply('$1', 'A')
+  t.equal(await within(onWire, 5000, 'the reply on the new connection'), 'A')
+  const after = redis.get('b')
+  await until(() => fake.chunks.length === 3, 5000, 'the next batch')
+  fake.reply('$1', 'B')
+  t.equal(await within(after, 5000, 'its reply'), 'B', 'and batches go on as before')
+})
+
+t.test('a batch waiting when the connection drops fails at once (no offline queue), unsent', async (t) => {
+  const fake = await heldRedis(t)
+  const redis = await connected(t, fake.port, { retryStrategy: () => 10, maxRetriesPerRequest: 1, commandTimeout: 60_000 })
+  const onWire = redis.get('a')
+  await until(() => fake.chunks.length === 1, 5000, 'the first batch')
+  const waiting = redis.get('b')
+  fake.drop()
+  await t.rejects(within(waiting, 5000, 'the waiting batch'), /writeable/)
+  await until(() => fake.chunks.length === 2, 5000, 'the batch on the wire sent again')
+  t.same(fake.chunks, [['get a'], ['get a']], 'the waiting command was never sent')
+  fake.reply('$1', 'A')
+  t.equal(await within(onWire, 5000, 'the reply on the new connection'), 'A')
+})
+
+t.test('a command sent as the connection is destroyed fails once, unsent, and the client goes on after the reconnect', async (t) => {
+  const fake = await heldRedis(t)
+  const redis = await connected(t, fake.port, { retryStrategy: () => 10, maxRetriesPerRequest: 1, commandTimeout: 60_000 })
+  const unsent = redis.get('a')
+  redis.stream.destroy()
+  await t.rejects(within(unsent, 5000, 'the unsent command'), /writeable/)
+  await until(() => fake.connections() === 2 && redis.status === 'ready', 5000, 'the reconnect')
+  const after = redis.get('b')
+  await until(() => fake.chunks.length === 1, 5000, 'a batch on the new connection')
+  t.same(fake.chunks, [['get b']], 'the failed command was never sent')
+  fake.reply('$1', 'B')
+  t.equal(await within(after, 5000, 'its reply'), 'B')
 })
 
 t.test('on a real Redis: a script Redis lost is loaded again, and the commands behind it are not held', async (t) => {

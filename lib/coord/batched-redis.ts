@@ -1,4 +1,4 @@
-import { Redis, type Command } from 'ioredis'
+import { Redis, type Command, type RedisOptions } from 'ioredis'
 
 type CommandStream = Parameters<Redis['sendCommand']>[1]
 
@@ -13,9 +13,22 @@ type CommandStream = Parameters<Redis['sendCommand']>[1]
  * per command), and its promises and callbacks per command cost more than the command itself.
  */
 export class BatchedRedis extends Redis {
+  /** Not empty only while a send is scheduled or a batch is on the wire (`#awaited`), never both. */
   #waiting: Command[] = []
   /** The last command of the batch on the wire: its reply (or failure) comes after all the others'. */
   #awaited: Command | undefined
+
+  constructor (url: string, options: RedisOptions) {
+    super(url, options)
+    // The batch on the wire gets no reply on a closed connection: what ioredis resends after the
+    // reconnect (the batch's own commands among them) must not wait for it. What waited behind
+    // it, unsent, goes next, and fails at once unless an offline queue takes it.
+    this.on('close', () => {
+      if (this.#awaited === undefined) return
+      this.#awaited = undefined
+      if (this.#waiting.length > 0) setImmediate(this.#send)
+    })
+  }
 
   override sendCommand (command: Command, stream?: CommandStream): unknown {
     // Pipelines write on a stream of their own; until ready, ioredis fails the command (no offline queue) or it is the handshake.
